@@ -1,0 +1,143 @@
+"""Settings: defaults < YAML file < VESTIS_* environment < CLI overrides, validated by pydantic."""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Section):
+    elasticsearch_url: str | None = None
+    index_prefix: str = "vestis"
+
+
+class SamplingSettings(_Section):
+    fps: float = Field(1.0, gt=0, le=120)
+    shot_threshold: float = Field(0.4, gt=0, le=1)
+    max_side: int = Field(1280, ge=64, le=8192)
+    segment_seconds: float = Field(60.0, gt=0)
+    thumbnail_side: int = Field(640, ge=32, le=4096)
+
+
+class ClusterSettings(_Section):
+    scheduler: str | None = None
+    workers: int | None = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    gpu: Literal["auto", "require", "off"] = "auto"
+
+
+class VisionSettings(_Section):
+    stages: list[str] = ["pass_through"]
+    device: str = "auto"
+    batch_size: int = Field(8, ge=1, le=1024)
+
+
+class ModelSettings(_Section):
+    cache_dir: Path = Path("~/.cache/vestis/models")
+    manifest: Path | None = None  # a user manifest replacing configs/models.yaml
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VESTIS_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("vestis-data")
+    store: StoreSettings = StoreSettings()
+    sampling: SamplingSettings = SamplingSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    vision: VisionSettings = VisionSettings()
+    models: ModelSettings = ModelSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Later sources lose: CLI (init) beats environment beats YAML.
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _yaml_values.get())
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Settings":
+        """Rebuild settings shipped to a Dask worker, without reading the worker's environment."""
+        return cls.model_validate(values)
+
+
+_yaml_values: ContextVar[dict[str, Any]] = ContextVar("_yaml_values", default={})
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a bad value; the message names it."""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn `sampling.fps=2` into {"sampling": {"fps": 2}} (the value is parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def load_settings(config_file: Path | str | None = None, overrides: list[dict[str, Any]] | None = None) -> Settings:
+    """Build settings from the bundled defaults, a user YAML file, the environment and CLI overrides."""
+    values = _read_yaml(DEFAULT_CONFIG)
+    config_file = config_file or os.environ.get("VESTIS_CONFIG")
+    if config_file:
+        values = _deep_merge(values, _read_yaml(Path(config_file)))
+    cli: dict[str, Any] = {}
+    for override in overrides or []:
+        cli = _deep_merge(cli, override)
+    token = _yaml_values.set(values)
+    try:
+        return Settings(**cli)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    finally:
+        _yaml_values.reset(token)

@@ -1,0 +1,16 @@
+"""A stage that detects nothing, so ingestion can run before (or without) any vision model."""
+
+from __future__ import annotations
+
+from vision.stage import Frame, Stage
+
+
+class PassThroughStage(Stage):
+    name = "pass_through"
+    model_version = "0"
+
+    def __init__(self, settings=None):
+        pass
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        return frames

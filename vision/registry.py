@@ -1,0 +1,51 @@
+"""Config names a stage, this lookup builds it (stages are imported lazily: some need torch)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from configs import Settings
+from vision.stage import Stage
+
+# name -> "module:Class"; a stage class takes the settings in its constructor.
+STAGES: dict[str, str] = {
+    "pass_through": "vision.pass_through:PassThroughStage",
+}
+
+
+class UnknownStageError(ValueError):
+    pass
+
+
+def _stage_class(name: str) -> Callable[..., Stage]:
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise UnknownStageError(
+            f"vision.stages names unknown stage {name!r}; known stages: {', '.join(sorted(STAGES))}"
+        ) from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_stages(settings: Settings) -> list[Stage]:
+    stages = []
+    for name in settings.vision.stages:
+        stages.append(_stage_class(name)(settings))
+    return stages
+
+
+def run_stages(stages: list[Stage], frames):
+    for stage in stages:
+        frames = stage(frames)
+    return frames
+
+
+def stages_version(stages_names: list[str]) -> str:
+    """Part of the pipeline version: which stages run, and each one's model version."""
+    parts = []
+    for name in stages_names:
+        cls = _stage_class(name)
+        parts.append(f"{name}@{getattr(cls, 'model_version', '0')}")
+    return ",".join(parts)
