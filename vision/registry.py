@@ -11,6 +11,8 @@ from vision.stage import Stage
 # name -> "module:Class"; a stage class takes the settings in its constructor.
 STAGES: dict[str, str] = {
     "pass_through": "vision.pass_through:PassThroughStage",
+    "person_detection": "vision.person_detection:PersonDetectionStage",
+    "face_expression": "vision.face_expression:FaceExpressionStage",
 }
 
 

