@@ -1,0 +1,67 @@
+"""Connect to Dask: a LocalCluster sized to this machine, or an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from distributed import Client, LocalCluster
+
+from configs import Settings
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run this job as configured; the message says what to change."""
+
+
+def _local_gpu_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[Client]:
+    cluster_settings = settings.cluster
+    if cluster_settings.scheduler:
+        try:
+            client = Client(cluster_settings.scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at cluster.scheduler={cluster_settings.scheduler!r}: {exc}"
+            ) from None
+        with client:
+            yield client
+        return
+    gpus = _local_gpu_count() if cluster_settings.gpu != "off" else 0
+    workers = cluster_settings.workers or gpus or max(1, (os.cpu_count() or 1) // cluster_settings.threads_per_worker)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=cluster_settings.threads_per_worker,
+        processes=True,
+        resources={"GPU": 1} if gpus else None,
+        silence_logs=logging.ERROR,
+        dashboard_address=":0",
+    )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def vision_resources(client: Client, gpu_mode: str) -> dict[str, float] | None:
+    """The resources vision tasks ask for; fails fast where GPUs are required but none is declared."""
+    if gpu_mode == "off":
+        return None
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    gpu_workers = [w for w in workers.values() if w.get("resources", {}).get("GPU", 0) > 0]
+    if gpu_workers:
+        return {"GPU": 1}
+    if gpu_mode == "require":
+        raise ClusterError(
+            f"cluster.gpu=require, but none of the cluster's {len(workers)} worker(s) declares a GPU resource; "
+            "start GPU workers with `dask worker SCHEDULER --resources GPU=1` or set cluster.gpu=auto"
+        )
+    return None

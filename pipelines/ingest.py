@@ -1,0 +1,246 @@
+"""The ingest job: discover media, skip what is already done, fan segments out to Dask, record outcomes.
+
+The client only plans and keeps score; workers decode, run the vision stages and write to the
+store themselves, returning small summaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from distributed import Client, as_completed
+
+from configs import Settings
+from indexer import LabelStore, MediaRecord, MediaStatus
+from pipelines.cluster import vision_resources
+from pipelines.discover import discover_media
+from pipelines.segments import plan_segments
+from pipelines.tasks import (
+    Inspection,
+    SegmentResult,
+    VisionWorkerPlugin,
+    inspect_media,
+    process_images,
+    process_segment,
+)
+from vision.registry import stages_version
+
+# Bumped when sampling or frame records change in a way that needs re-ingestion.
+PIPELINE_SCHEMA = "1"
+TASK_RETRIES = 2
+
+
+def pipeline_version(settings: Settings) -> str:
+    """What produced a media file's labels; a different version means the file is redone."""
+    sampling = settings.sampling
+    text = (
+        f"schema={PIPELINE_SCHEMA};stages={stages_version(settings.vision.stages)};"
+        f"fps={sampling.fps};shot={sampling.shot_threshold};max_side={sampling.max_side}"
+    )
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # done, skipped, failed
+    frames: int = 0
+    persons: int = 0
+    garments: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    dashboard: str | None = None
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+class IngestObserver(Protocol):
+    def media_found(self, count: int) -> None: ...
+    def frames_expected(self, count: int) -> None: ...
+    def frames_done(self, count: int) -> None: ...
+    def media_finished(self, outcome: FileOutcome) -> None: ...
+
+
+class _Silent:
+    def media_found(self, count: int) -> None: ...
+    def frames_expected(self, count: int) -> None: ...
+    def frames_done(self, count: int) -> None: ...
+    def media_finished(self, outcome: FileOutcome) -> None: ...
+
+
+@dataclass
+class _Run:
+    """Score kept for one media file while its segments are out on the cluster."""
+
+    record: MediaRecord
+    remaining: int
+    total: SegmentResult
+    started: float
+
+
+def _register_plugin(client: Client, settings: Settings) -> None:
+    plugin = VisionWorkerPlugin(settings.model_dump(mode="json"))
+    client.register_plugin(plugin, name=plugin.name)
+
+
+IMAGES_PER_TASK = 16
+
+
+def run_ingest(
+    arguments: list[str],
+    settings: Settings,
+    client: Client,
+    store: LabelStore,
+    *,
+    force: bool = False,
+    observer: IngestObserver | None = None,
+) -> IngestReport:
+    observer = observer or _Silent()
+    report = IngestReport(dashboard=client.dashboard_link)
+    resources = vision_resources(client, settings.cluster.gpu)
+    version = pipeline_version(settings)
+    discovery = discover_media(arguments)
+    for where, reason in discovery.problems:
+        if Path(where).is_file():
+            store.record_failure(where, "unknown", reason)
+        outcome = FileOutcome(where, "failed", reason=reason)
+        report.outcomes.append(outcome)
+        observer.media_finished(outcome)
+    observer.media_found(len(discovery.media))
+    if not discovery.media:
+        return report
+    _register_plugin(client, settings)
+
+    runs: dict[str, _Run] = {}
+    pending_images: list[tuple] = []
+    inspections = client.map(
+        inspect_media, [str(m.path) for m in discovery.media], [m.kind for m in discovery.media], pure=False,
+        retries=TASK_RETRIES,
+    )
+    queue = as_completed(inspections)
+    work_kind: dict[str, str] = {f.key: "inspect" for f in inspections}
+    work_media: dict[str, list[str]] = {}
+    inspected = {f.key: (str(m.path), m.kind) for f, m in zip(inspections, discovery.media)}
+
+    def conclude(media_id: str) -> None:
+        run = runs.pop(media_id)
+        total, record = run.total, run.record
+        if total.error:
+            store.fail_run(media_id, record.run_id, total.error)
+            outcome = FileOutcome(record.path, "failed", reason=total.error)
+        else:
+            store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
+            outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
+        report.outcomes.append(outcome)
+        observer.media_finished(outcome)
+
+    def absorb(media_id: str, result: SegmentResult) -> None:
+        run = runs[media_id]
+        total = run.total
+        total.frames += result.frames
+        total.persons += result.persons
+        total.garments += result.garments
+        total.seconds += result.seconds
+        total.error = total.error or result.error
+        observer.frames_done(result.frames)
+        run.remaining -= 1
+        if run.remaining == 0:
+            conclude(media_id)
+
+    def submit_images(batch: list[tuple]) -> None:
+        future = client.submit(process_images, batch, resources=resources, pure=False, retries=TASK_RETRIES)
+        work_kind[future.key] = "images"
+        work_media[future.key] = [info.media_id for info, _ in batch]
+        queue.add(future)
+
+    def start(inspection: Inspection) -> None:
+        info = inspection.info
+        existing = store.get_media(info.media_id)
+        if (
+            not force and existing is not None and existing.status == MediaStatus.DONE
+            and existing.pipeline_version == version
+        ):
+            outcome = FileOutcome(info.path, "skipped", existing.frames, existing.persons, existing.garments,
+                                  reason="already done with this pipeline version")
+            report.outcomes.append(outcome)
+            observer.media_finished(outcome)
+            return
+        if info.media_id in runs:  # the same content under two paths: ingest it once
+            outcome = FileOutcome(info.path, "skipped", reason=f"same content as {runs[info.media_id].record.path}")
+            report.outcomes.append(outcome)
+            observer.media_finished(outcome)
+            return
+        record = MediaRecord(
+            media_id=info.media_id, path=info.path, kind=info.kind, status=MediaStatus.PENDING,
+            pipeline_version=version, duration=info.duration, width=info.width, height=info.height,
+            run_id=uuid.uuid4().hex,
+        )
+        store.begin_run(record)
+        if info.kind == "image":
+            runs[info.media_id] = _Run(record, 1, SegmentResult(info.media_id), time.perf_counter())
+            observer.frames_expected(1)
+            pending_images.append((info, record.run_id))
+            if len(pending_images) >= IMAGES_PER_TASK:
+                submit_images(pending_images[:])
+                pending_images.clear()
+            return
+        segments = plan_segments(info.duration, settings.sampling.segment_seconds, settings.sampling.fps)
+        runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id), time.perf_counter())
+        observer.frames_expected(max(1, round(info.duration * settings.sampling.fps)))
+        for segment in segments:
+            future = client.submit(
+                process_segment, info, segment, record.run_id, resources=resources, pure=False,
+                retries=TASK_RETRIES,
+            )
+            work_kind[future.key] = "segment"
+            work_media[future.key] = [info.media_id]
+            queue.add(future)
+
+    inspections_left = len(inspections)
+    for future in queue:
+        kind = work_kind.pop(future.key)
+        if kind == "inspect":
+            inspections_left -= 1
+            path, media_kind = inspected.pop(future.key)
+            inspection = _result_or_error(future, lambda err: Inspection(path, media_kind, error=err))
+            if inspection.error:
+                store.record_failure(path, media_kind, inspection.error, inspection.media_id)
+                outcome = FileOutcome(path, "failed", reason=inspection.error)
+                report.outcomes.append(outcome)
+                observer.media_finished(outcome)
+            else:
+                start(inspection)
+            if inspections_left == 0 and pending_images:
+                submit_images(pending_images[:])
+                pending_images.clear()
+        else:
+            media_ids = work_media.pop(future.key)
+            results = _result_or_error(future, lambda err: [SegmentResult(m, error=err) for m in media_ids])
+            for result in results if isinstance(results, list) else [results]:
+                absorb(result.media_id, result)
+        future.release()
+    return report
+
+
+def _result_or_error(future, on_error):
+    """A task's result, or on_error(reason) when the task raised or its worker died."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - any task failure becomes that file's one-line reason
+        return on_error(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])

