@@ -17,7 +17,7 @@ from distributed import Client, as_completed
 
 from configs import Settings
 from indexer import LabelStore, MediaRecord, MediaStatus
-from pipelines.cluster import vision_resources
+from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
 from pipelines.segments import plan_segments
 from pipelines.tasks import (
@@ -95,8 +95,12 @@ class _Run:
 
 
 def _register_plugin(client: Client, settings: Settings) -> None:
+    """Build the stages on every worker (and on workers that join later); a failure stops the run."""
     plugin = VisionWorkerPlugin(settings.model_dump(mode="json"))
-    client.register_plugin(plugin, name=plugin.name)
+    try:
+        client.register_plugin(plugin, name=plugin.name)
+    except Exception as exc:  # noqa: BLE001 - whatever broke on the worker, say it before any file is touched
+        raise ClusterError(f"the vision stages could not be built on the workers: {type(exc).__name__}: {exc}") from exc
 
 
 IMAGES_PER_TASK = 16
