@@ -80,7 +80,9 @@ def outcome_table(outcomes: list[FileOutcome]) -> Table:
 def status_table(records: list[MediaRecord]) -> Table:
     table = Table(title="Indexed media")
     for column in ("file", "kind", "status", "frames", "persons", "garments", "pipeline", "reason"):
-        table.add_column(column, justify="right" if column in {"frames", "persons", "garments"} else "left")
+        numeric = column in {"frames", "persons", "garments"}
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold",
+                         min_width=24 if column == "file" else None)
     for r in records:
         table.add_row(
             Text(r.path), r.kind, Text(r.status.value, style=STATUS_STYLE.get(r.status.value, "")), str(r.frames),
