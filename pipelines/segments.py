@@ -12,14 +12,27 @@ class Segment:
     end: float | None    # None: to the file's last frame
 
 
+def bucket_start(bucket: int, fps: float) -> float:
+    """The smallest float t with floor(t * fps) >= bucket.
+
+    A boundary there splits frames exactly as the sampling rule buckets them (t >= boundary
+    if and only if the frame's bucket is >= bucket), whatever the rounding of bucket / fps.
+    """
+    t = bucket / fps
+    while t > 0 and math.floor(t * fps) >= bucket:
+        t = math.nextafter(t, -math.inf)
+    while math.floor(t * fps) < bucket:
+        t = math.nextafter(t, math.inf)
+    return t
+
+
 def plan_segments(duration: float, segment_seconds: float, fps: float) -> list[Segment]:
     """Boundaries fall on multiples of the sampling period, so the segments' samples together
     are exactly the whole file's samples; the last segment runs to the end of the file whatever
     the container claims its duration is."""
-    period = 1.0 / fps
-    length = max(period, round(segment_seconds / period) * period)
-    count = max(1, math.ceil(duration / length - 1e-9)) if duration > 0 else 1
-    bounds = [i * length for i in range(count)]
+    buckets = max(1, round(segment_seconds * fps))  # sampling periods per segment
+    count = max(1, math.ceil(duration * fps / buckets - 1e-9)) if duration > 0 else 1
+    bounds = [bucket_start(i * buckets, fps) for i in range(count)]
     return [
         Segment(start=None if i == 0 else bounds[i], end=None if i == count - 1 else bounds[i + 1])
         for i in range(count)
