@@ -116,7 +116,11 @@ def parse_override(text: str) -> dict[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} must look like section.key=value")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"override {key.strip()}: value {raw!r} is not valid YAML ({problem})") from None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value
