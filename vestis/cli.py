@@ -30,11 +30,11 @@ DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Where
 
 
 def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
-    overrides = [parse_override(s) for s in sets or []]
-    for key, value in flags.items():
-        if value is not None:
-            overrides.append(_nested(key, str(value) if isinstance(value, Path) else value))
     try:
+        overrides = [parse_override(s) for s in sets or []]
+        for key, value in flags.items():
+            if value is not None:
+                overrides.append(_nested(key, str(value) if isinstance(value, Path) else value))
         return load_settings(config, overrides)
     except ConfigError as exc:
         console.print(f"[bold red]error:[/] {exc}")
