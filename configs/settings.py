@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -41,6 +41,12 @@ class ClusterSettings(_Section):
     workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     gpu: Literal["auto", "require", "off"] = "auto"
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` (in a config file or --set cluster.gpu=off) as false.
+        return "off" if value is False else value
 
 
 class VisionSettings(_Section):
