@@ -1,0 +1,127 @@
+"""Discovery: the user's PATH arguments (files, folders, globs) become media files and problems."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.discover import discover_media
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def found(discovery) -> dict[str, str]:
+    return {str(m.path): m.kind for m in discovery.media}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    touch(root / "a.mp4")
+    touch(root / "notes.txt")
+    touch(root / "deep" / "deeper" / "b.MOV")
+    touch(root / "deep" / "photo.jpg")
+    touch(root / "deep" / "readme.md")
+    touch(root / "vidéo ünïcode 映像.mkv")
+    touch(root / "with space" / "holiday photo (1).JPEG")
+    return root
+
+
+def test_folder_is_walked_recursively(tree):
+    discovery = discover_media([str(tree)])
+    assert found(discovery) == {
+        str(tree / "a.mp4"): "video",
+        str(tree / "deep" / "deeper" / "b.MOV"): "video",
+        str(tree / "deep" / "photo.jpg"): "image",
+        str(tree / "vidéo ünïcode 映像.mkv"): "video",
+        str(tree / "with space" / "holiday photo (1).JPEG"): "image",
+    }
+    assert discovery.problems == []  # unsupported files inside folders are skipped silently
+    assert all(m.path.is_absolute() for m in discovery.media)
+
+
+def test_relative_arguments_become_absolute(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    discovery = discover_media(["a.mp4", "deep"])
+    assert set(found(discovery)) == {
+        str(tree / "a.mp4"), str(tree / "deep" / "deeper" / "b.MOV"), str(tree / "deep" / "photo.jpg"),
+    }
+
+
+def test_globs(tree):
+    assert set(found(discover_media([str(tree / "*.mp4")]))) == {str(tree / "a.mp4")}
+    recursive = discover_media([str(tree / "**" / "*.jpg")])
+    assert set(found(recursive)) == {str(tree / "deep" / "photo.jpg")}
+    unicode_glob = discover_media([str(tree / "vidéo*")])
+    assert set(found(unicode_glob)) == {str(tree / "vidéo ünïcode 映像.mkv")}
+    spaced = discover_media([str(tree / "with space" / "*")])
+    assert set(found(spaced)) == {str(tree / "with space" / "holiday photo (1).JPEG")}
+    # a glob matching a folder walks it
+    assert str(tree / "deep" / "deeper" / "b.MOV") in found(discover_media([str(tree / "dee?")]))
+    nothing = discover_media([str(tree / "*.webm")])
+    assert nothing.media == [] and nothing.problems == [(str(tree / "*.webm"), "glob matches no file")]
+
+
+def test_explicit_unsupported_file_is_reported(tree):
+    discovery = discover_media([str(tree / "notes.txt"), str(tree / "a.mp4")])
+    assert set(found(discovery)) == {str(tree / "a.mp4")}
+    assert len(discovery.problems) == 1
+    where, reason = discovery.problems[0]
+    assert where == str(tree / "notes.txt") and "not a supported" in reason and ".txt" in reason
+
+
+def test_missing_path_is_reported(tmp_path):
+    missing = str(tmp_path / "nowhere" / "clip.mp4")
+    discovery = discover_media([missing])
+    assert discovery.media == []
+    assert discovery.problems == [(missing, "no such file or folder")]
+
+
+def test_duplicates_are_listed_once(tree):
+    discovery = discover_media([str(tree), str(tree / "a.mp4"), str(tree / "*.mp4")])
+    paths = [str(m.path) for m in discovery.media]
+    assert len(paths) == len(set(paths)) == 5
+
+
+@pytest.mark.timeout(30)
+def test_symlink_loop_does_not_hang_and_is_reported(tree):
+    os.symlink(tree, tree / "deep" / "deeper" / "back-to-top")
+    os.symlink(tree / "deep", tree / "deep" / "self")
+    discovery = discover_media([str(tree)])
+    # every real file once, nothing found again through the loops
+    assert len(discovery.media) == 5
+    assert set(found(discovery)) == set(found(discover_media([str(tree)])))
+    loops = [where for where, reason in discovery.problems if "symlink loop" in reason]
+    assert str(tree / "deep" / "deeper" / "back-to-top") in loops
+    assert str(tree / "deep" / "self") in loops
+
+
+def test_symlinked_file_and_folder_are_followed(tree, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    touch(elsewhere / "linked.webm")
+    os.symlink(elsewhere, tree / "link-to-elsewhere")
+    os.symlink(elsewhere / "linked.webm", tree / "clip-link.webm")
+    discovery = discover_media([str(tree)])
+    assert str(tree / "link-to-elsewhere" / "linked.webm") in found(discovery)
+    assert str(tree / "clip-link.webm") in found(discovery)
+    assert discovery.problems == []
+
+
+def test_unreadable_folder_is_reported(tree):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    locked = tree / "locked"
+    touch(locked / "hidden.mp4")
+    locked.chmod(0)
+    try:
+        discovery = discover_media([str(tree)])
+    finally:
+        locked.chmod(0o755)
+    assert str(locked / "hidden.mp4") not in found(discovery)
+    assert any(where == str(locked) and "cannot list folder" in reason for where, reason in discovery.problems)

@@ -1,0 +1,176 @@
+"""The `vestis` command: exit codes, the per-file table, status listing, and setting errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import vestis.cli as cli
+
+runner = CliRunner()
+VESTIS = Path(sys.executable).with_name("vestis")
+
+
+@pytest.fixture(autouse=True)
+def wide_plain_console(monkeypatch):
+    # a wide console so table cells are not wrapped or cut; colours off for plain-text matching
+    monkeypatch.setattr(cli, "console", Console(width=250, color_system=None, force_terminal=False))
+    for name in list(os.environ):
+        if name.startswith("VESTIS_"):
+            monkeypatch.delenv(name)
+
+
+def invoke(*args: str):
+    result = runner.invoke(cli.app, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def row(output: str, name: str) -> str:
+    lines = [line for line in output.splitlines() if name in line]
+    assert lines, f"no row for {name} in:\n{output}"
+    return lines[0]
+
+
+@pytest.fixture
+def good_folder(tmp_path, shared_videos, shared_data) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copyfile(shared_videos / "carphone_pristine.mp4", folder / "carphone.mp4")
+    shutil.copyfile(sorted((shared_data / "ccp" / "images").glob("*.jpg"))[0], folder / "photo.jpg")
+    return folder
+
+
+@pytest.mark.slow
+def test_ingest_good_files_exits_0_then_status(good_folder, tmp_path):
+    data = str(tmp_path / "data")
+    code, out = invoke("ingest", str(good_folder), "--data-dir", data, "--workers", "1")
+    assert code == 0, out
+    assert "Ingest results" in out
+    assert "done" in row(out, "carphone.mp4") and " 4 " in row(out, "carphone.mp4")
+    assert "done" in row(out, "photo.jpg") and " 1 " in row(out, "photo.jpg")
+    assert "2 done" in out
+    assert (tmp_path / "data" / "vestis.sqlite3").exists()
+
+    code, out = invoke("ingest", str(good_folder), "--data-dir", data, "--workers", "1")
+    assert code == 0, out
+    assert "skipped" in row(out, "carphone.mp4") and "2 skipped" in out
+
+    code, out = invoke("status", "--data-dir", data)
+    assert code == 0, out
+    assert "done" in row(out, "carphone.mp4") and "done" in row(out, "photo.jpg")
+    assert "2 done" in out
+
+
+@pytest.mark.slow
+def test_ingest_with_a_corrupt_file_exits_1_and_status_lists_reasons(good_folder, tmp_path):
+    (good_folder / "corrupt.mp4").write_bytes(os.urandom(32 * 1024))
+    (good_folder / "empty.mov").write_bytes(b"")
+    data = str(tmp_path / "data")
+    code, out = invoke("ingest", str(good_folder), "--data-dir", data, "--workers", "1", "--set", "sampling.fps=2")
+    assert code == 1, out
+    assert "failed" in row(out, "corrupt.mp4") and "not a readable video" in row(out, "corrupt.mp4")
+    assert "empty file (0 bytes)" in row(out, "empty.mov")
+    assert "done" in row(out, "carphone.mp4") and " 8 " in row(out, "carphone.mp4")  # fps=2 took effect
+    assert "2 done, 2 failed" in out
+
+    code, out = invoke("status", "--data-dir", data)
+    assert code == 0, out
+    assert "not a readable video" in row(out, "corrupt.mp4") and "failed" in row(out, "corrupt.mp4")
+    assert "empty file (0 bytes)" in row(out, "empty.mov")
+    assert "2 done, 2 failed" in out
+
+    code, out = invoke("status", "--data-dir", data, "--failed")
+    assert code == 0, out
+    assert "corrupt.mp4" in out and "empty.mov" in out
+    assert "carphone.mp4" not in out and "photo.jpg" not in out
+
+
+@pytest.mark.slow
+def test_ingest_requiring_a_gpu_fails_fast_with_exit_2(good_folder, tmp_path):
+    code, out = invoke("ingest", str(good_folder), "--data-dir", str(tmp_path / "data"), "--workers", "1",
+                       "--gpu", "require")
+    assert code == 2, out
+    assert "GPU" in out and "cluster.gpu=require" in out
+
+
+@pytest.mark.slow
+def test_unknown_stage_exits_2(good_folder, tmp_path):
+    code, out = invoke("ingest", str(good_folder), "--data-dir", str(tmp_path / "data"), "--workers", "1",
+                       "--stage", "no_such_stage")
+    assert code == 2, out
+    assert "no_such_stage" in out
+
+
+@pytest.mark.slow
+def test_missing_path_exits_1(tmp_path):
+    code, out = invoke("ingest", str(tmp_path / "nothing-here"), "--data-dir", str(tmp_path / "data"),
+                       "--workers", "1")
+    assert code == 1, out
+    assert "no such file or folder" in out
+
+
+@pytest.mark.parametrize("command", ["ingest", "status"])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--set", "sampling.fps=abc"], "sampling.fps"),
+        (["--set", "sampling.fpz=2"], "sampling.fpz"),
+        (["--set", "sampling.fps"], "sampling.fps"),
+        (["--set", "vision.stages=[unclosed"], "vision.stages"),
+        (["--set", "cluster.gpu=sometimes"], "cluster.gpu"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_setting(tmp_path, command, args, named):
+    extra = [str(tmp_path)] if command == "ingest" else []
+    code, out = invoke(command, *extra, "--data-dir", str(tmp_path / "data"), *args)
+    assert code == 2, out
+    assert "error:" in out and named in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "data").exists()  # nothing was started
+
+
+def test_bad_flag_values_exit_2(tmp_path):
+    code, out = invoke("ingest", str(tmp_path), "--data-dir", str(tmp_path / "d"), "--gpu", "maybe")
+    assert code == 2 and "cluster.gpu" in out
+    code, out = invoke("ingest", str(tmp_path), "--data-dir", str(tmp_path / "d"), "--workers", "0")
+    assert code == 2 and "cluster.workers" in out
+    code, out = invoke("ingest", str(tmp_path), "--data-dir", str(tmp_path / "d"), "--fps", "0")
+    assert code == 2 and "sampling.fps" in out
+
+
+def test_config_file_and_environment(tmp_path, monkeypatch):
+    config = tmp_path / "vestis.yaml"
+    config.write_text("sampling:\n  fps: abc\n")
+    code, out = invoke("status", "--config", str(config), "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "sampling.fps" in out
+    monkeypatch.setenv("VESTIS_SAMPLING__MAX_SIDE", "3")
+    code, out = invoke("status", "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "sampling.max_side" in out
+
+
+def test_status_on_an_empty_store(tmp_path):
+    code, out = invoke("status", "--data-dir", str(tmp_path / "data"))
+    assert code == 0, out
+    assert "nothing ingested yet" in out
+
+
+def test_installed_entry_point(tmp_path):
+    if not VESTIS.exists():
+        pytest.skip(f"{VESTIS} is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VESTIS_")}
+    env["COLUMNS"] = "200"
+    done = subprocess.run([str(VESTIS), "status", "--data-dir", str(tmp_path / "d")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "nothing ingested yet" in done.stdout
+    bad = subprocess.run([str(VESTIS), "ingest", str(tmp_path), "--set", "sampling.fps=abc"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert "sampling.fps" in bad.stdout + bad.stderr
