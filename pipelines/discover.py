@@ -38,7 +38,11 @@ def _walk(folder: Path, problems: list[tuple[str, str]]):
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen:
-            problems.append((root, "symlink loop: folder already visited"))
+            # A link back to an ancestor is a loop worth reporting; a second way into a folder
+            # already walked (a sibling link) just has nothing new in it.
+            real, parent = os.path.realpath(root), os.path.realpath(os.path.dirname(root))
+            if parent == real or parent.startswith(real.rstrip(os.sep) + os.sep):
+                problems.append((root, "symlink loop: folder links back to one of its parents"))
             dirs[:] = []
             continue
         seen.add(key)

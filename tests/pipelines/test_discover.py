@@ -102,6 +102,13 @@ def test_symlink_loop_does_not_hang_and_is_reported(tree):
     assert str(tree / "deep" / "self") in loops
 
 
+def test_second_link_to_a_walked_folder_is_no_problem(tree):
+    os.symlink(tree / "deep", tree / "also-deep")
+    discovery = discover_media([str(tree)])
+    assert len(discovery.media) == 5
+    assert discovery.problems == []
+
+
 def test_symlinked_file_and_folder_are_followed(tree, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     touch(elsewhere / "linked.webm")
