@@ -28,7 +28,8 @@ from pipelines.media import MediaError
 # frames compares against real previous frames, exactly as in a whole-file decode.
 WARMUP_SECONDS = 1.0
 
-_SHOWINFO = re.compile(r"\bn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(-?[\d.e+-]+).*?\bs:(\d+)x(\d+)")
+_SHOWINFO = re.compile(r"\bn:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:(-?[\d.e+-]+).*?\bs:(\d+)x(\d+)")
+_TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 
 
 @dataclass
@@ -106,11 +107,17 @@ def sample_frames(
     tail: list[str] = []
 
     def drain_stderr() -> None:
+        time_base: tuple[int, int] | None = None
         for raw in process.stderr:
             line = raw.decode("utf-8", "replace")
             match = _SHOWINFO.search(line)
             if match:
-                infos.put((float(match.group(1)), int(match.group(2)), int(match.group(3))))
+                # pts * (num / den) in double precision is how ffmpeg computed the `t` it selected
+                # on; the printed pts_time is rounded to 6 decimals and can land in another bucket.
+                pts_time = int(match.group(1)) * (time_base[0] / time_base[1]) if time_base else float(match.group(2))
+                infos.put((pts_time, int(match.group(3)), int(match.group(4))))
+            elif (base := _TIME_BASE.search(line)) is not None:
+                time_base = (int(base.group(1)), int(base.group(2)))
             else:
                 tail.append(line.strip())
                 del tail[:-20]
