@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  "${PIP[@]}" install -q ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "$TORCH_SPEC" 2>&1 | grep -v "is ignored" || true
+  "${PIP[@]}" install -q ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "$TORCH_SPEC" numpy 2>&1 | grep -v "is ignored" || true
   .venv/bin/python -c "import torch" || { echo "torch failed to install" >&2; exit 1; }
 fi
 "${PIP[@]}" install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
