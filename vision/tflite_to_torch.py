@@ -356,6 +356,8 @@ class TFLiteModule(nn.Module):
                 consts[out.index] = TFLiteTensor(out.index, out.name, out.shape, np.float32,
                                                  src.data.astype(np.float32))
                 continue
+            if op.options.get("activation", 0) not in (0, 1, 2, 3, 4):
+                raise UnsupportedTFLiteOp(f"{SUPPORTED_OPS[op.code]}: fused activation {op.options['activation']}")
             mode = _hybrid_mode(op, graph) if hybrid_activations == "int8" else None
             if mode:
                 self.hybrid_ops[len(self.ops)] = mode
