@@ -86,7 +86,8 @@ class PersonDetectionStage(Stage):
         self.input_width, self.input_height = int(size[0]), int(size[1])
         if self.input_width % 32 or self.input_height % 32 or min(size) <= 0:
             raise ValueError(f"model {model_name}: input size must be positive multiples of 32, got {size}")
-        self.model = model.to(self.device, self.dtype).eval()
+        # channels-last: oneDNN (CPU) and tensor cores (CUDA) run these convolutions much faster so.
+        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
 
     # -- preprocessing -----------------------------------------------------------------------
 
@@ -102,9 +103,14 @@ class PersonDetectionStage(Stage):
         image = np.ascontiguousarray(image)
         if not image.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray of a PIL image)
             image = image.copy()
-        tensor = torch.from_numpy(image).to(self.device)
-        tensor = tensor.permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
-        if (new_h, new_w) != (height, width):
+        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        resize = (new_h, new_w) != (height, width)
+        if resize and self.device.type == "cpu" and tensor.dtype == torch.uint8:
+            # Bilinear on uint8 is ~8x faster on CPU than on float and differs by at most 1/255.
+            tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False)
+            resize = False
+        tensor = tensor.to(torch.float32).div_(255.0)
+        if resize:
             tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False)
         canvas = torch.full((3, self.input_height, self.input_width), self.pad_value, device=self.device)
         dx, dy = (self.input_width - new_w) // 2, (self.input_height - new_h) // 2
@@ -122,6 +128,7 @@ class PersonDetectionStage(Stage):
             chunk = images[start : start + self.batch_size]
             letterboxed = [self._letterbox(image) for image in chunk]
             batch = torch.stack([item[0] for item in letterboxed]).to(self.dtype)
+            batch = batch.contiguous(memory_format=torch.channels_last)
             predictions = self.model(batch)  # (n, boxes, 5 + classes), float32
             scores = predictions[..., 4] * predictions[..., 5 + self.person_index]
             for image, (_, scale, dx, dy), preds, score in zip(chunk, letterboxed, predictions, scores):
