@@ -29,8 +29,8 @@ MODEL_NAME = "yolov3-tiny-coco"
 PERSON_CLASS = "person"
 
 # Class-aware confidence (objectness x P(person)) a detection needs to become a Person label.
-# 0.25 is darknet's own default detection threshold; on the shared data it finds the main person
-# in 91.8% of the CCP photos (89.5% at 0.3) and still no person in any empty video frame (none
+# 0.25 is the default the darknet YOLO page documents; on the shared data it finds the main person
+# in 91.8% of the CCP photos (89.3% at 0.3) and still no person in any empty video frame (none
 # scores even 0.1 there). Numbers: docs/models/person-detection.md.
 DEFAULT_CONFIDENCE_THRESHOLD = 0.25
 DEFAULT_NMS_IOU = 0.45
