@@ -146,6 +146,8 @@ class PersonDetectionStage(Stage):
         boxes = boxes / torch.tensor([sx, sy, sx, sy], device=boxes.device, dtype=boxes.dtype)
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+        inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # not wholly in the padding
+        boxes, score = boxes[inside], score[inside]
         kept = nms(boxes, score, self.nms_iou)[:MAX_PERSONS_PER_FRAME]
         boxes, score = boxes[kept].cpu().tolist(), score[kept].cpu().tolist()
         return [(*box, conf) for box, conf in zip(boxes, score)]
