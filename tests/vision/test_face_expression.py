@@ -24,7 +24,6 @@ from vision.tflite_to_torch import (
     read_tflite,
 )
 
-torch.set_num_threads(1)
 
 CACHE_DIR = Path(os.environ.get("VESTIS_MODELS__CACHE_DIR", "~/.cache/vestis/models")).expanduser()
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

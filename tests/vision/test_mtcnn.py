@@ -14,7 +14,6 @@ from configs.manifest import load_manifest
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.mtcnn import MTCNN, nms
 
-torch.set_num_threads(1)
 
 CACHE_DIR = Path(os.environ.get("VESTIS_MODELS__CACHE_DIR", "~/.cache/vestis/models")).expanduser()
 FACE_PARTS = {"skin", "sunglasses", "glasses", "hair"}  # CCP mask classes a face centre may fall on

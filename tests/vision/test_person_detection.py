@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from configs import Settings
 from configs.manifest import load_manifest
@@ -24,14 +23,6 @@ EMPTY_TIMES = [1.0, 3.0, 21.0, 47.0, 72.0, 90.0, 122.0, 138.0]
 ONE_PERSON_TIMES = [10.0, 30.0, 60.0, 80.0, 100.0, 130.0]
 # CCP photos with nobody else in view (the others often have passers-by behind the main person).
 SINGLE_PERSON_PHOTOS = ["0002", "0003", "0010", "0015", "0020", "0046", "0049", "0055"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
