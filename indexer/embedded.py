@@ -152,9 +152,7 @@ class EmbeddedStore:
         record = self.get_media(media_id)
         if record is None or record.run_id != run_id:
             raise RuntimeError(f"media {media_id} has no pending run {run_id}")
-        stale = [
-            (r.media_id,) for r in self.list_media() if r.path == record.path and r.media_id != media_id
-        ]
+        stale = self._query("SELECT media_id FROM media WHERE path = ? AND media_id != ?", (record.path, media_id))
         self._transaction([
             ("DELETE FROM frames WHERE media_id = ? AND run_id != ?", (media_id, run_id)),
             ("UPDATE media SET status = ?, reason = '', frames = ?, persons = ?, garments = ?, seconds = ?, "
