@@ -7,7 +7,6 @@ store themselves, returning small summaries.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,6 @@ class _Run:
     record: MediaRecord
     remaining: int
     total: SegmentResult
-    started: float
 
 
 def _register_plugin(client: Client, settings: Settings) -> None:
@@ -117,15 +115,18 @@ def run_ingest(
 ) -> IngestReport:
     observer = observer or _Silent()
     report = IngestReport(dashboard=client.dashboard_link)
+
+    def settle(outcome: FileOutcome) -> None:
+        report.outcomes.append(outcome)
+        observer.media_finished(outcome)
+
     resources = vision_resources(client, settings.cluster.gpu)
     version = pipeline_version(settings)
     discovery = discover_media(arguments)
     for where, reason in discovery.problems:
         if Path(where).is_file():
             store.record_failure(where, "unknown", reason)
-        outcome = FileOutcome(where, "failed", reason=reason)
-        report.outcomes.append(outcome)
-        observer.media_finished(outcome)
+        settle(FileOutcome(where, "failed", reason=reason))
     observer.media_found(len(discovery.media))
     if not discovery.media:
         return report
@@ -147,12 +148,10 @@ def run_ingest(
         total, record = run.total, run.record
         if total.error:
             store.fail_run(media_id, record.run_id, total.error)
-            outcome = FileOutcome(record.path, "failed", reason=total.error)
+            settle(FileOutcome(record.path, "failed", reason=total.error))
         else:
             store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
-            outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
-        report.outcomes.append(outcome)
-        observer.media_finished(outcome)
+            settle(FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds))
 
     def absorb(media_id: str, result: SegmentResult) -> None:
         run = runs[media_id]
@@ -180,15 +179,11 @@ def run_ingest(
             not force and existing is not None and existing.status == MediaStatus.DONE
             and existing.pipeline_version == version
         ):
-            outcome = FileOutcome(info.path, "skipped", existing.frames, existing.persons, existing.garments,
-                                  reason="already done with this pipeline version")
-            report.outcomes.append(outcome)
-            observer.media_finished(outcome)
+            settle(FileOutcome(info.path, "skipped", existing.frames, existing.persons, existing.garments,
+                               reason="already done with this pipeline version"))
             return
         if info.media_id in runs:  # the same content under two paths: ingest it once
-            outcome = FileOutcome(info.path, "skipped", reason=f"same content as {runs[info.media_id].record.path}")
-            report.outcomes.append(outcome)
-            observer.media_finished(outcome)
+            settle(FileOutcome(info.path, "skipped", reason=f"same content as {runs[info.media_id].record.path}"))
             return
         record = MediaRecord(
             media_id=info.media_id, path=info.path, kind=info.kind, status=MediaStatus.PENDING,
@@ -197,7 +192,7 @@ def run_ingest(
         )
         store.begin_run(record)
         if info.kind == "image":
-            runs[info.media_id] = _Run(record, 1, SegmentResult(info.media_id), time.perf_counter())
+            runs[info.media_id] = _Run(record, 1, SegmentResult(info.media_id))
             observer.frames_expected(1)
             pending_images.append((info, record.run_id))
             if len(pending_images) >= IMAGES_PER_TASK:
@@ -205,7 +200,7 @@ def run_ingest(
                 pending_images.clear()
             return
         segments = plan_segments(info.duration, settings.sampling.segment_seconds, settings.sampling.fps)
-        runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id), time.perf_counter())
+        runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id))
         observer.frames_expected(max(1, round(info.duration * settings.sampling.fps)))
         for segment in segments:
             future = client.submit(
@@ -225,9 +220,7 @@ def run_ingest(
             inspection = _result_or_error(future, lambda err: Inspection(path, media_kind, error=err))
             if inspection.error:
                 store.record_failure(path, media_kind, inspection.error, inspection.media_id)
-                outcome = FileOutcome(path, "failed", reason=inspection.error)
-                report.outcomes.append(outcome)
-                observer.media_finished(outcome)
+                settle(FileOutcome(path, "failed", reason=inspection.error))
             else:
                 start(inspection)
             if inspections_left == 0 and pending_images:
