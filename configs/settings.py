@@ -117,6 +117,13 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def nested_override(key: str, value: Any) -> dict[str, Any]:
+    """Turn ("sampling.fps", 2) into {"sampling": {"fps": 2}}."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """Turn `sampling.fps=2` into {"sampling": {"fps": 2}} (the value is parsed as YAML)."""
     key, sep, raw = text.partition("=")
@@ -127,9 +134,7 @@ def parse_override(text: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"override {key.strip()}: value {raw!r} is not valid YAML ({problem})") from None
-    for part in reversed(key.strip().split(".")):
-        value = {part: value}
-    return value
+    return nested_override(key.strip(), value)
 
 
 def load_settings(config_file: Path | str | None = None, overrides: list[dict[str, Any]] | None = None) -> Settings:

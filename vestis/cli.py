@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from configs import Settings, load_settings, parse_override
+from configs import Settings, load_settings, nested_override, parse_override
 from configs.settings import ConfigError
 
 app = typer.Typer(
@@ -34,17 +34,11 @@ def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
         overrides = [parse_override(s) for s in sets or []]
         for key, value in flags.items():
             if value is not None:
-                overrides.append(_nested(key, str(value) if isinstance(value, Path) else value))
+                overrides.append(nested_override(key, str(value) if isinstance(value, Path) else value))
         return load_settings(config, overrides)
     except ConfigError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
-
-
-def _nested(key: str, value) -> dict:
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
 
 
 @app.command()
