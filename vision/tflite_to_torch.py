@@ -112,13 +112,14 @@ _TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.i
 OP_ADD, OP_AVERAGE_POOL_2D, OP_CONCATENATION, OP_CONV_2D, OP_DEPTHWISE_CONV_2D = 0, 1, 2, 3, 4
 OP_DEQUANTIZE, OP_FULLY_CONNECTED, OP_LOGISTIC, OP_MAX_POOL_2D, OP_MUL = 6, 9, 14, 17, 18
 OP_RELU, OP_RELU6, OP_RESHAPE, OP_SOFTMAX, OP_TANH, OP_PAD, OP_MEAN = 19, 21, 22, 25, 28, 34, 40
+OP_RESIZE_BILINEAR = 23
 
 SUPPORTED_OPS = {
     OP_ADD: "ADD", OP_AVERAGE_POOL_2D: "AVERAGE_POOL_2D", OP_CONCATENATION: "CONCATENATION",
     OP_CONV_2D: "CONV_2D", OP_DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D", OP_DEQUANTIZE: "DEQUANTIZE",
     OP_FULLY_CONNECTED: "FULLY_CONNECTED", OP_LOGISTIC: "LOGISTIC", OP_MAX_POOL_2D: "MAX_POOL_2D",
     OP_MUL: "MUL", OP_RELU: "RELU", OP_RELU6: "RELU6", OP_RESHAPE: "RESHAPE", OP_SOFTMAX: "SOFTMAX",
-    OP_TANH: "TANH", OP_PAD: "PAD", OP_MEAN: "MEAN",
+    OP_TANH: "TANH", OP_PAD: "PAD", OP_MEAN: "MEAN", OP_RESIZE_BILINEAR: "RESIZE_BILINEAR",
 }
 
 
@@ -181,6 +182,8 @@ def _options(code: int, opts: _Table | None) -> dict:
         return {"axis": opts_get(4, "i", 0), "activation": opts_get(6, "b", 0)}
     if code == OP_MEAN:
         return {"keep_dims": bool(opts_get(4, "B", 0))}
+    if code == OP_RESIZE_BILINEAR:
+        return {"align_corners": bool(opts_get(8, "B", 0)), "half_pixel_centers": bool(opts_get(10, "B", 0))}
     return {}
 
 
@@ -277,6 +280,24 @@ def _activation(x: torch.Tensor, kind: int) -> torch.Tensor:
     raise UnsupportedTFLiteOp(f"fused activation {kind} is not supported")
 
 
+def _resize_bilinear(x: torch.Tensor, size: list[int], align_corners: bool, half_pixel: bool) -> torch.Tensor:
+    """TFLite RESIZE_BILINEAR (size is [height, width]) on an NCHW tensor."""
+    if align_corners:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    if half_pixel:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    # Legacy TF sampling: source = destination * in/out, no half-pixel shift, clamped at the edge.
+    n, c, h, w = x.shape
+    ys = (torch.arange(size[0], dtype=x.dtype, device=x.device) * (h / size[0])).clamp(max=h - 1)
+    xs = (torch.arange(size[1], dtype=x.dtype, device=x.device) * (w / size[1])).clamp(max=w - 1)
+    y0, x0 = ys.floor().long(), xs.floor().long()
+    y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)
+    wy, wx = (ys - y0).view(1, 1, -1, 1), (xs - x0).view(1, 1, 1, -1)
+    top = x[:, :, y0][:, :, :, x0] * (1 - wx) + x[:, :, y0][:, :, :, x1] * wx
+    bottom = x[:, :, y1][:, :, :, x0] * (1 - wx) + x[:, :, y1][:, :, :, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
 def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow SAME padding for one spatial axis: (before, after); the extra pixel goes after."""
     out = -(-size // stride)
@@ -343,6 +364,7 @@ class TFLiteModule(nn.Module):
         self.graph_outputs = list(graph.outputs)
         self.ranks = {t.index: len(t.shape) for t in graph.tensors}
         self.shapes = {t.index: t.shape for t in graph.tensors}
+        self.names = [t.name for t in graph.tensors]
         self.ops: list[tuple[int, list[int], list[int], dict]] = []
         # op position -> "asymmetric" | "symmetric": how TFLite's hybrid kernel quantizes that op's input
         self.hybrid_ops: dict[int, str] = {}
@@ -414,7 +436,16 @@ class TFLiteModule(nn.Module):
             a = a.reshape(*([1] * (4 - a.dim())), *a.shape).permute(0, 3, 1, 2)
         return a, b
 
-    def forward(self, *inputs: torch.Tensor):
+    def tensor_index(self, name: str) -> int:
+        """Index of the graph tensor called `name` (for `forward(..., taps=...)`)."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"the graph has no tensor named {name!r}") from None
+
+    def forward(self, *inputs: torch.Tensor, taps: list[int] | None = None):
+        """Run the graph. `taps`: indices of inner tensors to return too (a feature pyramid for a new
+        head): then the result is (outputs, [tapped tensors in NCHW])."""
         values: dict[int, torch.Tensor] = dict(zip(self.graph_inputs, inputs))
         for k, (code, ins, outs, opt) in enumerate(self.ops):
             x = self._value(ins[0], values)
@@ -491,6 +522,9 @@ class TFLiteModule(nn.Module):
                     pads = [pads[0], pads[3], pads[1], pads[2]]  # NHWC rows -> NCHW order
                 flat = [int(v) for pair in reversed(pads) for v in pair]
                 y = F.pad(x, flat)
+            elif code == OP_RESIZE_BILINEAR:
+                size = [int(v) for v in self._value(ins[1], values).flatten().tolist()]
+                y = _resize_bilinear(x, size, opt["align_corners"], opt["half_pixel_centers"])
             elif code == OP_DEQUANTIZE:
                 y = x.float()
             elif code == OP_RELU:
@@ -505,7 +539,10 @@ class TFLiteModule(nn.Module):
                 raise UnsupportedTFLiteOp(f"operator {code}")
             values[outs[0]] = y
         outputs = [self._value(i, values) for i in self.graph_outputs]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        result = outputs[0] if len(outputs) == 1 else tuple(outputs)
+        if taps is not None:
+            return result, [values[i] for i in taps]
+        return result
 
 
 def load_tflite(path: str | Path, hybrid_activations: str = "int8") -> TFLiteModule:
