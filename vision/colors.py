@@ -1,0 +1,350 @@
+"""Colour names for one garment, from the pixels of its mask.
+
+The garment's colour is read as the shares of its pixels that each colour word fits, never as the
+mean of a box: a mean mixes the shirt with the skin, hair and street around it, and two colours
+average into a third that is not there. The steps, and why:
+
+1. Where to look. Segmentation masks leak onto skin and background at their borders, and JPEG
+   smears colours across edges, so a pixel's vote is weighted by its distance to the mask's edge:
+   the outermost ring (about a tenth of the mask's half-thickness, at least one pixel) does not
+   vote, and the weight then ramps up to 1 over the next third of the half-thickness. A thin mask
+   (a strap, a tie) is eroded at most to its middle, so it always keeps some pixels. Large masks
+   are first averaged in s x s blocks (in linear light) down to about 8k samples: colour naming
+   gains nothing from more, and this bounds the time and averages away JPEG chroma noise.
+2. Colour space. sRGB is converted to Oklab (Ottosson 2020), a perceptual Lab space built like
+   CIELAB (lightness L, opponent axes a, b; here scaled by 100) but with hue that stays constant
+   where CIELAB's bends: in CIELAB pure blue sits at 306 degrees, a few degrees from purple
+   garments, in Oklab at 264 degrees with purples from 298 on. Names are decided on lightness,
+   chroma and hue (LCh).
+3. Chromatic or not. A pixel is achromatic (black / gray / white, by lightness) when its chroma is
+   below a threshold that grows with lightness, so dark navy (little chroma but much relative to
+   its lightness) stays blue while a grey shirt's JPEG noise does not become a colour; the growth
+   stops at mid lightness, or pale colours (beige, light blue) would all read as white. The b axis
+   (yellow-blue) counts less towards that chroma because warm and cool light shift neutral
+   surfaces along it (the daylight locus): a grey shirt in warm light stays grey.
+4. Which colour. Hue sectors give red, orange, yellow, green, cyan, blue, purple; within the warm
+   sectors lightness and chroma split off brown (dark), beige (light and muted), and within red,
+   pink (light; the limit rises with hue, since pinks sit towards purple). Every split is a
+   logistic step instead of a hard threshold, so each pixel spreads one vote over the names it is
+   near: a pixel on a boundary gives half to each side, and the dominant colour's share is lower
+   when many pixels sit near boundaries. That share is the confidence.
+5. Shadows and highlights. Nearly black or blown-out pixels carry little colour information (the
+   hue of a navy shirt's deepest folds is noise); they vote with a tenth of the weight of the
+   others, so they decide only when the garment has little else (a black or white garment).
+
+6. Secondary colour. The runner-up becomes the secondary when it has at least
+   SECONDARY_COLOR_MIN_SHARE of the vote and is a different colour, not the same cloth in light
+   and shade: one colour under folds spreads continuously across a name boundary (black into gray,
+   navy into black, pink into red), so the mean colours of the two names' votes lie close together.
+   They must differ by a set Oklab distance, with lightness counting half (light changes it most).
+
+Calibration: the thresholds were set on named sRGB colours and garment shades; then a handful were
+compared on the attributes-dev photos (bench/color_attributes_eval.py, with a torso-box proxy
+for the mask): the chroma threshold's base, the white limit, the secondary distance and its
+lightness weight were moved there; nothing is fitted. The chroma cap costs a few white/gray
+photos there (that set has no beige or light-blue label) and is kept so that beige gets named.
+Known limits: lightness-defined names (black/gray/white, brown/orange, pink/red) follow exposure:
+a white shirt in deep shadow reads grey; there is no white balance (a crop gives no trustworthy
+reference), so strong coloured light shifts hues.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
+
+# Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
+# is dropped, a few dozen samples remain).
+MIN_MASK_PIXELS = 64
+# Masks are block-averaged down to about this many samples.
+_MAX_SAMPLES = 8_000
+# Edge ring that does not vote, and the ramp after it, as shares of the mask's half-thickness.
+_EDGE_SHARE = 0.1
+_RAMP_SHARE = 0.3
+# Erosion steps at most: a half-thickness above this is treated as this (a blob of 80 samples
+# across); bounds the time.
+_MAX_STEPS = 40
+
+# Achromatic when chroma < min(_CHROMA_BASE + _CHROMA_PER_L * L, _CHROMA_MAX) (Oklab x 100), with b
+# divided by _B_AXIS_SLACK first (light-source tints lie along b). The cap keeps pale colours (beige,
+# light blue, pastel pink), which have little chroma too, from all reading as white.
+_CHROMA_BASE = 1.0
+_CHROMA_PER_L = 0.04
+_CHROMA_MAX = 3.0
+_B_AXIS_SLACK = 1.5
+# Achromatic lightness limits: black below, white above, gray between.
+_BLACK_BELOW = 36.0
+_WHITE_ABOVE = 74.0
+# Warm hues: darker than this is brown (orange sector / yellow sector); a dark yellow is olive,
+# which stays yellow down to a lower lightness than orange does.
+_BROWN_BELOW_ORANGE = 55.0
+_BROWN_BELOW_YELLOW = 50.0
+# Warm hues with less chroma than this are muted: beige when lighter than _BEIGE_ABOVE, else brown.
+_MUTED_BELOW = 10.0
+_BEIGE_ABOVE = 72.0
+# Red sector: pink above lightness _PINK_BASE + _PINK_PER_DEGREE * (hue, signed around 0 degrees);
+# a dark, muted red is brown (a red-brown leather, rust in shadow).
+_PINK_BASE = 54.0
+_PINK_PER_DEGREE = 0.55
+_RED_BROWN_BELOW_L = 45.0
+_RED_BROWN_BELOW_C = 8.0
+# Oklab distance (x 100) between the mean colours of the dominant's and the secondary's votes below
+# which they are one colour in light and shade, not two. Lightness differences count half: light
+# and shade change lightness much more than hue and chroma.
+_SECONDARY_MIN_DISTANCE = 20.0
+_SECONDARY_LIGHTNESS_WEIGHT = 0.5
+# Widths of the logistic steps: lightness, chroma, hue (degrees).
+_L_STEP = 2.5
+_C_STEP = 0.8
+_HUE_STEP = 3.0
+# Hue sectors in Oklab degrees (start of each, going round); checked on named sRGB colours and
+# garment shades (navy, denim, royal at 257-273; blue-violets 282-286; purples 298-332).
+_HUE_SECTORS: tuple[tuple[float, str], ...] = (
+    (345.0, "red"), (42.0, "orange"), (80.0, "yellow"), (118.0, "green"),
+    (175.0, "cyan"), (215.0, "blue"), (292.0, "purple"),
+)
+# Pixels darker / lighter than these carry little colour information and vote with _FAINT_WEIGHT.
+_DARK_BELOW = 15.0
+_BLOWN_ABOVE = 96.0
+_FAINT_WEIGHT = 0.1
+
+_SECTOR_STARTS = np.array([start for start, _ in _HUE_SECTORS], dtype=np.float32)
+_INDEX = {name: i for i, name in enumerate(COLORS)}
+
+# sRGB byte -> linear light.
+_srgb = np.arange(256, dtype=np.float64) / 255.0
+_TO_LINEAR = np.where(_srgb <= 0.04045, _srgb / 12.92, ((_srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+# Oklab: linear sRGB -> cone-like LMS, cube root, -> Lab (Ottosson's matrices).
+_RGB_TO_LMS = np.array([
+    [0.4122214708, 0.5363325363, 0.0514459929],
+    [0.2119034982, 0.6806995451, 0.1073969566],
+    [0.0883024619, 0.2817188376, 0.6299787005],
+], dtype=np.float32)
+_LMS_TO_LAB = np.array([
+    [0.2104542553, 0.7936177850, -0.0040720468],
+    [1.9779984951, -2.4285922050, 0.4505937099],
+    [0.0259040371, 0.7827717662, -0.8086757660],
+], dtype=np.float32) * 100.0
+
+
+class TooFewPixels(ValueError):
+    """The mask has fewer than MIN_MASK_PIXELS pixels: too small to name a colour."""
+
+
+@dataclass(frozen=True)
+class ColorNaming:
+    """The colours of one garment.
+
+    `shares` holds every name in vocabulary.COLORS (summing to 1): the weighted share of the
+    garment's pixels that name fits. `dominant_confidence` is the dominant colour's share;
+    `secondary` is the runner-up when its share reaches SECONDARY_COLOR_MIN_SHARE and it is a
+    distinct colour (else None, with `secondary_share` 0). `pixels` is how many of the mask's pixels voted, after the edge ring is
+    dropped (counted in input pixels: a block of a downsampled mask counts as its s x s pixels).
+    """
+
+    dominant: str
+    dominant_confidence: float
+    secondary: str | None
+    secondary_share: float
+    shares: dict[str, float]
+    pixels: int
+
+
+def name_colors(rgb: np.ndarray, mask: np.ndarray) -> ColorNaming:
+    """Name the colours of the garment whose pixels are `mask` (HxW bool) in `rgb` (HxWx3 uint8).
+
+    `rgb` may be the whole frame or a crop; mask pixels on its border are not treated as the
+    garment's edge (the garment goes on outside the crop). Raises ValueError on mismatched or
+    malformed input or an empty mask, TooFewPixels when the mask has under MIN_MASK_PIXELS pixels.
+    """
+    _check_input(rgb, mask)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    # Sides of the box that touch the image border: the garment may go on past them.
+    open_sides = (top == 0, bottom == mask.shape[0], left == 0, right == mask.shape[1])
+    step = max(1, math.ceil(math.sqrt((bottom - top) * (right - left) / _MAX_SAMPLES)))
+    linear, inside = _samples(rgb[top:bottom, left:right], mask[top:bottom, left:right], step)
+
+    weight = _edge_weight(inside, open_sides)
+    voting = weight > 0
+    lab = np.cbrt(linear[voting] @ _RGB_TO_LMS.T) @ _LMS_TO_LAB.T
+    weight = weight[voting] * _information_weight(lab[:, 0])
+    votes = _memberships(lab)
+
+    weighted = votes * weight[:, None]
+    totals = weighted.sum(axis=0)
+    shares = totals / totals.sum()
+    order = np.argsort(shares)[::-1]
+    dominant, runner_up = int(order[0]), int(order[1])
+    has_secondary = bool(shares[runner_up] >= SECONDARY_COLOR_MIN_SHARE) and _distinct(
+        lab, weighted[:, dominant], weighted[:, runner_up])
+    return ColorNaming(
+        dominant=COLORS[dominant],
+        dominant_confidence=float(shares[dominant]),
+        secondary=COLORS[runner_up] if has_secondary else None,
+        secondary_share=float(shares[runner_up]) if has_secondary else 0.0,
+        shares={name: float(shares[i]) for i, name in enumerate(COLORS)},
+        pixels=int(voting.sum()) * step * step,
+    )
+
+
+def _distinct(lab: np.ndarray, first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two names' votes come from different colours rather than one cloth in light and shade.
+
+    One colour under folds and shadows spreads continuously across a name boundary (black into
+    gray, navy into black): the mean colours of the votes on either side then lie close together.
+    """
+    means = np.stack([first, second]) @ lab / np.array([[first.sum()], [second.sum()]])
+    difference = (means[0] - means[1]) * np.array([_SECONDARY_LIGHTNESS_WEIGHT, 1.0, 1.0])
+    return bool(np.linalg.norm(difference) >= _SECONDARY_MIN_DISTANCE)
+
+
+def _check_input(rgb: np.ndarray, mask: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be an HxWx3 uint8 array, got {_describe(rgb)}")
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:
+        raise ValueError(f"mask must be an HxW bool array, got {_describe(mask)}")
+    if mask.shape != rgb.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match the image's {rgb.shape[:2]}")
+    count = int(mask.sum())
+    if count == 0:
+        raise ValueError("mask is empty: no garment pixels to name")
+    if count < MIN_MASK_PIXELS:
+        raise TooFewPixels(f"mask has {count} pixels; naming a colour needs at least {MIN_MASK_PIXELS}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape} dtype {value.dtype}"
+    return type(value).__name__
+
+
+def _samples(rgb: np.ndarray, mask: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-light colours (h x w x 3 float32) and mask of the box, averaged in step x step blocks."""
+    linear = _TO_LINEAR[rgb]
+    if step == 1:
+        return linear, mask
+    h, w = mask.shape[0] // step, mask.shape[1] // step
+    # Sums of strided slices: much faster than a reshape-mean for small blocks.
+    offsets = [(i, j) for i in range(step) for j in range(step)]
+    linear = sum(linear[i : i + h * step : step, j : j + w * step : step] for i, j in offsets) / len(offsets)
+    garment = sum(mask[i : i + h * step : step, j : j + w * step : step].astype(np.int16) for i, j in offsets)
+    # A block is the garment's when most of it is (mixed blocks lie on the edge ring anyway); a mask
+    # thinner than a block everywhere (a diagonal strap) keeps every block it touches.
+    inside = garment * 2 >= len(offsets)
+    return linear, inside if inside.any() else garment > 0
+
+
+def _edge_weight(inside: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Per-sample weight from the distance to the mask's edge: 0 on the edge ring, ramping to 1."""
+    distance = np.zeros(inside.shape, dtype=np.int16)
+    current = inside
+    for _ in range(_MAX_STEPS):
+        current = _erode(current, open_sides)
+        if not current.any():
+            break
+        distance += current
+    half_thickness = int(distance.max())
+    edge = min(max(1, round(_EDGE_SHARE * half_thickness)), half_thickness // 2)
+    ramp = max(1, math.ceil(_RAMP_SHARE * half_thickness))
+    weight = np.clip((distance - edge + 1) / ramp, 0.0, 1.0).astype(np.float32)
+    weight[~inside] = 0.0
+    return weight
+
+
+def _erode(mask: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """3 x 3 erosion; beyond an open side the image ends and the mask is taken to go on as it is."""
+    top, bottom, left, right = open_sides
+    padded = np.pad(mask, 1, constant_values=False)
+    if top:
+        padded[0] = padded[1]
+    if bottom:
+        padded[-1] = padded[-2]
+    if left:
+        padded[:, 0] = padded[:, 1]
+    if right:
+        padded[:, -1] = padded[:, -2]
+    rows = padded[:, :-2] & padded[:, 1:-1] & padded[:, 2:]
+    return rows[:-2] & rows[1:-1] & rows[2:]
+
+
+def _information_weight(lightness: np.ndarray) -> np.ndarray:
+    """1 for well-exposed pixels, _FAINT_WEIGHT for nearly black or blown-out ones."""
+    exposed = _step_up(lightness, _DARK_BELOW, _L_STEP) * _step_down(lightness, _BLOWN_ABOVE, 1.0)
+    return _FAINT_WEIGHT + (1.0 - _FAINT_WEIGHT) * exposed
+
+
+def _memberships(lab: np.ndarray) -> np.ndarray:
+    """N x len(COLORS) soft votes (each row sums to 1) from the decision tree over L, C, h."""
+    lightness, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a)) % 360.0
+    votes = np.zeros((len(lab), len(COLORS)), dtype=np.float32)
+
+    tint = np.hypot(a, b / _B_AXIS_SLACK)
+    chromatic = _step_up(tint, np.minimum(_CHROMA_BASE + _CHROMA_PER_L * lightness, _CHROMA_MAX), _C_STEP)
+    achromatic = 1.0 - chromatic
+    black = _step_down(lightness, _BLACK_BELOW, _L_STEP)
+    white = _step_up(lightness, _WHITE_ABOVE, _L_STEP)
+    votes[:, _INDEX["black"]] = achromatic * black
+    votes[:, _INDEX["white"]] = achromatic * (1.0 - black) * white
+    votes[:, _INDEX["gray"]] = achromatic * (1.0 - black) * (1.0 - white)
+
+    sectors = _hue_sectors(hue)
+    for (_, name), sector in zip(_HUE_SECTORS, sectors.T):
+        share = chromatic * sector
+        if name == "red":
+            signed_hue = np.where(hue > 180.0, hue - 360.0, hue)
+            pink = _step_up(lightness, _PINK_BASE + _PINK_PER_DEGREE * signed_hue, _L_STEP)
+            brown = (1.0 - pink) * _step_down(lightness, _RED_BROWN_BELOW_L, _L_STEP) * _step_down(
+                chroma, _RED_BROWN_BELOW_C, _C_STEP)
+            votes[:, _INDEX["pink"]] += share * pink
+            votes[:, _INDEX["brown"]] += share * brown
+            votes[:, _INDEX["red"]] += share * (1.0 - pink - brown)
+        elif name in ("orange", "yellow"):
+            brown_below = _BROWN_BELOW_ORANGE if name == "orange" else _BROWN_BELOW_YELLOW
+            dark = _step_down(lightness, brown_below, _L_STEP)
+            muted = (1.0 - dark) * _step_down(chroma, _MUTED_BELOW, _C_STEP)
+            beige = muted * _step_up(lightness, _BEIGE_ABOVE, _L_STEP)
+            votes[:, _INDEX["brown"]] += share * (dark + muted - beige)
+            votes[:, _INDEX["beige"]] += share * beige
+            votes[:, _INDEX[name]] += share * (1.0 - dark - muted)
+        else:
+            votes[:, _INDEX[name]] += share
+    return votes
+
+
+def _hue_sectors(hue: np.ndarray) -> np.ndarray:
+    """N x len(_HUE_SECTORS) soft sector memberships, each row summing to 1.
+
+    Sectors are much wider than the step, so a pixel is near one boundary at most: it keeps its own
+    sector and hands the neighbour across the nearer boundary a logistic share of its vote.
+    """
+    count = len(_HUE_SECTORS)
+    # Boundaries ascending from 0 degrees, with the wrapping sector's ends on both sides.
+    lowest = int(np.argmin(_SECTOR_STARTS))
+    ascending = np.roll(_SECTOR_STARTS, -lowest)
+    edges = np.concatenate([[ascending[-1] - 360.0], ascending, [ascending[0] + 360.0]])
+    position = np.searchsorted(edges, hue, side="right") - 1
+    sector = (position - 1 + lowest) % count
+    to_previous = _step_down(hue - edges[position], 0.0, _HUE_STEP)
+    to_next = _step_down(edges[position + 1] - hue, 0.0, _HUE_STEP)
+    memberships = np.zeros((len(hue), count), dtype=np.float32)
+    rows = np.arange(len(hue))
+    memberships[rows, sector] = 1.0 - to_previous - to_next
+    memberships[rows, (sector - 1) % count] += to_previous
+    memberships[rows, (sector + 1) % count] += to_next
+    return memberships
+
+
+def _step_up(x: np.ndarray, threshold: np.ndarray | float, width: float) -> np.ndarray:
+    """Logistic step from 0 (x well below threshold) to 1 (well above)."""
+    return 0.5 + 0.5 * np.tanh((x - threshold) / (2.0 * width))
+
+
+def _step_down(x: np.ndarray, threshold: np.ndarray | float, width: float) -> np.ndarray:
+    return 1.0 - _step_up(x, threshold, width)
