@@ -109,6 +109,9 @@ _HUE_SECTORS: tuple[tuple[float, str], ...] = (
 )
 # Pixels darker / lighter than these carry little colour information and vote with _FAINT_WEIGHT.
 _DARK_BELOW = 15.0
+# Below this lightness a pixel is black whatever its tint: camera noise and white balance give near-
+# black cloth a hue (a blue cast turns a black hoodie at L 8 "blue"), while navy in shade is L 15-20.
+_HUELESS_BELOW = 12.0
 _BLOWN_ABOVE = 96.0
 _FAINT_WEIGHT = 0.1
 
@@ -287,6 +290,7 @@ def _memberships(lab: np.ndarray) -> np.ndarray:
 
     tint = np.hypot(a, b / _B_AXIS_SLACK)
     chromatic = _step_up(tint, np.minimum(_CHROMA_BASE + _CHROMA_PER_L * lightness, _CHROMA_MAX), _C_STEP)
+    chromatic = chromatic * _step_up(lightness, _HUELESS_BELOW, _L_STEP)
     achromatic = 1.0 - chromatic
     black = _step_down(lightness, _BLACK_BELOW, _L_STEP)
     white = _step_up(lightness, _WHITE_ABOVE, _L_STEP)
