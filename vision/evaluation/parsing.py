@@ -1,0 +1,86 @@
+"""Garment-parsing quality: per-class IoU of the parser's frame label maps against pixel masks.
+
+The parser runs as it does in ingest: the person detector's boxes, one parse per person, the persons'
+maps merged by taking, per pixel, the most confident person. IoU is accumulated over the whole set
+(one confusion matrix), so large and small images weigh by their pixels, as usual for mIoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
+from vision.labels import FrameLabels
+from vision.stage import Frame, Stage
+
+
+def person_boxes(detector: Stage, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """The person detector's boxes on one photo."""
+    h, w = image.shape[:2]
+    frame = Frame(image, FrameLabels(frame_id="photo", media_id="photo", timestamp=0, reason="image", width=w, height=h))
+    return [(p.box.x1, p.box.y1, p.box.x2, p.box.y2) for p in detector([frame])[0].labels.persons]
+
+
+def parse_photo(parser: GarmentParser, detector: Stage, image: np.ndarray) -> tuple[np.ndarray, int]:
+    """The photo's class map as ingest would make it, and the number of persons found."""
+    boxes = person_boxes(detector, image)
+    return merged_label_map(parser.parse(image, boxes), *image.shape[:2]), len(boxes)
+
+
+def merged_label_map(parses: list[PersonParse], height: int, width: int) -> np.ndarray:
+    """One class per frame pixel over all persons; background where no person's window reaches."""
+    labels = np.zeros((height, width), dtype=np.uint8)
+    best = np.zeros((height, width), dtype=np.float32)
+    for parse in parses:
+        person_labels, confidence = parse.label_map(height, width)
+        # a person's background must not paint over another person's garment
+        take = (person_labels > 0) & (confidence > best)
+        labels[take] = person_labels[take]
+        best[take] = confidence[take]
+    return labels
+
+
+@dataclass
+class ParsingScores:
+    classes: tuple[str, ...] = PARSER_CLASSES
+    confusion: np.ndarray = field(default_factory=lambda: np.zeros((len(PARSER_CLASSES),) * 2, dtype=np.int64))
+    images: int = 0
+    images_without_person: int = 0
+
+    def add_photo(self, parser: GarmentParser, detector: Stage, image: np.ndarray, truth: np.ndarray) -> None:
+        predicted, persons = parse_photo(parser, detector, image)
+        self.images_without_person += persons == 0
+        self.add(predicted, truth)
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        if predicted.shape != truth.shape:
+            raise ValueError(f"prediction {predicted.shape} and mask {truth.shape} differ in size")
+        n = len(self.classes)
+        self.confusion += np.bincount(truth.astype(np.int64).ravel() * n + predicted.ravel(),
+                                      minlength=n * n).reshape(n, n)
+        self.images += 1
+
+    def iou(self) -> dict[str, float | None]:
+        """IoU per class; None for a class absent from both truth and prediction."""
+        tp = np.diag(self.confusion).astype(np.float64)
+        union = self.confusion.sum(0) + self.confusion.sum(1) - tp
+        return {c: (float(tp[i] / union[i]) if union[i] else None) for i, c in enumerate(self.classes)}
+
+    def mean_iou(self, exclude: tuple[str, ...] = ()) -> float:
+        values = [v for c, v in self.iou().items() if v is not None and c not in exclude]
+        return float(np.mean(values)) if values else 0.0
+
+    def pixel_accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(1, self.confusion.sum()))
+
+    def report(self) -> dict:
+        return {
+            "images": self.images,
+            "images_without_person": self.images_without_person,
+            "pixel_accuracy": self.pixel_accuracy(),
+            "mean_iou": self.mean_iou(),
+            "mean_iou_garments": self.mean_iou(exclude=("background", "skin", "hair", "other")),
+            "iou": self.iou(),
+        }

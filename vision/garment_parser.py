@@ -1,0 +1,151 @@
+"""Garment parsing: a pixel class map per person, from BlazePose features and a head trained on CCP.
+
+Nothing pretrained for clothes can be had offline, so the parser stands on what can: BlazePose GHUM
+(vision/pose.py) has learned where a body and its parts are from many people; its decoder feature
+maps go into a small head (`GarmentParserHead`, ~100k parameters) trained on the 704 CCP photos
+(vision/training/train_garment_parser.py) to tell skin, hair and garment categories apart. The head
+also sees the crop's colours at 128x128, so garment boundaries can follow colour edges.
+
+Model card, training recipe and measured IoU: docs/models/garment-parsing.md
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vision.pose import INPUT_SIZE, CropWindow, PoseLandmarker, crops_tensor
+from vision.vocabulary import GARMENT_CATEGORIES
+
+# Pixel classes. Garments use the vocabulary's category words; "tank top" is not a pixel class (too
+# few labelled examples): it is named from the sleeve length of a sleeveless top (vision/garments.py).
+PARSER_CLASSES: tuple[str, ...] = (
+    "background", "skin", "hair",
+    *(c for c in GARMENT_CATEGORIES if c != "tank top"),
+    "other",  # belts, jewellery, glasses, socks, tights: worn, but outside the vocabulary
+)
+BODY_CLASSES = ("background", "skin", "hair", "other")
+HEAD_RESOLUTION = 128  # the head predicts at 128x128; logits are upsampled to the 256 crop
+
+
+class GarmentParserHead(nn.Module):
+    """Per-pixel garment classes from the BlazePose feature pyramid, the crop's colours and the person mask."""
+
+    def __init__(self, num_classes: int = len(PARSER_CLASSES), width: int = 64, fine_width: int = 32):
+        super().__init__()
+        self.context = nn.Sequential(  # decoder levels + bottleneck, fused at 64x64
+            nn.Conv2d(48 * 3 + 144, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        # A whole-person summary lets every pixel of a garment agree on one category.
+        self.global_context = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True))
+        self.coarse = nn.Conv2d(width, num_classes, 1)
+        self.fine = nn.Sequential(  # coarse logits + sharp person edges + colours at 128x128
+            nn.Conv2d(num_classes + 8 + 3 + 1, fine_width, 3, padding=1, bias=False), nn.BatchNorm2d(fine_width),
+            nn.ReLU(inplace=True), nn.Conv2d(fine_width, num_classes, 3, padding=1),
+        )
+
+    def forward(self, features: dict[str, torch.Tensor], rgb128: torch.Tensor, mask128: torch.Tensor) -> torch.Tensor:
+        """Logits N x classes x 128 x 128. rgb128 in [0, 1]; mask128: BlazePose person logits."""
+        size64 = features["dec64"].shape[-2:]
+        up = [F.interpolate(features[k].float(), size=size64, mode="bilinear", align_corners=False)
+              for k in ("dec32", "dec16", "enc8")]
+        x = self.context(torch.cat([features["dec64"].float(), *up], dim=1))
+        x = x + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
+        coarse = F.interpolate(self.coarse(x), size=rgb128.shape[-2:], mode="bilinear", align_corners=False)
+        fine_in = torch.cat([coarse, features["seg128"].float(), rgb128, torch.sigmoid(mask128 / 8.0)], dim=1)
+        return coarse + self.fine(fine_in)
+
+
+def head_inputs(crops: torch.Tensor, mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's colour and mask inputs at its resolution, from the 256 crops and BlazePose's mask."""
+    rgb128 = F.interpolate(crops, size=(HEAD_RESOLUTION,) * 2, mode="bilinear", align_corners=False, antialias=True)
+    mask128 = F.interpolate(mask_logits, size=(HEAD_RESOLUTION,) * 2, mode="bilinear", align_corners=False)
+    return rgb128, mask128
+
+
+@dataclass
+class PersonParse:
+    """One person's parse: class probabilities over the crop window, and the body landmarks."""
+
+    window: CropWindow
+    probs: np.ndarray  # classes x 256 x 256 (float32), over the window
+    landmarks: np.ndarray  # 33 x 2 frame pixels
+    visibility: np.ndarray  # 33, probability each landmark is visible
+    pose_score: float
+
+    def region_labels(self, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(class index, its probability) for the frame pixels [y0:y1, x0:x1]; background (0, 1.0)
+        where the window does not reach."""
+        labels = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        confidence = np.ones((y1 - y0, x1 - x0), dtype=np.float32)
+        w = self.window
+        fx0, fy0 = max(x0, w.x0), max(y0, w.y0)
+        fx1, fy1 = min(x1, w.x0 + w.side), min(y1, w.y0 + w.side)
+        if fx1 <= fx0 or fy1 <= fy0:
+            return labels, confidence
+        # nearest window cell for each frame pixel centre
+        scale = INPUT_SIZE / w.side
+        us = np.clip(((np.arange(fx0, fx1) + 0.5 - w.x0) * scale).astype(int), 0, INPUT_SIZE - 1)
+        vs = np.clip(((np.arange(fy0, fy1) + 0.5 - w.y0) * scale).astype(int), 0, INPUT_SIZE - 1)
+        labels[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] = self.probs.argmax(axis=0)[np.ix_(vs, us)]
+        confidence[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] = self.probs.max(axis=0)[np.ix_(vs, us)]
+        return labels, confidence
+
+    def label_map(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """`region_labels` over the whole frame."""
+        return self.region_labels(0, 0, width, height)
+
+
+class GarmentParser(nn.Module):
+    """BlazePose + the trained head: person boxes in, one PersonParse per box out."""
+
+    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead):
+        super().__init__()
+        self.pose = pose
+        self.head = head
+
+    @classmethod
+    def from_files(cls, pose: PoseLandmarker, head_weights: Path) -> "GarmentParser":
+        saved = torch.load(head_weights, map_location="cpu", weights_only=True)
+        if tuple(saved["classes"]) != PARSER_CLASSES:
+            raise ValueError(f"{head_weights}: trained for classes {saved['classes']}, this code has {PARSER_CLASSES}")
+        head = GarmentParserHead(len(PARSER_CLASSES))
+        head.load_state_dict(saved["state_dict"])  # float16 on disk, copied into float32 parameters
+        return cls(pose, head.eval())
+
+    @torch.inference_mode()
+    def forward_crops(self, crops: torch.Tensor):
+        out = self.pose(crops, with_features=True)
+        rgb128, mask128 = head_inputs(crops, out.mask_logits)
+        logits = self.head(out.features, rgb128, mask128)
+        probs = torch.softmax(F.interpolate(logits.float(), size=(INPUT_SIZE,) * 2, mode="bilinear",
+                                            align_corners=False), dim=1)
+        return out, probs
+
+    def parse(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[PersonParse]:
+        if not boxes:
+            return []
+        device = next(self.head.parameters()).device
+        dtype = next(self.head.parameters()).dtype
+        windows = self.pose.windows(boxes)
+        crops = crops_tensor([w.cut(image) for w in windows], device, dtype)
+        out, probs = self.forward_crops(crops)
+        landmarks = out.landmarks.float().cpu().numpy()
+        probs = probs.cpu().numpy()
+        parses = []
+        for i, window in enumerate(windows):
+            parses.append(PersonParse(
+                window=window,
+                probs=probs[i],
+                landmarks=window.to_frame(landmarks[i, :, :2]),
+                visibility=1.0 / (1.0 + np.exp(-landmarks[i, :, 3])),
+                pose_score=float(out.pose_score[i]),
+            ))
+        return parses
