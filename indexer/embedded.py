@@ -2,6 +2,21 @@
 
 WAL gives one writer at a time with concurrent readers, and every write is a transaction, so a
 process killed mid-write leaves the file consistent (the unfinished transaction is rolled back).
+
+Search reads moments, not frames. `finish_run` merges the run's frames into moments
+(indexer.moments.build_moments) and swaps the media's moments in the same transaction that makes the
+run visible, so moments always describe the visible frames: a failed run never touches them, and a
+crash mid-finish leaves the old frames with the old moments. Each moment is one row of `moments`
+(the Moment as JSON, plus the columns filters need) and one row per summarised garment in
+`moment_garments`, with an index on each vocabulary field. A search narrows candidates in SQL with
+the structured constraints (a superset: see `_candidates`), then indexer.search ranks them with the
+same function every backend uses.
+
+Databases from before moments existed keep working: the tables are created if missing, and
+`moment_builds` records which run each media's moments were built from, so a done media whose
+visible run has no build yet gets its moments built on the first read of moments through a store
+object (`rebuild_moments(only_missing=True)`); `rebuild_moments()` rebuilds them all, e.g. after the
+merging rules changed.
 """
 
 from __future__ import annotations
@@ -11,8 +26,18 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from indexer.moments import Moment, build_moments
+from indexer.query import AttributeTerm, GarmentConstraint
+from indexer.search import (
+    SearchPage,
+    SearchRequest,
+    decode_cursor,
+    has_positive_terms,
+    rank_documents,
+)
 from indexer.store import MediaRecord, MediaStatus
 from vision.labels import FrameLabels
 
@@ -48,7 +73,54 @@ CREATE TABLE IF NOT EXISTS frames (
     PRIMARY KEY (frame_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS frames_by_media ON frames(media_id, run_id, timestamp);
+CREATE TABLE IF NOT EXISTS moments (
+    moment_id TEXT PRIMARY KEY,
+    media_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    best_frame_id TEXT NOT NULL,
+    persons INTEGER NOT NULL,
+    detection REAL NOT NULL,          -- the most confident person's detection
+    expression TEXT NOT NULL,         -- of the only person ('' when unknown or several persons)
+    expression_confidence REAL NOT NULL,
+    doc TEXT NOT NULL                 -- the Moment as JSON
+);
+CREATE INDEX IF NOT EXISTS moments_by_media ON moments(media_id, start);
+CREATE INDEX IF NOT EXISTS moments_by_start ON moments(start);
+CREATE INDEX IF NOT EXISTS moments_by_expression ON moments(expression);
+-- One row per summarised garment of a moment's person; '' and 0 for a field without a label.
+CREATE TABLE IF NOT EXISTS moment_garments (
+    moment_id TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    person_index INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    category_confidence REAL NOT NULL,
+    color TEXT NOT NULL,
+    color_confidence REAL NOT NULL,
+    secondary_color TEXT NOT NULL,
+    secondary_color_confidence REAL NOT NULL,
+    pattern TEXT NOT NULL,
+    pattern_confidence REAL NOT NULL,
+    sleeve TEXT NOT NULL,
+    sleeve_confidence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS moment_garments_by_moment ON moment_garments(moment_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_media ON moment_garments(media_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_category ON moment_garments(category, moment_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_color ON moment_garments(color, moment_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_secondary_color ON moment_garments(secondary_color, moment_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_pattern ON moment_garments(pattern, moment_id);
+CREATE INDEX IF NOT EXISTS moment_garments_by_sleeve ON moment_garments(sleeve, moment_id);
+-- Which run each media's moments were built from: tells a database from before moments apart
+-- from a media whose frames simply show nobody (no moments either).
+CREATE TABLE IF NOT EXISTS moment_builds (
+    media_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL
+);
 """
+
+_GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
@@ -73,21 +145,30 @@ class EmbeddedStore:
         self._db.execute("PRAGMA busy_timeout=60000")
         with self._lock:
             self._db.executescript(SCHEMA)
+        self._moments_checked = False  # see _ensure_moments
 
     # -- helpers -------------------------------------------------------------------------------
-    def _transaction(self, statements):
+    def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run `work` in one write transaction: all of it is committed, or none (also on a crash)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    if isinstance(params, list):
-                        self._db.executemany(sql, params)
-                    else:
-                        self._db.execute(sql, params)
+                work(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @staticmethod
+    def _run_statements(db: sqlite3.Connection, statements) -> None:
+        for sql, params in statements:
+            if isinstance(params, list):
+                db.executemany(sql, params)
+            else:
+                db.execute(sql, params)
+
+    def _transaction(self, statements):
+        self._write(lambda db: self._run_statements(db, statements))
 
     def _query(self, sql: str, params=()) -> list[tuple]:
         with self._lock:
@@ -152,16 +233,30 @@ class EmbeddedStore:
         record = self.get_media(media_id)
         if record is None or record.run_id != run_id:
             raise RuntimeError(f"media {media_id} has no pending run {run_id}")
+        # Built before the transaction (it can take a while for a long video, and other writers
+        # wait on the lock): an error here leaves everything as it was.
+        moments = build_moments(self._run_frames(media_id, run_id))
         stale = self._query("SELECT media_id FROM media WHERE path = ? AND media_id != ?", (record.path, media_id))
-        self._transaction([
-            ("DELETE FROM frames WHERE media_id = ? AND run_id != ?", (media_id, run_id)),
-            ("UPDATE media SET status = ?, reason = '', frames = ?, persons = ?, garments = ?, seconds = ?, "
-             "visible_run_id = ?, updated_at = ? WHERE media_id = ?",
-             (MediaStatus.DONE.value, frames, persons, garments, seconds, run_id, time.time(), media_id)),
-            # The file at this path changed content: its older record and frames are no longer true.
-            ("DELETE FROM frames WHERE media_id = ?", stale),
-            ("DELETE FROM media WHERE media_id = ?", stale),
-        ])
+
+        def finish(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT run_id FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is None or row[0] != run_id:  # a newer run began while the moments were built
+                raise RuntimeError(f"media {media_id} has no pending run {run_id}")
+            self._run_statements(db, [
+                ("DELETE FROM frames WHERE media_id = ? AND run_id != ?", (media_id, run_id)),
+                (("UPDATE media SET status = ?, reason = '', frames = ?, persons = ?, garments = ?, seconds = ?, "
+                  "visible_run_id = ?, updated_at = ? WHERE media_id = ?"),
+                 (MediaStatus.DONE.value, frames, persons, garments, seconds, run_id, time.time(), media_id)),
+            ])
+            self._replace_moments(db, media_id, run_id, moments)
+            # The file at this path changed content: its older record, frames and moments are no longer true.
+            self._run_statements(db, [
+                ("DELETE FROM frames WHERE media_id = ?", stale),
+                ("DELETE FROM media WHERE media_id = ?", stale),
+                *self._drop_moments(stale),
+            ])
+
+        self._write(finish)
 
     def fail_run(self, media_id: str, run_id: str, reason: str) -> None:
         self._transaction([
@@ -178,6 +273,169 @@ class EmbeddedStore:
         )
         return [FrameLabels.model_validate(json.loads(r[0])) for r in rows]
 
+    # -- moments -------------------------------------------------------------------------------
+    def _run_frames(self, media_id: str, run_id: str) -> list[FrameLabels]:
+        rows = self._query(
+            "SELECT doc FROM frames WHERE media_id = ? AND run_id = ? ORDER BY timestamp, frame_id", (media_id, run_id)
+        )
+        return [FrameLabels.model_validate_json(r[0]) for r in rows]
+
+    @staticmethod
+    def _drop_moments(media_ids: list[tuple[str]]) -> list[tuple[str, list[tuple[str]]]]:
+        return [
+            ("DELETE FROM moment_garments WHERE media_id = ?", media_ids),
+            ("DELETE FROM moments WHERE media_id = ?", media_ids),
+            ("DELETE FROM moment_builds WHERE media_id = ?", media_ids),
+        ]
+
+    def _replace_moments(self, db: sqlite3.Connection, media_id: str, run_id: str, moments: list[Moment]) -> None:
+        """Swap the media's moments for these, inside the caller's transaction."""
+        moment_rows, garment_rows = [], []
+        for m in moments:
+            detection = max(p.detection.confidence for p in m.persons)
+            single = m.persons[0] if len(m.persons) == 1 else None
+            expression = single.expression if single is not None else None
+            moment_rows.append((
+                m.moment_id, m.media_id, run_id, m.start, m.end, m.best_frame_id, len(m.persons), detection,
+                expression.value if expression else "", expression.confidence if expression else 0.0,
+                m.model_dump_json(),
+            ))
+            for index, person in enumerate(m.persons):
+                for g in person.garments:
+                    row: list = [m.moment_id, m.media_id, index]
+                    for name in _GARMENT_FIELDS:
+                        label = getattr(g, name)
+                        row += [label.value, label.confidence] if label is not None else ["", 0.0]
+                    garment_rows.append(tuple(row))
+        self._run_statements(db, [
+            *self._drop_moments([(media_id,)]),
+            (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
+              "expression, expression_confidence, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), moment_rows),
+            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(_GARMENT_FIELDS)))})", garment_rows),
+            ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
+        ])
+
+    def rebuild_moments(self, media_ids: list[str] | None = None, *, only_missing: bool = False) -> int:
+        """Rebuild moments from the visible frames (all media, or these); returns how many were rebuilt.
+
+        For databases written before moments existed (`only_missing`: media whose visible run has no
+        moments built yet; reads do this by themselves) and after a change to how moments are made.
+        """
+        rows = self._query(
+            "SELECT m.media_id, m.visible_run_id, b.run_id FROM media m "
+            "LEFT JOIN moment_builds b ON b.media_id = m.media_id WHERE m.visible_run_id != '' ORDER BY m.media_id"
+        )
+        wanted = set(media_ids) if media_ids is not None else None
+        rebuilt = 0
+        for media_id, run_id, built_run in rows:
+            if (wanted is not None and media_id not in wanted) or (only_missing and built_run == run_id):
+                continue
+            self._swap_moments(media_id, run_id, build_moments(self._run_frames(media_id, run_id)))
+            rebuilt += 1
+        return rebuilt
+
+    def _swap_moments(self, media_id: str, run_id: str, moments: list[Moment]) -> None:
+        def swap(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT visible_run_id FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is not None and row[0] == run_id:  # else a newer run finished meanwhile, with its own
+                self._replace_moments(db, media_id, run_id, moments)
+
+        self._write(swap)
+
+    def _ensure_moments(self) -> None:
+        """Build missing moments once per store object: a database from before moments existed."""
+        if not self._moments_checked:
+            self.rebuild_moments(only_missing=True)
+            self._moments_checked = True
+
+    def moment(self, moment_id: str) -> Moment | None:
+        self._ensure_moments()
+        rows = self._query(
+            "SELECT m.doc FROM moments m JOIN media md ON md.media_id = m.media_id AND m.run_id = md.visible_run_id "
+            "WHERE m.moment_id = ?", (moment_id,)
+        )
+        return Moment.model_validate_json(rows[0][0]) if rows else None
+
+    def moments_of(self, media_id: str) -> list[Moment]:
+        self._ensure_moments()
+        rows = self._query(
+            "SELECT m.doc FROM moments m JOIN media md ON md.media_id = m.media_id AND m.run_id = md.visible_run_id "
+            "WHERE m.media_id = ? ORDER BY m.start, m.rowid", (media_id,)  # rowid: build order within a start
+        )
+        return [Moment.model_validate_json(r[0]) for r in rows]
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, request: SearchRequest) -> SearchPage:
+        if request.cursor:
+            decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
+        self._ensure_moments()
+        if request.media_ids is not None and not request.media_ids:
+            return SearchPage(hits=[], total=0)
+        sql, params = _candidates(request)
+        rows = self._query(sql, params)
+        return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+# --- candidate narrowing ---------------------------------------------------------------------------
+# SQL picks a superset of the moments match_moment accepts; match_moment then decides. Where a moment
+# holds several persons, conditions that are per person (negated constraints, expression) are not
+# narrowed, since the SQL sees the moment's garments and not whose they are.
+
+
+def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
+    """SQL on a moment_garments row `g` for one term; a label under `floor` counts as absent."""
+    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    has = [f"(g.{f} = ? AND g.{f}_confidence >= ?)" for f in fields]
+    has_params = [p for _ in fields for p in (term.value, floor)]
+    if not term.negated:
+        return f"({' OR '.join(has)})", has_params
+    known = " OR ".join(f"(g.{f} != '' AND g.{f}_confidence >= ?)" for f in fields)
+    return (f"(({known}) AND NOT ({' OR '.join(has)}))", [floor] * len(fields) + has_params)
+
+
+def _garment_sql(constraint: GarmentConstraint, floor: float) -> tuple[str, list]:
+    """A moment_id subquery: the moments with a garment on which all the constraint's terms hold."""
+    parts, params = ["g.category_confidence >= ?"], [floor]
+    for term in constraint.terms:
+        sql, term_params = _term_sql(term, floor)
+        parts.append(sql)
+        params += term_params
+    return f"SELECT g.moment_id FROM moment_garments g WHERE {' AND '.join(parts)}", params
+
+
+def _candidates(request: SearchRequest) -> tuple[str, list]:
+    """The SELECT of (doc, media path) for the moments the request may match."""
+    query, floor = request.query, request.min_confidence
+    where, params = ["m.run_id = md.visible_run_id"], []
+    if request.media_ids is not None:
+        where.append(f"m.media_id IN ({', '.join('?' * len(request.media_ids))})")
+        params += request.media_ids
+    if request.start is not None:
+        where.append('m."end" >= ?')
+        params.append(request.start)
+    if request.end is not None:
+        where.append("m.start <= ?")
+        params.append(request.end)
+    for constraint in query.garments:
+        sql, garment_params = _garment_sql(constraint, floor)
+        if constraint.negated:
+            where.append(f"(m.persons > 1 OR m.moment_id NOT IN ({sql}))")
+        else:
+            where.append(f"m.moment_id IN ({sql})")
+        params += garment_params
+    for term in query.person:
+        if term.negated:
+            where.append("(m.persons > 1 OR (m.expression != '' AND m.expression != ? AND m.expression_confidence >= ?))")
+        else:
+            where.append("(m.persons > 1 OR (m.expression = ? AND m.expression_confidence >= ?))")
+        params += [term.value, floor]
+    if not has_positive_terms(query):
+        where.append("m.detection >= ?")
+        params.append(floor)
+    sql = ("SELECT m.doc, md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
+           f"WHERE {' AND '.join(where)}")
+    return sql, params

@@ -4,6 +4,11 @@ A media file's frames become visible only when its run finishes: frames are writ
 run id, and finishing a run makes that run the visible one and drops older runs' frames in one
 step. A failed or interrupted run therefore never leaves half a video searchable, and never
 hides what an earlier successful run indexed.
+
+Search answers with moments (indexer/moments.py), which a backend builds from the run's frames when
+the run finishes and swaps in the same step, so moments always describe the visible frames.
+Matching and ranking are indexer/search.py's, shared by every backend: a backend only narrows
+candidates, so two backends holding the same frames return the same pages.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from indexer.moments import Moment
+from indexer.search import SearchPage, SearchRequest
 from vision.labels import FrameLabels
 
 
@@ -60,12 +67,29 @@ class LabelStore(Protocol):
         """Bulk-write frames of a pending run (idempotent on frame id)."""
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
-        """Make the run's frames the visible ones and mark the media done."""
+        """Make the run's frames the visible ones and mark the media done; the media's moments are
+        rebuilt from those frames and replaced in the same step (an error leaves the old ones)."""
 
     def fail_run(self, media_id: str, run_id: str, reason: str) -> None:
         """Drop the run's frames and mark the media failed with a one-line reason."""
 
     def frames_of(self, media_id: str) -> list[FrameLabels]:
         """The visible frames of a media file, in time order."""
+
+    def moment(self, moment_id: str) -> Moment | None:
+        """A visible moment by id (what a result link points to), or None."""
+
+    def moments_of(self, media_id: str) -> list[Moment]:
+        """The visible moments of a media file, by start (then the order they were built in)."""
+
+    def rebuild_moments(self, media_ids: list[str] | None = None, *, only_missing: bool = False) -> int:
+        """Rebuild moments from the visible frames (all media, or these), e.g. after the merging rules
+        changed; `only_missing`: just media whose visible run has none built. Returns how many."""
+
+    def search(self, request: SearchRequest) -> SearchPage:
+        """One page of the moments that match, ranked by indexer.search.match_moment.
+
+        Raises indexer.search.InvalidCursor for a cursor that is not from this search.
+        """
 
     def close(self) -> None: ...

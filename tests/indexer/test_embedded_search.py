@@ -1,0 +1,342 @@
+"""Search through a store: frames go in through runs, moments come out of `search`.
+
+The tests taking `store` are backend-independent: they use only the LabelStore protocol, and the
+`store` fixture is parametrised over BACKENDS, so the Elasticsearch backend joins by adding an entry.
+Tests taking `embedded` check what only the SQLite store has (its tables, old databases).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from indexer.embedded import EmbeddedStore
+from indexer.moments import build_moments
+from indexer.search import InvalidCursor, SearchPage, SearchRequest, rank_moments
+from indexer.store import LabelStore, MediaRecord, MediaStatus
+from search_api.query_parser import QueryParser
+from tests.indexer.test_search import (
+    black_jacket_blue_jeans,
+    frame_id,
+    frames,
+    garment,
+    person,
+    red_shirt_blue_jacket,
+    red_striped_dress,
+)
+from vision.labels import FrameLabels
+
+PARSER = QueryParser()
+
+
+def _embedded(tmp_path) -> Iterator[LabelStore]:
+    store = EmbeddedStore(tmp_path / "data")
+    yield store
+    store.close()
+
+
+# name -> generator of a fresh, empty store (the Elasticsearch backend adds itself here)
+BACKENDS: dict[str, Callable[..., Iterator[LabelStore]]] = {"embedded": _embedded}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request, tmp_path) -> Iterator[LabelStore]:
+    yield from BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+def embedded(tmp_path) -> Iterator[EmbeddedStore]:
+    yield from _embedded(tmp_path)
+
+
+def index(store: LabelStore, media_id: str, labels: list[FrameLabels], run_id: str = "run-1",
+          path: str | None = None) -> None:
+    store.begin_run(MediaRecord(media_id=media_id, path=path or f"/videos/{media_id}.mp4", kind="video",
+                                status=MediaStatus.PENDING, pipeline_version="v1", run_id=run_id))
+    store.write_frames(run_id, labels)
+    store.finish_run(media_id, run_id, len(labels), sum(len(f.persons) for f in labels),
+                     sum(f.garment_count for f in labels), 0.1)
+
+
+def search(store: LabelStore, text: str, **kw) -> SearchPage:
+    return store.search(SearchRequest(query=PARSER.parse(text), **kw))
+
+
+def spans(page: SearchPage) -> list[tuple[str, float, float]]:
+    return [(h.moment.media_id, h.moment.start, h.moment.end) for h in page.hits]
+
+
+def catwalk() -> list[FrameLabels]:
+    """A red striped dress for 5 s (0-4), a frame with nobody, then a man in a black jacket and blue
+    jeans for 8 s (6-13); the dress's clearest view is at 2 s, where she is largest."""
+    dress = frames("catwalk", [0.0, 1.0, 3.0, 4.0], red_striped_dress())
+    closest = frames("catwalk", [2.0], red_striped_dress())[0]
+    closest.persons[0].box.y2 = 500  # a larger box: the best frame
+    nobody = frames("catwalk", [5.0])
+    man = frames("catwalk", [6.0 + i for i in range(8)], black_jacket_blue_jeans(x=200))
+    return sorted([*dress, closest, *nobody, *man], key=lambda f: f.timestamp)
+
+
+def street() -> list[FrameLabels]:
+    """A sad face over a red shirt under a blue jacket (0-3), then a smiling face over a white dress
+    with a black hat (10-12)."""
+    hat = person(garment("dress", "white"), garment("hat", "black", confidence=0.6), expression="happy")
+    return [
+        *frames("street", [0.0, 1.0, 2.0, 3.0], red_shirt_blue_jacket(expression="sad", expression_confidence=0.6)),
+        *frames("street", [10.0, 11.0, 12.0], hat),
+    ]
+
+
+@pytest.fixture
+def scene(store: LabelStore) -> LabelStore:
+    index(store, "catwalk", catwalk())
+    index(store, "street", street())
+    return store
+
+
+# --- what matches -------------------------------------------------------------------------------
+
+
+def test_red_dress_finds_the_dress_moment_first(scene):
+    page = search(scene, "red dress")
+    assert spans(page) == [("catwalk", 0.0, 4.0)] and page.total == 1
+    [hit] = page.hits
+    assert hit.moment.best_frame_id == frame_id("catwalk", 2.0) and hit.moment.best_timestamp == 2.0
+    assert hit.matched[0].category == "dress" and hit.score > 0.7
+    assert spans(search(scene, "red striped dress")) == [("catwalk", 0.0, 4.0)]
+    assert spans(search(scene, "dress")) == [("catwalk", 0.0, 4.0), ("street", 10.0, 12.0)]  # surer first
+
+
+def test_terms_on_different_garments_do_not_match(scene):
+    assert search(scene, "red jacket").hits == [] and search(scene, "red jacket").total == 0
+    assert spans(search(scene, "red shirt")) == [("street", 0.0, 3.0)]
+    assert spans(search(scene, "blue jacket")) == [("street", 0.0, 3.0)]
+    assert spans(search(scene, "man in a black jacket")) == [("catwalk", 6.0, 13.0)]
+
+
+def test_negation(scene):
+    assert spans(search(scene, "dress without a hat")) == [("catwalk", 0.0, 4.0)]
+    assert sorted(spans(search(scene, "without a hat"))) == [
+        ("catwalk", 0.0, 4.0), ("catwalk", 6.0, 13.0), ("street", 0.0, 3.0)]
+    assert spans(search(scene, "jacket not black")) == [("street", 0.0, 3.0)]
+    # "not black": any garment with a colour other than black (the man's jeans count)
+    assert len(search(scene, "not black").hits) == 4
+    assert search(scene, "not black").total == 4
+
+
+def test_expression(scene):
+    assert spans(search(scene, "smiling woman in a dress")) == [("street", 10.0, 12.0)]
+    assert spans(search(scene, "not smiling")) == [("street", 0.0, 3.0)]  # faces without expression: unknown
+    assert search(scene, "not smiling", min_confidence=0.7).total == 0
+
+
+def test_media_and_time_range_filters(scene):
+    assert spans(search(scene, "jacket", media_ids=["catwalk"])) == [("catwalk", 6.0, 13.0)]
+    assert search(scene, "jacket", media_ids=[]).total == 0
+    assert sorted(spans(search(scene, "", start=3.0, end=6.0))) == [
+        ("catwalk", 0.0, 4.0), ("catwalk", 6.0, 13.0), ("street", 0.0, 3.0)]  # overlaps, bounds included
+    assert spans(search(scene, "", media_ids=["street"], start=3.5)) == [("street", 10.0, 12.0)]
+    assert search(scene, "", start=12.5, end=20.0).total == 1  # only the man, 6-13
+
+
+def test_min_confidence(scene):
+    # the hat's category confidence is 0.6: under a floor of 0.7 it is not there
+    assert spans(search(scene, "black hat")) == [("street", 10.0, 12.0)]
+    assert search(scene, "black hat", min_confidence=0.7).total == 0
+    assert ("street", 10.0, 12.0) in spans(search(scene, "without a hat", min_confidence=0.7))
+    # colours are 0.8 sure, secondary colours 0.6
+    assert search(scene, "red dress", min_confidence=0.8).total == 1
+    assert search(scene, "red dress", min_confidence=0.85).total == 0
+
+
+def test_empty_query_returns_every_moment(scene):
+    page = search(scene, "")
+    assert page.total == 4 and len({h.moment.moment_id for h in page.hits}) == 4
+    assert [h.score for h in page.hits] == sorted((h.score for h in page.hits), reverse=True)
+
+
+def test_text_words_rank_but_never_filter(scene):
+    plain = search(scene, "dress")
+    worded = search(scene, "dress catwalk")  # found in catwalk.mp4
+    assert spans(worded) == spans(plain)
+    assert worded.hits[0].text_matched == ["catwalk"] and worded.hits[1].text_matched == []
+    assert spans(search(scene, "street"))[0][0] == "street"
+
+
+def test_search_equals_the_reference_ranking_over_all_moments(scene):
+    """The store's narrowing may only save work: every query gives what ranking all moments gives."""
+    everything = [m for media in ("catwalk", "street") for m in scene.moments_of(media)]
+    names = {"catwalk": "catwalk.mp4", "street": "street.mp4"}
+    queries = ["red dress", "red jacket", "not black", "without a hat", "jacket not black", "no red hat", "",
+               "black", "white dress with a black hat", "long sleeve", "striped", "smiling", "not smiling",
+               "blue and not black", "shirt catwalk"]
+    for text in queries:
+        for kw in ({}, {"min_confidence": 0.65}, {"start": 3.0, "end": 10.0}, {"media_ids": ["street"]}):
+            req = SearchRequest(query=PARSER.parse(text), limit=200, **kw)
+            assert store_view(scene.search(req)) == store_view(rank_moments(everything, req, names)), (text, kw)
+
+
+def store_view(page: SearchPage) -> list[tuple[str, float]]:
+    return [(h.moment.moment_id, round(h.score, 9)) for h in page.hits]
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def test_pagination_over_tied_scores_returns_each_moment_once(store):
+    # 50 identical shots over two media: every moment scores the same
+    for media, count in (("left", 25), ("right", 25)):
+        index(store, media, frames(media, [float(i) for i in range(count)], red_striped_dress(), reason="shot"))
+    seen, cursor = [], None
+    for _ in range(10):
+        page = search(store, "red dress", limit=6, cursor=cursor)
+        assert page.total == 50 and len(page.hits) <= 6
+        seen += [h.moment.moment_id for h in page.hits]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 50 and len(set(seen)) == 50
+    assert seen == [h.moment.moment_id for h in search(store, "red dress", limit=200).hits]
+    assert len({h.score for h in search(store, "red dress", limit=200).hits}) == 1
+    with pytest.raises(InvalidCursor):
+        search(store, "blue dress", cursor=search(store, "red dress", limit=6).next_cursor)
+
+
+# --- runs and moments ---------------------------------------------------------------------------
+
+
+def test_moments_are_read_back(scene):
+    moments = scene.moments_of("catwalk")
+    assert [(m.start, m.end) for m in moments] == [(0.0, 4.0), (6.0, 13.0)]
+    assert scene.moment(moments[1].moment_id) == moments[1]
+    assert scene.moment("no-such-moment") is None
+    assert scene.moments_of("no-such-media") == []
+
+
+def test_moments_are_invisible_until_the_run_finishes(store):
+    store.begin_run(MediaRecord(media_id="m", path="/videos/m.mp4", kind="video", status=MediaStatus.PENDING,
+                                run_id="run-1"))
+    store.write_frames("run-1", frames("m", [0.0, 1.0], red_striped_dress()))
+    assert search(store, "red dress").total == 0 and store.moments_of("m") == []
+    store.finish_run("m", "run-1", 2, 2, 2, 0.1)
+    assert spans(search(store, "red dress")) == [("m", 0.0, 1.0)]
+
+
+def test_a_failed_rerun_keeps_the_old_moments(scene):
+    before = scene.moments_of("catwalk")
+    scene.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
+                                status=MediaStatus.PENDING, run_id="run-2"))
+    scene.write_frames("run-2", frames("catwalk", [0.0, 1.0], red_shirt_blue_jacket()))
+    assert scene.moments_of("catwalk") == before  # pending: the old moments still answer
+    scene.fail_run("catwalk", "run-2", "decoder crashed")
+    assert scene.moments_of("catwalk") == before
+    assert spans(search(scene, "red dress")) == [("catwalk", 0.0, 4.0)]
+    assert search(scene, "red shirt", media_ids=["catwalk"]).total == 0
+
+
+def test_refinishing_replaces_the_moments(scene):
+    old = {m.moment_id for m in scene.moments_of("catwalk")}
+    index(scene, "catwalk", frames("catwalk", [20.0, 21.0], red_shirt_blue_jacket()), run_id="run-2")
+    [moment] = scene.moments_of("catwalk")
+    assert (moment.start, moment.end) == (20.0, 21.0) and moment.moment_id not in old
+    assert search(scene, "red dress").total == 0
+    assert spans(search(scene, "red shirt")) == [("catwalk", 20.0, 21.0), ("street", 0.0, 3.0)]
+    assert all(scene.moment(moment_id) is None for moment_id in old)
+    # the same frames again: the same moment ids, not duplicates
+    index(scene, "catwalk", frames("catwalk", [20.0, 21.0], red_shirt_blue_jacket()), run_id="run-3")
+    assert [m.moment_id for m in scene.moments_of("catwalk")] == [moment.moment_id]
+
+
+def test_new_content_at_the_same_path_drops_the_old_moments(store):
+    index(store, "old", frames("old", [0.0], red_striped_dress()), path="/videos/clip.mp4")
+    index(store, "new", frames("new", [0.0], black_jacket_blue_jeans()), path="/videos/clip.mp4")
+    assert spans(search(store, "")) == [("new", 0.0, 0.0)]
+    assert store.moments_of("old") == []
+
+
+# --- the embedded store only ---------------------------------------------------------------------
+
+
+def _count(store: EmbeddedStore, table: str) -> int:
+    with sqlite3.connect(store.path) as db:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_an_error_while_finishing_leaves_frames_and_moments_as_they_were(embedded, monkeypatch):
+    index(embedded, "catwalk", catwalk())
+    before = embedded.moments_of("catwalk")
+    embedded.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
+                                   status=MediaStatus.PENDING, run_id="run-2"))
+    embedded.write_frames("run-2", frames("catwalk", [0.0, 1.0], red_shirt_blue_jacket()))
+
+    def crash(*args, **kwargs):  # dies after the frames were switched, inside the transaction
+        raise OSError("disk full")
+
+    monkeypatch.setattr(EmbeddedStore, "_replace_moments", crash)
+    with pytest.raises(OSError):
+        embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
+    monkeypatch.undo()
+    assert embedded.get_media("catwalk").visible_run_id == "run-1"
+    assert [f.timestamp for f in embedded.frames_of("catwalk")][:2] == [0.0, 1.0]
+    assert len(embedded.frames_of("catwalk")) == 14
+    assert embedded.moments_of("catwalk") == before
+    # and the run can still be finished
+    embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
+    assert [(m.start, m.end) for m in embedded.moments_of("catwalk")] == [(0.0, 1.0)]
+
+
+def test_tables_hold_one_row_per_moment_and_garment(embedded):
+    index(embedded, "catwalk", catwalk())
+    assert _count(embedded, "moments") == 2
+    assert _count(embedded, "moment_garments") == 3  # dress; jacket and jeans
+    with sqlite3.connect(embedded.path) as db:
+        row = db.execute("SELECT color, pattern, sleeve, secondary_color FROM moment_garments "
+                         "WHERE category = 'dress'").fetchone()
+    assert row == ("red", "striped", "short", "")
+
+
+def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    index(old, "empty", frames("empty", [0.0, 1.0]))  # nobody in it: no moments, but built
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # as an older version left it
+        db.executescript("DROP TABLE moments; DROP TABLE moment_garments; DROP TABLE moment_builds;")
+
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert _count(reopened, "moments") == 0
+        assert spans(search(reopened, "red dress")) == [("catwalk", 0.0, 4.0)]
+        assert _count(reopened, "moments") == 2 and _count(reopened, "moment_builds") == 2
+        assert reopened.rebuild_moments(only_missing=True) == 0  # nothing left to build
+        assert reopened.rebuild_moments(["catwalk"]) == 1
+        assert [(m.start, m.end) for m in reopened.moments_of("catwalk")] == [(0.0, 4.0), (6.0, 13.0)]
+    finally:
+        reopened.close()
+
+
+def test_garbled_cursor_is_refused(embedded):
+    index(embedded, "catwalk", catwalk())
+    with pytest.raises(InvalidCursor):
+        search(embedded, "dress", cursor="garbage!")
+
+
+def test_moments_with_several_persons_are_narrowed_per_moment(embedded):
+    """build_moments makes one person per moment, but a Moment may hold several: SQL sees only the
+    moment's garments, so per-person conditions must not drop such a moment that matches."""
+    index(embedded, "pair", frames("pair", [0.0, 1.0], red_striped_dress()))
+    [single] = embedded.moments_of("pair")
+    hatted = person(garment("hat", "black"), garment("coat/jacket", "blue"), expression="angry")
+    [other] = build_moments(frames("pair", [0.0], hatted))[0].persons
+    pair = single.model_copy(update={"persons": [*single.persons, other]})
+    embedded._swap_moments("pair", "run-1", [pair])
+    assert embedded.moments_of("pair") == [pair]
+    for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
+                 "blue jacket", "red jacket", ""):
+        req = SearchRequest(query=PARSER.parse(text), limit=200)
+        assert store_view(embedded.search(req)) == store_view(rank_moments([pair], req)), text
+    hit = search(embedded, "angry").hits[0]
+    assert hit.person_index == 1 and search(embedded, "without a hat").hits[0].person_index == 0
+

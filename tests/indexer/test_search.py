@@ -1,0 +1,353 @@
+"""The backend-neutral ranking function and pagination, on moments built from hand-made frame labels.
+
+The helpers at the top (label, garment, person, frames) are also what tests/indexer/test_embedded_search.py
+indexes, so both files speak of the same outfits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from indexer.moments import Moment, MomentGarment, MomentPerson, build_moments
+from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
+from indexer.search import (
+    TEXT_WEIGHT,
+    InvalidCursor,
+    SearchRequest,
+    match_moment,
+    rank_documents,
+    rank_moments,
+    sort_key,
+)
+from search_api.query_parser import QueryParser
+from vision.labels import Box, Face, FrameLabels, Garment, Label, Person
+
+PARSER = QueryParser()  # exact words and synonyms; no text model needed
+
+
+# --- labels, frames and moments by hand ------------------------------------------------------------
+
+
+def label(value: str, confidence: float = 0.9) -> Label:
+    return Label(value=value, confidence=confidence, model="test", model_version="1")
+
+
+def garment(category: str, color: str | None = None, *, secondary: str | None = None, pattern: str | None = None,
+            sleeve: str | None = None, confidence: float = 0.9, color_confidence: float = 0.8,
+            box: tuple[float, float, float, float] = (0, 0, 10, 10)) -> Garment:
+    return Garment(
+        category=label(category, confidence), box=Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]),
+        color=label(color, color_confidence) if color else None,
+        secondary_color=label(secondary, 0.6) if secondary else None,
+        pattern=label(pattern, 0.7) if pattern else None,
+        sleeve=label(sleeve, 0.7) if sleeve else None,
+    )
+
+
+def person(*garments: Garment, x: float = 500, confidence: float = 0.9, expression: str | None = None,
+           expression_confidence: float = 0.8) -> Person:
+    face = None
+    if expression:
+        face = Face(detection=label("face"), box=Box(x1=x + 30, y1=100, x2=x + 70, y2=140),
+                    expression=label(expression, expression_confidence))
+    return Person(detection=label("person", confidence), box=Box(x1=x, y1=100, x2=x + 100, y2=400),
+                  garments=list(garments), face=face)
+
+
+def frame_id(media_id: str, t: float) -> str:
+    return f"{media_id}-{round(t * 1000):09d}"
+
+
+def frames(media_id: str, times, *persons: Person, reason: str = "rate") -> list[FrameLabels]:
+    """The same persons in every frame at these times."""
+    return [
+        FrameLabels(frame_id=frame_id(media_id, t), media_id=media_id, timestamp=t, reason=reason, width=1280,
+                    height=720, persons=list(persons))
+        for t in times
+    ]
+
+
+def red_striped_dress(**kw) -> Person:
+    return person(garment("dress", "red", pattern="striped", sleeve="short"), **kw)
+
+
+def black_jacket_blue_jeans(**kw) -> Person:
+    return person(garment("coat/jacket", "black", sleeve="long"), garment("pants/jeans", "blue"), **kw)
+
+
+def red_shirt_blue_jacket(**kw) -> Person:
+    return person(garment("shirt/blouse", "red", sleeve="long"), garment("coat/jacket", "blue", sleeve="long"), **kw)
+
+
+def moment_of(*persons: Person, media_id: str = "vid", times=(0.0, 1.0, 2.0)) -> Moment:
+    [moment] = build_moments(frames(media_id, times, *persons))
+    return moment
+
+
+def request(text: str = "", **kw) -> SearchRequest:
+    return SearchRequest(query=PARSER.parse(text), **kw)
+
+
+def match(moment: Moment, text: str, **kw):
+    return match_moment(moment, request(text, **kw))
+
+
+def geomean(*values: float) -> float:
+    return math.prod(values) ** (1 / len(values))
+
+
+# --- one garment, one constraint -----------------------------------------------------------------
+
+
+def test_all_terms_of_a_constraint_hold_on_one_garment():
+    dress = moment_of(red_striped_dress())
+    hit = match(dress, "red striped dress")
+    assert hit is not None and hit.moment is dress
+    [g] = hit.matched
+    assert (g.constraint, g.category, g.box) == (0, "dress", dress.persons[0].garments[0].box)
+    assert [(t.term.field, t.label) for t in g.terms] == [("color", "red"), ("pattern", "striped"),
+                                                          ("category", "dress")]
+    summary = dress.persons[0].garments[0]
+    expected = geomean(summary.color.confidence, summary.pattern.confidence, summary.category.confidence)
+    assert hit.score == pytest.approx(expected) and g.score == pytest.approx(expected)
+    assert match(dress, "blue dress") is None
+    assert match(dress, "red plaid dress") is None
+    assert match(dress, "red skirt") is None
+
+
+def test_terms_split_over_two_garments_do_not_match():
+    street = moment_of(red_shirt_blue_jacket())
+    assert match(street, "red jacket") is None
+    assert match(street, "blue shirt") is None
+    assert match(street, "red shirt") is not None and match(street, "blue jacket") is not None
+    # two constraints, each on its own garment, do match
+    hit = match(street, "red shirt and blue jacket")
+    assert [g.category for g in hit.matched] == ["shirt/blouse", "coat/jacket"]
+
+
+def test_colour_matches_the_primary_or_the_secondary_colour():
+    striped = moment_of(person(garment("shirt/blouse", "white", secondary="red", pattern="striped")))
+    hit = match(striped, "red shirt")
+    assert hit is not None
+    [colour, _] = hit.matched[0].terms
+    assert (colour.label, colour.confidence) == ("red", pytest.approx(0.6))  # the secondary's confidence
+    assert match(striped, "white shirt").score > hit.score  # the primary colour is surer here
+    assert match(striped, "blue shirt") is None
+
+
+def test_the_best_garment_answers_a_constraint():
+    sure, unsure = garment("shoes", "black", confidence=0.95), garment("shoes", "black", confidence=0.3)
+    m = Moment(moment_id="m", media_id="vid", start=0, end=0, best_frame_id="f", best_timestamp=0, frame_ids=["f"],
+               persons=[MomentPerson(track_index=0, detection=label("person"), box=Box(x1=0, y1=0, x2=1, y2=1),
+                                     frame_ids=["f"], person_indices=[0],
+                                     garments=[_summary(unsure), _summary(sure)])])
+    hit = match(m, "black shoes")
+    assert hit.matched[0].terms[1].confidence == pytest.approx(0.95)
+
+
+def _summary(g: Garment) -> MomentGarment:
+    return MomentGarment(category=g.category, frames=1, box=g.box, color=g.color, secondary_color=g.secondary_color,
+                         pattern=g.pattern, sleeve=g.sleeve)
+
+
+def test_one_garment_may_answer_two_constraints():
+    # as a nested query per constraint does in Elasticsearch
+    hit = match(moment_of(red_striped_dress()), "red dress and striped dress")
+    assert [g.category for g in hit.matched] == ["dress", "dress"]
+
+
+# --- negation -----------------------------------------------------------------------------------
+
+
+def test_negated_term_needs_a_known_other_value():
+    black = moment_of(black_jacket_blue_jeans())
+    assert match(black, "jacket not black") is None
+    hit = match(black, "not black")  # the jeans are not black
+    assert hit.matched[0].category == "pants/jeans" and hit.matched[0].terms[0].label == "blue"
+    red = moment_of(person(garment("coat/jacket", "red")))
+    [colour] = [t for t in match(red, "jacket not black").matched[0].terms if t.term.field == "color"]
+    assert (colour.term.negated, colour.label) == (True, "red")
+    unknown = moment_of(person(garment("coat/jacket")))
+    assert match(unknown, "jacket not black") is None  # an unlabelled colour is neither black nor not black
+    secondary = moment_of(person(garment("coat/jacket", "white", secondary="black")))
+    assert match(secondary, "jacket not black") is None  # the negation of "black as either colour"
+
+
+def test_negated_constraint_excludes_the_person():
+    hatted = moment_of(person(garment("hat", "black"), garment("dress", "red")))
+    bare = moment_of(person(garment("dress", "red")))
+    assert match(hatted, "without a hat") is None
+    hit = match(bare, "without a hat")
+    assert hit is not None and hit.matched == []  # absence filters but does not score
+    assert hit.score == pytest.approx(bare.persons[0].detection.confidence)
+    assert match(hatted, "red dress without a hat") is None
+    assert match(bare, "red dress without a hat").score == pytest.approx(match(bare, "red dress").score)
+    # "no red hat": a black hat does not block it
+    assert match(hatted, "no red hat") is not None
+
+
+def test_expression_terms_hold_on_the_person():
+    smiling = moment_of(person(garment("skirt", "blue", pattern="floral"), expression="happy"))
+    sad = moment_of(person(garment("skirt", "blue", pattern="floral"), expression="sad"))
+    hit = match(smiling, "smiling woman in a floral skirt")
+    assert hit is not None and [(t.term.value, t.label) for t in hit.expression_matched] == [("happy", "happy")]
+    skirt = smiling.persons[0].garments[0]
+    expected = (geomean(skirt.pattern.confidence, skirt.category.confidence) + smiling.persons[0].expression.confidence) / 2
+    assert hit.score == pytest.approx(expected)  # "woman" is text: not a filter, not found, no bonus
+    assert match(sad, "smiling woman in a floral skirt") is None
+    assert match(moment_of(person(garment("skirt"))), "smiling") is None  # no face, no expression
+
+
+# --- confidence, similarity, text --------------------------------------------------------------
+
+
+def test_min_confidence_treats_less_sure_labels_as_absent():
+    dress = moment_of(person(garment("dress", "red", confidence=0.9, color_confidence=0.5)))
+    assert match(dress, "red dress", min_confidence=0.5) is not None
+    assert match(dress, "red dress", min_confidence=0.6) is None
+    assert match(dress, "dress", min_confidence=0.6) is not None
+    # a garment less sure than the floor is not there: it neither matches nor blocks
+    hat = moment_of(person(garment("hat", "black", confidence=0.4), garment("dress", "red")))
+    assert match(hat, "black", min_confidence=0.5) is None
+    assert match(hat, "without a hat", min_confidence=0.5) is not None
+    assert match(hat, "without a hat") is None
+    # with nothing positive to match, the person detection must reach it
+    faint = moment_of(person(garment("dress"), confidence=0.4))
+    assert match(faint, "", min_confidence=0.5) is None and match(faint, "", min_confidence=0.4) is not None
+
+
+def test_terms_mapped_by_meaning_weigh_their_similarity():
+    dress = moment_of(red_striped_dress())
+    typed = ParsedQuery(garments=[GarmentConstraint(terms=[
+        AttributeTerm(field="color", value="red", source="red"),
+        AttributeTerm(field="category", value="dress", source="dress")])])
+    guessed = ParsedQuery(garments=[GarmentConstraint(terms=[
+        AttributeTerm(field="color", value="red", source="red"),
+        AttributeTerm(field="category", value="dress", source="frock", via="semantic", similarity=0.7)])])
+    exact = match_moment(dress, SearchRequest(query=typed)).score
+    assert match_moment(dress, SearchRequest(query=guessed)).score == pytest.approx(0.7 * exact)
+
+
+def test_text_is_a_bonus_never_a_filter():
+    dress = moment_of(red_striped_dress())
+    plain = match(dress, "red dress").score
+    assert match(dress, "red dress dancing").score == pytest.approx(plain)  # not found: no bonus, still a hit
+    # found in the media file name
+    named = match_moment(dress, request("red dress dancing"), media_name="dancing_in_the_rain.mp4")
+    assert named.score == pytest.approx(plain + TEXT_WEIGHT) and named.text_matched == ["dancing"]
+    # a text-only query matches everything; label words count (short, of "short" sleeves)
+    hit = match(dress, "woman short")
+    assert hit.text_matched == ["short"]
+    assert hit.score == pytest.approx(dress.persons[0].detection.confidence + TEXT_WEIGHT / 2)
+
+
+def test_empty_query_matches_every_moment_by_detection():
+    sure, unsure = moment_of(red_striped_dress(confidence=0.95)), moment_of(red_striped_dress(confidence=0.6))
+    page = rank_moments([unsure, sure], request(""))
+    assert [h.score for h in page.hits] == pytest.approx([0.95, 0.6])
+    assert page.total == 2 and page.next_cursor is None
+
+
+def test_several_persons_the_best_one_is_reported():
+    people = [
+        MomentPerson(track_index=i, detection=label("person"), box=Box(x1=0, y1=0, x2=1, y2=1), frame_ids=["f"],
+                     person_indices=[i], garments=[_summary(garment("dress", "red", color_confidence=c))])
+        for i, c in enumerate((0.5, 0.9))
+    ]
+    m = Moment(moment_id="m", media_id="vid", start=0, end=0, best_frame_id="f", best_timestamp=0, frame_ids=["f"],
+               persons=[people[0], *people[1:]])
+    hit = match(m, "red dress")
+    assert hit.person_index == 1 and hit.score == pytest.approx(geomean(0.9, 0.9))
+
+
+# --- filters ------------------------------------------------------------------------------------
+
+
+def test_media_and_time_range_filters():
+    dress = moment_of(red_striped_dress(), media_id="a", times=(10.0, 11.0, 12.0))
+    assert match(dress, "dress", media_ids=["a", "b"]) is not None
+    assert match(dress, "dress", media_ids=["b"]) is None
+    assert match(dress, "dress", start=12.0) is not None  # overlap, bounds included
+    assert match(dress, "dress", end=10.0) is not None
+    assert match(dress, "dress", start=5.0, end=11.0) is not None
+    assert match(dress, "dress", start=12.5) is None
+    assert match(dress, "dress", end=9.9) is None
+
+
+def test_request_is_validated():
+    with pytest.raises(ValidationError):
+        request("dress", start=5.0, end=4.0)
+    for bad in ({"limit": 0}, {"limit": 201}, {"min_confidence": 1.5}, {"start": -1.0}):
+        with pytest.raises(ValidationError):
+            request("dress", **bad)
+
+
+# --- order and pages ----------------------------------------------------------------------------
+
+
+def _tied_moments(n: int) -> list[Moment]:
+    """n identical outfits in three media: every score ties."""
+    moments = []
+    for i in range(n):
+        media = f"media-{i % 3}"
+        moments.append(moment_of(red_striped_dress(), media_id=media, times=(float(i), float(i) + 0.5)))
+    return moments
+
+
+def test_pages_never_repeat_or_skip_when_scores_tie():
+    moments = _tied_moments(50)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        page = rank_moments(reversed(moments), request("red dress", limit=7, cursor=cursor))
+        assert page.total == 50
+        seen += [h.moment.moment_id for h in page.hits]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 50 and set(seen) == {m.moment_id for m in moments}
+    everything = rank_moments(moments, request("red dress", limit=200))
+    assert seen == [h.moment.moment_id for h in everything.hits]
+    assert [sort_key(h) for h in everything.hits] == sorted(sort_key(h) for h in everything.hits)
+    assert [h.moment.media_id for h in everything.hits[:3]] == ["media-0"] * 3  # ties: by media, then start
+
+
+def test_order_is_score_then_media_then_start():
+    low = moment_of(person(garment("dress", "red", color_confidence=0.5)), media_id="a")
+    high = moment_of(person(garment("dress", "red", color_confidence=0.9)), media_id="b")
+    page = rank_moments([low, high], request("red dress", limit=1))
+    assert [h.moment.media_id for h in page.hits] == ["b"] and page.total == 2
+    rest = rank_moments([low, high], request("red dress", limit=1, cursor=page.next_cursor))
+    assert [h.moment.media_id for h in rest.hits] == ["a"] and rest.next_cursor is None
+
+
+def test_a_cursor_is_bound_to_its_search():
+    moments = _tied_moments(5)
+    cursor = rank_moments(moments, request("red dress", limit=2)).next_cursor
+    assert cursor
+    # another page size is the same search
+    assert rank_moments(moments, request("red dress", limit=3, cursor=cursor)).total == 5
+    with pytest.raises(InvalidCursor, match="another search"):
+        rank_moments(moments, request("blue dress", limit=2, cursor=cursor))
+    with pytest.raises(InvalidCursor, match="another search"):
+        rank_moments(moments, request("red dress", limit=2, cursor=cursor, media_ids=["media-0"]))
+    for garbled in ("not-a-cursor", "e30", cursor[:-3]):
+        with pytest.raises(InvalidCursor):
+            rank_moments(moments, request("red dress", cursor=garbled))
+
+
+def test_stored_json_ranks_like_the_models():
+    """Backends rank candidates from their JSON text; the page must be what the models give."""
+    moments = [*_tied_moments(4), moment_of(person(garment("dress", "red", color_confidence=0.7)), media_id="z")]
+    req = request("red dress dancing", limit=3)
+    names = {"z": "dancing.mp4"}
+    from_models = rank_moments(moments, req, names)
+    from_text = rank_documents([(m.model_dump_json(), names.get(m.media_id, "")) for m in moments], req)
+    assert from_text == from_models and from_models.total == 5
+    # sqrt(0.7 x 0.9) + 0.1 for "dancing" in the name beats sqrt(0.8 x 0.9)
+    assert from_models.hits[0].moment.media_id == "z"
+    assert [h.score for h in from_models.hits] == [
+        match_moment(h.moment, req, names.get(h.moment.media_id, "")).score for h in from_models.hits]
