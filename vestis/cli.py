@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,6 +20,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="List and fetch the model files named in the manifest.")
 app.add_typer(models_app, name="models")
+eval_app = typer.Typer(no_args_is_help=True, help="Measure label quality against labelled data sets.")
+app.add_typer(eval_app, name="eval")
 console = Console()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML settings file (also VESTIS_CONFIG).")]
@@ -153,6 +156,77 @@ def models_fetch(
             failed = True
     if failed:
         raise typer.Exit(1)
+
+
+def _run_eval(run, out: Path | None):
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("evaluating", total=None)
+        try:
+            report = run(lambda done, total: bar.update(task, completed=done, total=total))
+        except ValueError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@eval_app.command("parsing")
+def eval_parsing(
+    images: Annotated[Path, typer.Option(help="Folder of photos.", exists=True, file_okay=False)],
+    masks: Annotated[Path, typer.Option(help="Folder of PNG masks named like the photos.", exists=True, file_okay=False)],
+    labels: Annotated[Path, typer.Option(help="annotations.json with label_names, or one class name per line.",
+                                         exists=True, dir_okay=False)],
+    holdout_every: Annotated[Optional[int], typer.Option(
+        help="Only every N-th photo by name: 5 gives the garment parser's held-out CCP photos.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Garment-parsing IoU per class and mean IoU against pixel masks (CCP layout)."""
+    from vision.evaluation.runner import evaluate_parsing
+
+    settings = _settings(config, sets)
+    report = _run_eval(lambda progress: evaluate_parsing(settings, images, masks, labels, holdout_every, progress), out)
+    table = Table(title=f"Garment parsing on {report['images']} photos")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name, value in report["iou"].items():
+        table.add_row(name, "-" if value is None else f"{value:.3f}")
+    table.add_row("[bold]mean", f"[bold]{report['mean_iou']:.3f}")
+    table.add_row("mean, garments only", f"{report['mean_iou_garments']:.3f}")
+    table.add_row("pixel accuracy", f"{report['pixel_accuracy']:.3f}")
+    console.print(table)
+    console.print(f"photos with no person found: {report['images_without_person']}")
+
+
+@eval_app.command("attributes")
+def eval_attributes(
+    images: Annotated[Path, typer.Option(help="Folder of photos.", exists=True, file_okay=False)],
+    labels: Annotated[Path, typer.Option(help="labels.csv in the Clothing Attribute Dataset layout.",
+                                         exists=True, dir_okay=False)],
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Accuracy and macro-F1 of the main person's upper-garment category, sleeve, pattern and colours."""
+    from vision.evaluation.runner import evaluate_attributes
+
+    settings = _settings(config, sets)
+    report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress), out)
+    table = Table(title=f"Upper-garment attributes on {report['images']} photos")
+    for column in ("attribute", "n", "accuracy", "macro-F1", "unpredicted", "majority baseline"):
+        table.add_column(column, justify="left" if column == "attribute" else "right")
+    for name, row in report["attributes"].items():
+        table.add_row(name, str(row["n"]), f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}",
+                      str(row["unpredicted"]), f"{row['majority_baseline']:.3f}")
+    console.print(table)
+    console.print(f"colours, mean accuracy: {report['color_mean_accuracy']:.3f}; all attributes, mean accuracy: "
+                  f"{report['mean_accuracy']:.3f}")
+    console.print(f"no person found: {report['no_person']}; person without an upper garment: {report['no_upper_garment']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""`vestis eval parsing|attributes` end to end on a few real photos (CCP and the attribute set)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import vestis.cli as cli
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_plain_console(monkeypatch):
+    monkeypatch.setattr(cli, "console", Console(width=200, color_system=None, force_terminal=False))
+    for name in list(os.environ):
+        if name.startswith("VESTIS_"):
+            monkeypatch.delenv(name)
+
+
+def _link(files: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for f in files:
+        (folder / f.name).symlink_to(f)
+    return folder
+
+
+def test_eval_parsing_on_three_photos(shared_data: Path, tmp_path: Path):
+    ccp = shared_data / "ccp"
+    photos = ["0001", "0006", "0011"]
+    images = _link([ccp / "images" / f"{p}.jpg" for p in photos], tmp_path / "images")
+    masks = _link([ccp / "masks" / f"{p}.png" for p in photos], tmp_path / "masks")
+    out = tmp_path / "parsing.json"
+    result = runner.invoke(cli.app, ["eval", "parsing", "--images", str(images), "--masks", str(masks),
+                                     "--labels", str(ccp / "annotations.json"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["images"] == 3
+    # a person is parsed: the background is mostly right and some garment overlaps its truth
+    assert report["iou"]["background"] > 0.8 and 0.05 < report["mean_iou"] < 1.0
+    assert "mean" in result.output and "pants/jeans" in result.output
+
+
+def test_eval_parsing_without_matching_masks_exits_2(shared_data: Path, tmp_path: Path):
+    ccp = shared_data / "ccp"
+    images = _link([ccp / "images" / "0001.jpg"], tmp_path / "images")
+    (tmp_path / "masks").mkdir()
+    result = runner.invoke(cli.app, ["eval", "parsing", "--images", str(images), "--masks", str(tmp_path / "masks"),
+                                     "--labels", str(ccp / "annotations.json")])
+    assert result.exit_code == 2 and "has a mask" in result.output
+
+
+def test_eval_attributes_on_four_photos(shared_data: Path, tmp_path: Path):
+    source = shared_data / "attributes-dev"
+    lines = (source / "labels.csv").read_text().splitlines()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines[:5]) + "\n")
+    out = tmp_path / "attributes.json"
+    result = runner.invoke(cli.app, ["eval", "attributes", "--images", str(source / "images"),
+                                     "--labels", str(labels), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["images"] == 4 and {"category", "sleeve", "color:black"} <= set(report["attributes"])
+    assert all(0.0 <= a["accuracy"] <= 1.0 for a in report["attributes"].values())
+    assert "macro-F1" in result.output
