@@ -112,6 +112,70 @@ def status(
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing ingested yet")
 
 
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Start the HTTP API and the search page (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from search_api.app import create_app
+
+    settings = _settings(config, sets, data_dir=data_dir)
+    console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {settings.data_dir}); API docs at /docs")
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='What people wear, e.g. "red striped dress without a hat".')],
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+    media: Annotated[Optional[list[str]], typer.Option("--media", help="Only this media id (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Moments to show.")] = 20,
+    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels less sure count as absent.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")] = False,
+) -> None:
+    """Search the store and print the moments the API's /search would answer."""
+    from pydantic import ValidationError
+
+    from indexer import open_store
+    from search_api.app import ParserChoice, describe_matches, search_moments
+
+    settings = _settings(config, sets, data_dir=data_dir)
+    store = open_store(settings)
+    try:
+        response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
+                                  min_confidence=min_confidence)
+    except ValidationError as exc:
+        console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+        return
+    console.print(f"Understood as: [bold]{response.interpretation}[/]")
+    if response.notice:
+        console.print(f"[yellow]note:[/] {response.notice}")
+    table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
+    table.add_column("video", overflow="fold")
+    table.add_column("start-end", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("matched")
+    table.add_column("play", overflow="fold")  # a path to copy: folded, never cut
+    for video in response.videos:
+        for moment in video.moments:
+            table.add_row(video.name, f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
+                          describe_matches(moment), moment.play_url)
+    console.print(table if response.total else "no moments match")
+
+
 @models_app.command("list")
 def models_list(config: ConfigOption = None, sets: SetOption = None) -> None:
     """Models in the manifest, their licence and whether their files are cached."""
