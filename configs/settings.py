@@ -50,7 +50,7 @@ class ClusterSettings(_Section):
 
 
 class VisionSettings(_Section):
-    stages: list[str] = ["person_detection", "face_expression"]
+    stages: list[str] = ["person_detection", "garments", "face_expression"]
     device: str = "auto"
     batch_size: int = Field(8, ge=1, le=1024)
 

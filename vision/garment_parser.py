@@ -145,7 +145,7 @@ class GarmentParser(nn.Module):
                 window=window,
                 probs=probs[i],
                 landmarks=window.to_frame(landmarks[i, :, :2]),
-                visibility=1.0 / (1.0 + np.exp(-landmarks[i, :, 3])),
+                visibility=1.0 / (1.0 + np.exp(-np.clip(landmarks[i, :, 3], -50, 50))),
                 pose_score=float(out.pose_score[i]),
             ))
         return parses

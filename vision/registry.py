@@ -12,6 +12,7 @@ from vision.stage import Stage
 STAGES: dict[str, str] = {
     "pass_through": "vision.pass_through:PassThroughStage",
     "person_detection": "vision.person_detection:PersonDetectionStage",
+    "garments": "vision.garments:GarmentStage",
     "face_expression": "vision.face_expression:FaceExpressionStage",
 }
 

@@ -9,6 +9,8 @@ nothing, so the garment gets no sleeve label rather than a guess.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +36,9 @@ class ArmCoverage:
     visibility: float
 
 
-def _shares(labels: np.ndarray, origin: tuple[int, int], a: np.ndarray, b: np.ndarray,
-            span: tuple[float, float], garment: int, skin: int) -> tuple[float, float] | None:
+def _samples(labels: np.ndarray, origin: tuple[int, int], a: np.ndarray, b: np.ndarray,
+             span: tuple[float, float]) -> np.ndarray | None:
+    """Class labels at SAMPLES points along the bone a -> b; None when most of it lies outside the map."""
     ts = np.linspace(*span, SAMPLES)
     points = a[None, :] + ts[:, None] * (b - a)[None, :]
     cols = np.round(points[:, 0] - origin[0]).astype(int)
@@ -43,25 +46,39 @@ def _shares(labels: np.ndarray, origin: tuple[int, int], a: np.ndarray, b: np.nd
     inside = (rows >= 0) & (rows < labels.shape[0]) & (cols >= 0) & (cols < labels.shape[1])
     if inside.sum() < SAMPLES // 2:
         return None
-    values = labels[rows[inside], cols[inside]]
-    return float(np.mean(values == garment)), float(np.mean(values == skin))
+    return labels[rows[inside], cols[inside]]
 
 
-def arm_coverage(labels: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray,
-                 garment: int, skin: int) -> list[ArmCoverage]:
-    """Coverage of each visible arm. labels: class map of a frame region whose top-left frame pixel is
-    `origin` (x, y); landmarks: 33 x 2 frame pixels; visibility: 33 probabilities."""
-    arms = []
+def _visible_arms(labels: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray):
+    """(visibility, upper-arm samples, forearm samples) for each arm in view."""
     for shoulder, elbow, wrist in ARMS:
         seen = float(min(visibility[shoulder], visibility[elbow], visibility[wrist]))
         if seen < MIN_VISIBILITY:
             continue
-        upper = _shares(labels, origin, landmarks[shoulder], landmarks[elbow], UPPER_ARM_SPAN, garment, skin)
-        fore = _shares(labels, origin, landmarks[elbow], landmarks[wrist], FOREARM_SPAN, garment, skin)
-        if upper is None or fore is None:
-            continue
-        arms.append(ArmCoverage(upper[0], upper[1], fore[0], fore[1], seen))
-    return arms
+        upper = _samples(labels, origin, landmarks[shoulder], landmarks[elbow], UPPER_ARM_SPAN)
+        fore = _samples(labels, origin, landmarks[elbow], landmarks[wrist], FOREARM_SPAN)
+        if upper is not None and fore is not None:
+            yield seen, upper, fore
+
+
+def arm_coverage(labels: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray,
+                 garment: Collection[int], skin: int) -> list[ArmCoverage]:
+    """Coverage of each visible arm by any of the `garment` classes. labels: class map of a frame region
+    whose top-left frame pixel is `origin` (x, y); landmarks: 33 x 2 frame pixels; visibility: 33
+    probabilities."""
+    classes = np.asarray(list(garment))
+    return [ArmCoverage(float(np.isin(upper, classes).mean()), float(np.mean(upper == skin)),
+                        float(np.isin(fore, classes).mean()), float(np.mean(fore == skin)), seen)
+            for seen, upper, fore in _visible_arms(labels, origin, landmarks, visibility)]
+
+
+def sleeve_owner(labels: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray,
+                 garment: Collection[int]) -> int | None:
+    """The `garment` class seen most along the arms: the outermost sleeve, when sleeves are covered."""
+    counts: Counter[int] = Counter()
+    for _, upper, fore in _visible_arms(labels, origin, landmarks, visibility):
+        counts.update(int(v) for v in np.concatenate([upper, fore]) if v in garment)
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def sleeve_length(arms: list[ArmCoverage]) -> tuple[str, float] | None:

