@@ -32,7 +32,7 @@ def _link(files: list[Path], folder: Path) -> Path:
 
 def test_eval_parsing_on_three_photos(shared_data: Path, tmp_path: Path):
     ccp = shared_data / "ccp"
-    photos = ["0001", "0006", "0011"]
+    photos = ["0001", "0009", "0015"]  # held-out photos (every 5th)
     images = _link([ccp / "images" / f"{p}.jpg" for p in photos], tmp_path / "images")
     masks = _link([ccp / "masks" / f"{p}.png" for p in photos], tmp_path / "masks")
     out = tmp_path / "parsing.json"
