@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vision.garment_pixels import TooFewPixels, garment_pixel_count
 from vision.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
 # Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
@@ -134,10 +135,6 @@ _LMS_TO_LAB = np.array([
 ], dtype=np.float32) * 100.0
 
 
-class TooFewPixels(ValueError):
-    """The mask has fewer than MIN_MASK_PIXELS pixels: too small to name a colour."""
-
-
 @dataclass(frozen=True)
 class ColorNaming:
     """The colours of one garment.
@@ -164,7 +161,11 @@ def name_colors(rgb: np.ndarray, mask: np.ndarray) -> ColorNaming:
     garment's edge (the garment goes on outside the crop). Raises ValueError on mismatched or
     malformed input or an empty mask, TooFewPixels when the mask has under MIN_MASK_PIXELS pixels.
     """
-    _check_input(rgb, mask)
+    count = garment_pixel_count(rgb, mask)
+    if count == 0:
+        raise ValueError("mask is empty: no garment pixels to name")
+    if count < MIN_MASK_PIXELS:
+        raise TooFewPixels(f"mask has {count} pixels; naming a colour needs at least {MIN_MASK_PIXELS}")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     # Sides of the box that touch the image border: the garment may go on past them.
@@ -204,26 +205,6 @@ def _distinct(lab: np.ndarray, first: np.ndarray, second: np.ndarray) -> bool:
     means = np.stack([first, second]) @ lab / np.array([[first.sum()], [second.sum()]])
     difference = (means[0] - means[1]) * np.array([_SECONDARY_LIGHTNESS_WEIGHT, 1.0, 1.0])
     return bool(np.linalg.norm(difference) >= _SECONDARY_MIN_DISTANCE)
-
-
-def _check_input(rgb: np.ndarray, mask: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an HxWx3 uint8 array, got {_describe(rgb)}")
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:
-        raise ValueError(f"mask must be an HxW bool array, got {_describe(mask)}")
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} does not match the image's {rgb.shape[:2]}")
-    count = int(mask.sum())
-    if count == 0:
-        raise ValueError("mask is empty: no garment pixels to name")
-    if count < MIN_MASK_PIXELS:
-        raise TooFewPixels(f"mask has {count} pixels; naming a colour needs at least {MIN_MASK_PIXELS}")
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"shape {value.shape} dtype {value.dtype}"
-    return type(value).__name__
 
 
 def _samples(rgb: np.ndarray, mask: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, load_manifest
+from configs.manifest import BUNDLED_MANIFEST, Manifest, load_manifest
 from vision import colors, patterns
 from vision.device import resolve_device
 from vision.garment_parser import PARSER_CLASSES, GarmentParser
+from vision.garment_pixels import TooFewPixels
 from vision.labels import Box, Garment, Label, Person
 from vision.masks import encode_mask
 from vision.model_files import model_files
@@ -45,11 +46,15 @@ PATTERN_MODEL, PATTERN_VERSION = patterns.model_version().split("@")
 SLEEVE_MODEL, SLEEVE_VERSION = "sleeve-geometry", "2"
 
 
+def _stage_version(manifest: Manifest) -> str:
+    """Every model and rule set behind the stage's labels: a change to any one re-ingests."""
+    return (f"{HEAD_MODEL}@{manifest.get(HEAD_MODEL).version}+{POSE_MODEL}@{manifest.get(POSE_MODEL).version}"
+            f"+{COLOR_VERSION}+{PATTERN_MODEL}-{PATTERN_VERSION}+{SLEEVE_MODEL}-{SLEEVE_VERSION}")
+
+
 def _bundled_version() -> str:
     try:
-        manifest = load_manifest(BUNDLED_MANIFEST)
-        return (f"{HEAD_MODEL}@{manifest.get(HEAD_MODEL).version}+{POSE_MODEL}@{manifest.get(POSE_MODEL).version}"
-                f"+{COLOR_VERSION}+{PATTERN_MODEL}-{PATTERN_VERSION}+{SLEEVE_MODEL}-{SLEEVE_VERSION}")
+        return _stage_version(load_manifest(BUNDLED_MANIFEST))
     except Exception:  # noqa: BLE001 - a broken manifest must not break importing the stage list
         return f"{HEAD_MODEL}@unknown"
 
@@ -62,8 +67,7 @@ class GarmentStage(Stage):
         manifest = load_manifest(settings.models.manifest)
         self.pose_record = manifest.get(POSE_MODEL)
         self.head_record = manifest.get(HEAD_MODEL)
-        self.model_version = (f"{HEAD_MODEL}@{self.head_record.version}+{POSE_MODEL}@{self.pose_record.version}"
-                              f"+{COLOR_VERSION}+{PATTERN_MODEL}-{PATTERN_VERSION}+{SLEEVE_MODEL}-{SLEEVE_VERSION}")
+        self.model_version = _stage_version(manifest)
         self.device = resolve_device(settings.vision.device)
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, settings.models.cache_dir))
         head_files = model_files(self.head_record, settings.models.cache_dir)
@@ -128,7 +132,7 @@ class GarmentStage(Stage):
     def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
         try:
             named = colors.name_colors(rgb, pixels)
-        except colors.TooFewPixels:
+        except TooFewPixels:
             return
         garment.color = Label(value=named.dominant, confidence=_unit(named.dominant_confidence),
                               model=COLOR_MODEL, model_version=COLOR_VERSION)
@@ -140,7 +144,7 @@ class GarmentStage(Stage):
     def _pattern(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
         try:
             result = patterns.classify_pattern(rgb, pixels)
-        except patterns.TooFewPixels:
+        except TooFewPixels:
             return
         garment.pattern = Label(value=result.label, confidence=_unit(result.confidence),
                                 model=PATTERN_MODEL, model_version=PATTERN_VERSION)

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vision.garment_pixels import TooFewPixels, garment_pixel_count
 from vision.vocabulary import PATTERNS
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "pattern-classifier.json"
@@ -64,10 +65,6 @@ NORMALISED_AREA = 112 * 112
 EROSION_PX = 2
 _PAD = 16  # zero border: what a sigma-8 blur wraps around the FFT canvas is 4 sigma away
 _EPS = 1e-6
-
-
-class TooFewPixels(ValueError):
-    """The garment mask is smaller than MIN_MASK_PIXELS: too small to see a pattern in."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,9 @@ def classify_pattern(rgb: np.ndarray, mask: np.ndarray) -> PatternResult:
 
 def pattern_features(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The texture measurements (FEATURE_NAMES order, float64) of the masked garment."""
-    _check_input(rgb, mask)
+    pixels = garment_pixel_count(rgb, mask)
+    if pixels < MIN_MASK_PIXELS:
+        raise TooFewPixels(f"the garment mask has {pixels} pixels; a pattern needs at least {MIN_MASK_PIXELS}")
     ys, xs = np.nonzero(mask)
     box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
     image, inner = _normalised_crop(rgb[box], mask[box])
@@ -145,25 +144,6 @@ def pattern_features(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         + _cell_differences(grid, logl, bands[1] ** 2 + bands[2] ** 2, smooth_rgb),
         dtype=np.float64,
     )
-
-
-def _check_input(rgb: np.ndarray, mask: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"rgb must be an HxWx3 uint8 array, got {_describe(rgb)}")
-    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.ndim != 2:
-        # Not cast silently: an integer label map (class indices) is a likely mix-up, and != 0 would be wrong.
-        raise ValueError(f"mask must be an HxW bool array, got {_describe(mask)}")
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} does not match the image's {rgb.shape[:2]}")
-    pixels = int(mask.sum())
-    if pixels < MIN_MASK_PIXELS:
-        raise TooFewPixels(f"the garment mask has {pixels} pixels; a pattern needs at least {MIN_MASK_PIXELS}")
-
-
-def _describe(array: object) -> str:
-    if isinstance(array, np.ndarray):
-        return f"{array.dtype} array of shape {array.shape}"
-    return type(array).__name__
 
 
 def _log_luminance(rgbf: np.ndarray) -> np.ndarray:
