@@ -45,7 +45,6 @@ sys.path.insert(0, str(REPO))
 
 from configs import Settings
 from vision.colors import TooFewPixels, name_colors
-from vision.labels import FrameLabels
 from vision.person_detection import PersonDetectionStage
 from vision.stage import Frame
 
@@ -68,9 +67,7 @@ def torso_proxy(settings: Settings) -> MaskProvider:
 
     def upper_garment_mask(rgb: np.ndarray) -> np.ndarray | None:
         height, width = rgb.shape[:2]
-        labels = FrameLabels(frame_id="eval", media_id="eval", timestamp=0.0, reason="image", width=width,
-                             height=height)
-        persons = stage([Frame(image=rgb, labels=labels)])[0].labels.persons
+        persons = stage([Frame.of_photo(rgb, "eval")])[0].labels.persons
         if not persons:
             return None
         main = max(persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1) * p.detection.confidence)

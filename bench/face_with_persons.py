@@ -67,8 +67,7 @@ def main() -> None:
     frames = []
     for path in sorted((data / "ccp" / "images").glob("*.jpg"))[: args.images]:
         image = np.array(Image.open(path).convert("RGB"))
-        frames.append(Frame(image, FrameLabels(frame_id=path.stem, media_id="ccp", timestamp=0.0, reason="image",
-                                               width=image.shape[1], height=image.shape[0])))
+        frames.append(Frame.of_photo(image, path.stem, media_id="ccp"))
     report("CCP photos", frames, run(frames))
 
     frames = []

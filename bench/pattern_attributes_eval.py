@@ -34,7 +34,6 @@ import torch
 from PIL import Image
 
 from configs import Settings
-from vision.labels import FrameLabels
 from vision.patterns import TooFewPixels, classify_pattern, model_version
 from vision.person_detection import PersonDetectionStage
 from vision.stage import Frame
@@ -67,8 +66,7 @@ class TorsoBoxProvider:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         h, w = rgb.shape[:2]
-        labels = FrameLabels(frame_id="f", media_id="m", timestamp=0, reason="image", width=w, height=h)
-        persons = self.detector([Frame(image=rgb, labels=labels)])[0].labels.persons
+        persons = self.detector([Frame.of_photo(rgb)])[0].labels.persons
         if not persons:
             return None
         box = max(persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1)).box

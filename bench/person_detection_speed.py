@@ -19,7 +19,6 @@ import torch
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import FrameLabels
 from vision.model_files import fetch_model
 from vision.person_detection import MODEL_NAME, PersonDetectionStage
 from vision.stage import Frame
@@ -73,11 +72,7 @@ def main() -> None:
             stage = PersonDetectionStage(settings)
 
             def frames():
-                return [
-                    Frame(image=im, labels=FrameLabels(frame_id=str(i), media_id="m", timestamp=0.0, reason="image",
-                                                       width=im.shape[1], height=im.shape[0]))
-                    for i, im in enumerate(images)
-                ]
+                return [Frame.of_photo(im, str(i), media_id="m") for i, im in enumerate(images)]
 
             stage(frames()[: 2 * batch_size])  # warm-up
             todo = frames()

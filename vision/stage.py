@@ -17,6 +17,12 @@ class Frame:
     image: np.ndarray
     labels: FrameLabels
 
+    @classmethod
+    def of_photo(cls, image: np.ndarray, name: str = "photo", media_id: str | None = None) -> "Frame":
+        """A frame for a still image outside ingest (evaluations, benchmarks): no labels yet."""
+        return cls(image, FrameLabels(frame_id=name, media_id=media_id or name, timestamp=0.0, reason="image",
+                                      width=image.shape[1], height=image.shape[0]))
+
 
 class Stage(ABC):
     """Built once per worker (models load in __init__), then called on batches of frames."""

@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
-from vision.labels import FrameLabels
 from vision.stage import Frame, Stage
 
 
 def person_boxes(detector: Stage, image: np.ndarray) -> list[tuple[float, float, float, float]]:
     """The person detector's boxes on one photo."""
-    h, w = image.shape[:2]
-    frame = Frame(image, FrameLabels(frame_id="photo", media_id="photo", timestamp=0, reason="image", width=w, height=h))
-    return [(p.box.x1, p.box.y1, p.box.x2, p.box.y2) for p in detector([frame])[0].labels.persons]
+    return [(p.box.x1, p.box.y1, p.box.x2, p.box.y2) for p in detector([Frame.of_photo(image)])[0].labels.persons]
 
 
 def parse_photo(parser: GarmentParser, detector: Stage, image: np.ndarray) -> tuple[np.ndarray, int]:

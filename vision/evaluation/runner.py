@@ -13,16 +13,10 @@ from configs import Settings
 from vision.evaluation.attributes import AttributeScores, read_labels
 from vision.evaluation.parsing import ParsingScores
 from vision.garment_parser import PARSER_CLASSES
-from vision.labels import FrameLabels
 from vision.stage import Frame
 from vision.training.ccp import CCP_TO_PARSER
 
 Progress = Callable[[int, int], None]
-
-
-def _frame(image: np.ndarray, name: str) -> Frame:
-    h, w = image.shape[:2]
-    return Frame(image, FrameLabels(frame_id=name, media_id=name, timestamp=0.0, reason="image", width=w, height=h))
 
 
 def _load_rgb(path: Path) -> np.ndarray:
@@ -85,7 +79,7 @@ def evaluate_attributes(settings: Settings, images: Path, labels: Path, progress
     stages = [PersonDetectionStage(settings), GarmentStage(settings)]
     scores = AttributeScores()
     for k, row in enumerate(rows):
-        frames = [_frame(_load_rgb(images / row["image"]), row["image"])]
+        frames = [Frame.of_photo(_load_rgb(images / row["image"]), row["image"])]
         for stage in stages:
             frames = stage(frames)
         scores.add_image(row, frames[0].labels)
