@@ -1,4 +1,4 @@
-"""Shared fixtures: the real third-party media in ../shared/data (skipped when absent) and settings."""
+"""Shared fixtures: the real media in ../shared/data (skipped when absent) and the CLI as tests read it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,19 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("VESTIS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def plain_cli(monkeypatch):
+    """The CLI as tests read it: a wide console (table cells not wrapped or cut), no colours, and no
+    VESTIS_* settings leaking in from the environment."""
+    import vestis.cli as cli
+    from rich.console import Console
+
+    monkeypatch.setattr(cli, "console", Console(width=250, color_system=None, force_terminal=False))
+    for name in list(os.environ):
+        if name.startswith("VESTIS_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

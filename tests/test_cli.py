@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 import vestis.cli as cli
@@ -18,13 +17,7 @@ runner = CliRunner()
 VESTIS = Path(sys.executable).with_name("vestis")
 
 
-@pytest.fixture(autouse=True)
-def wide_plain_console(monkeypatch):
-    # a wide console so table cells are not wrapped or cut; colours off for plain-text matching
-    monkeypatch.setattr(cli, "console", Console(width=250, color_system=None, force_terminal=False))
-    for name in list(os.environ):
-        if name.startswith("VESTIS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("plain_cli")
 
 
 def invoke(*args: str):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 import search_api.app as api
@@ -19,12 +17,7 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def plain_console_and_parser(monkeypatch):
-    # a wide console so cells are not wrapped; colours off for plain-text matching
-    monkeypatch.setattr(cli, "console", Console(width=250, color_system=None, force_terminal=False))
-    for name in list(os.environ):
-        if name.startswith("VESTIS_"):
-            monkeypatch.delenv(name)
+def plain_console_and_parser(monkeypatch, plain_cli):
     # exact words and synonyms, as in the API tests: no text model to load on this busy machine
     monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), None))
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 import vestis.cli as cli
@@ -15,12 +13,7 @@ import vestis.cli as cli
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def wide_plain_console(monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=200, color_system=None, force_terminal=False))
-    for name in list(os.environ):
-        if name.startswith("VESTIS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("plain_cli")
 
 
 def _link(files: list[Path], folder: Path) -> Path:
