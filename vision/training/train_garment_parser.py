@@ -27,6 +27,7 @@ from PIL import Image
 
 from configs import Settings
 from configs.manifest import load_manifest
+from vision.darknet import box_iou
 from vision.evaluation.parsing import ParsingScores, person_boxes
 from vision.garment_parser import PARSER_CLASSES, GarmentParser, GarmentParserHead, head_inputs
 from vision.model_files import model_files
@@ -45,17 +46,12 @@ def load_pose(settings: Settings) -> PoseLandmarker:
 def main_person_box(boxes, truth: np.ndarray) -> tuple[float, float, float, float]:
     """The detected box that best covers the labelled person; the labelled extent when none does."""
     ys, xs = np.nonzero(truth)
-    gt = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-
-    def iou(a, b):
-        ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-        iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        inter = ix * iy
-        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-    scored = [(iou(b, gt), b) for b in boxes]
-    best = max(scored, default=(0.0, None))
-    return best[1] if best[0] >= 0.5 else tuple(float(v) for v in gt)
+    gt = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    if not boxes:
+        return gt
+    overlap = box_iou(torch.tensor(boxes, dtype=torch.float64), torch.tensor([gt], dtype=torch.float64))[:, 0]
+    best = int(overlap.argmax())
+    return boxes[best] if overlap[best] >= 0.5 else gt
 
 
 def variant_window(box, variant: int, rng: np.random.Generator, crop_scale: float) -> CropWindow:
