@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -25,7 +25,8 @@ class _Section(BaseModel):
 
 class StoreSettings(_Section):
     elasticsearch_url: str | None = None
-    index_prefix: str = "vestis"
+    elasticsearch_api_key: SecretStr | None = None  # VESTIS_STORE__ELASTICSEARCH_API_KEY keeps it out of files
+    index_prefix: str = Field("vestis", pattern=r"^[a-z0-9][a-z0-9_.-]*$")  # index names are lower case
 
 
 class SamplingSettings(_Section):

@@ -22,6 +22,10 @@ from indexer.search import SearchPage, SearchRequest
 from vision.labels import FrameLabels
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or refused a write (after retries); the message says which setting."""
+
+
 class MediaStatus(str, Enum):
     PENDING = "pending"
     DONE = "done"

@@ -44,6 +44,22 @@ def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _open_store(settings: Settings):
+    """The configured store, or a one-line error naming the setting when it cannot be reached."""
+    from indexer import StoreUnavailable, open_store
+
+    try:
+        return open_store(settings)
+    except StoreUnavailable as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _store_name(settings: Settings) -> str:
+    url = settings.store.elasticsearch_url
+    return f"Elasticsearch {url} (indices {settings.store.index_prefix}-*)" if url else str(settings.data_dir)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Video and image files, folders (recursive) or globs.")],
@@ -58,7 +74,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Redo files already done with this pipeline version.")] = False,
 ) -> None:
     """Sample frames from videos and images, run the vision stages on Dask, and index the labels."""
-    from indexer import open_store
+    from indexer import StoreUnavailable
     from pipelines.cluster import ClusterError, connect
     from pipelines.ingest import run_ingest
     from vestis.progress import RichIngestProgress, outcome_table
@@ -70,13 +86,13 @@ def ingest(
             "vision.stages": stages,
         },
     )
-    store = open_store(settings)
+    store = _open_store(settings)
     try:
         with connect(settings) as client:
             console.print(f"Dask dashboard: [link]{client.dashboard_link}[/link]")
             with RichIngestProgress(console) as progress:
                 report = run_ingest(paths, settings, client, store, force=force, observer=progress)
-    except (ClusterError, UnknownStageError) as exc:
+    except (ClusterError, UnknownStageError, StoreUnavailable) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     finally:
@@ -96,11 +112,11 @@ def status(
     failed: Annotated[bool, typer.Option("--failed", help="Only files that failed.")] = False,
 ) -> None:
     """Show what has been ingested and what failed (with the reason)."""
-    from indexer import MediaStatus, open_store
+    from indexer import MediaStatus
     from vestis.progress import status_table
 
     settings = _settings(config, sets, data_dir=data_dir)
-    store = open_store(settings)
+    store = _open_store(settings)
     try:
         records = store.list_media()
     finally:
@@ -125,9 +141,16 @@ def serve(
 
     from search_api.app import create_app
 
+    from indexer import StoreUnavailable
+
     settings = _settings(config, sets, data_dir=data_dir)
-    console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {settings.data_dir}); API docs at /docs")
-    uvicorn.run(create_app(settings), host=host, port=port)
+    try:
+        api = create_app(settings)
+    except StoreUnavailable as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {_store_name(settings)}); API docs at /docs")
+    uvicorn.run(api, host=host, port=port)
 
 
 @app.command()
@@ -144,11 +167,10 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
-    from indexer import open_store
     from search_api.app import ParserChoice, describe_matches, search_moments
 
     settings = _settings(config, sets, data_dir=data_dir)
-    store = open_store(settings)
+    store = _open_store(settings)
     try:
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
                                   min_confidence=min_confidence)
@@ -174,6 +196,29 @@ def search(
             table.add_row(video.name, f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
                           describe_matches(moment), moment.play_url)
     console.print(table if response.total else "no moments match")
+
+
+@app.command()
+def reindex(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Rebuild every moment from the indexed frames (after an upgrade changed how moments or indices
+    are made). On Elasticsearch this fills new versioned indices and swaps the aliases at the end, so
+    searches keep working meanwhile. Run it while no ingest is writing."""
+    from indexer import StoreUnavailable
+
+    settings = _settings(config, sets, data_dir=data_dir)
+    store = _open_store(settings)
+    try:
+        rebuilt = store.rebuild_moments()
+    except StoreUnavailable as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    console.print(f"rebuilt the moments of {rebuilt} media file(s) in {_store_name(settings)}")
 
 
 @models_app.command("list")

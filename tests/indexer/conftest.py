@@ -1,12 +1,15 @@
-"""Fixtures for the Elasticsearch backend: one osmem-server per session, a clean cluster per test.
+"""Fixtures for the store tests: `backend`/`store` run a test once per backend; the Elasticsearch
+one talks to one osmem-server per session, with a clean cluster per test.
 
-The helper is imported inside the fixtures so that the embedded-store tests beside these still
-run where the `elasticsearch` client or `osmem-server` is not installed.
+The Elasticsearch helpers are imported inside the fixtures so that the embedded-store tests still
+run where the `elasticsearch` client or `osmem-server` is not installed (those cases skip).
 """
 
 from __future__ import annotations
 
 import pytest
+
+from tests.indexer.backends import ElasticsearchBackend, EmbeddedBackend
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,28 @@ def es_client(es_server):
     yield client
     wipe(client)
     client.close()
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def backend(request, tmp_path):
+    if request.param == "embedded":
+        chosen = EmbeddedBackend(tmp_path / "data")
+    else:
+        request.getfixturevalue("es_client")  # a clean cluster, wiped after the test
+        chosen = ElasticsearchBackend(request.getfixturevalue("es_server"))
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture
+def store(backend):
+    """A fresh, empty store of each backend in turn."""
+    return backend.open()
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    """The SQLite store alone, for what only it has (its tables, old databases, its processes)."""
+    chosen = EmbeddedBackend(tmp_path / "data")
+    yield chosen.open()
+    chosen.close()

@@ -1,5 +1,6 @@
-"""The embedded SQLite store: runs make frames visible atomically, failures and crashes never
-hide what an earlier run indexed, and concurrent writers lose nothing."""
+"""What only the embedded SQLite store has: its tables, databases from older versions, writers in
+several processes, and a finish that fails inside its transaction. The behaviour both backends share
+is tested in test_store_runs.py and test_store_search.py."""
 
 from __future__ import annotations
 
@@ -9,162 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embedded import EmbeddedStore, path_media_id
+from indexer.embedded import EmbeddedStore
+from indexer.moments import build_moments
+from indexer.search import SearchRequest, rank_moments
 from indexer.store import MediaRecord, MediaStatus
-from vision.labels import FrameLabels
-
-
-def labels(media_id: str, times, reason: str = "rate") -> list[FrameLabels]:
-    return [
-        FrameLabels(frame_id=f"{media_id}-{round(t * 1000):09d}", media_id=media_id, timestamp=t, reason=reason,
-                    width=64, height=48)
-        for t in times
-    ]
-
-
-def record(media_id: str, run_id: str, path: str | None = None) -> MediaRecord:
-    return MediaRecord(media_id=media_id, path=path or f"/videos/{media_id}.mp4", kind="video",
-                       status=MediaStatus.PENDING, pipeline_version="v1", run_id=run_id)
-
-
-def raw_rows(store: EmbeddedStore, media_id: str) -> list[tuple[str, str]]:
-    with sqlite3.connect(store.path) as db:
-        return db.execute("SELECT frame_id, run_id FROM frames WHERE media_id = ? ORDER BY frame_id",
-                          (media_id,)).fetchall()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = EmbeddedStore(tmp_path / "data")
-    yield s
-    s.close()
-
-
-def test_finished_run_makes_frames_visible(store):
-    store.begin_run(record("m1", "run-a"))
-    store.write_frames("run-a", labels("m1", [2.0, 0.0, 1.0]))
-    assert store.frames_of("m1") == []  # nothing searchable before the run finishes
-    assert store.get_media("m1").status == MediaStatus.PENDING
-    store.finish_run("m1", "run-a", 3, 0, 0, 1.5)
-    frames = store.frames_of("m1")
-    assert [f.timestamp for f in frames] == [0.0, 1.0, 2.0]  # time order
-    media = store.get_media("m1")
-    assert (media.status, media.frames, media.visible_run_id, media.seconds) == (MediaStatus.DONE, 3, "run-a", 1.5)
-    assert [m.media_id for m in store.list_media()] == ["m1"]
-
-
-def test_writes_are_idempotent_on_frame_id(store):
-    store.begin_run(record("m1", "run-a"))
-    store.write_frames("run-a", labels("m1", [0.0, 1.0]))
-    store.write_frames("run-a", labels("m1", [1.0, 2.0]))  # a retried task rewrites a frame
-    store.finish_run("m1", "run-a", 3, 0, 0, 0.1)
-    assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 1.0, 2.0]
-    assert len(raw_rows(store, "m1")) == 3
-
-
-def test_failed_run_drops_only_its_own_frames(store):
-    store.begin_run(record("m1", "run-a"))
-    store.write_frames("run-a", labels("m1", [0.0, 1.0]))
-    store.finish_run("m1", "run-a", 2, 0, 0, 0.1)
-    store.begin_run(record("other", "run-o"))
-    store.write_frames("run-o", labels("other", [0.0]))
-    store.finish_run("other", "run-o", 1, 0, 0, 0.1)
-
-    store.begin_run(record("m1", "run-b"))
-    store.write_frames("run-b", labels("m1", [0.0, 0.5, 1.0, 1.5]))
-    assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 1.0]  # still the finished run
-    store.fail_run("m1", "run-b", "ffmpeg could not decode the video: boom")
-
-    media = store.get_media("m1")
-    assert media.status == MediaStatus.FAILED and media.reason == "ffmpeg could not decode the video: boom"
-    assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 1.0]
-    assert {run for _, run in raw_rows(store, "m1")} == {"run-a"}
-    assert [f.timestamp for f in store.frames_of("other")] == [0.0]
-
-
-def test_new_run_replaces_old_frames_on_finish(store):
-    store.begin_run(record("m1", "run-a"))
-    store.write_frames("run-a", labels("m1", [0.0, 1.0, 2.0]))
-    store.finish_run("m1", "run-a", 3, 0, 0, 0.1)
-    store.begin_run(record("m1", "run-b"))
-    store.write_frames("run-b", labels("m1", [0.0, 0.5]))
-    store.finish_run("m1", "run-b", 2, 0, 0, 0.1)
-    assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 0.5]
-    assert {run for _, run in raw_rows(store, "m1")} == {"run-b"}
-    assert store.get_media("m1").frames == 2
-
-
-def test_crashed_run_is_invisible_and_cleared_on_next_begin(tmp_path):
-    first = EmbeddedStore(tmp_path)
-    first.begin_run(record("m1", "run-a"))
-    first.write_frames("run-a", labels("m1", [0.0, 1.0]))
-    first.finish_run("m1", "run-a", 2, 0, 0, 0.1)
-    first.begin_run(record("m1", "run-crash"))
-    first.write_frames("run-crash", labels("m1", [0.0, 0.3, 0.6, 0.9]))
-    first.close()  # the process dies here: no finish, no fail
-
-    second = EmbeddedStore(tmp_path)
-    try:
-        assert [f.timestamp for f in second.frames_of("m1")] == [0.0, 1.0]
-        assert second.get_media("m1").visible_run_id == "run-a"
-        assert {run for _, run in raw_rows(second, "m1")} == {"run-a", "run-crash"}
-        second.begin_run(record("m1", "run-c"))
-        assert {run for _, run in raw_rows(second, "m1")} == {"run-a"}  # leftovers cleared
-        assert [f.timestamp for f in second.frames_of("m1")] == [0.0, 1.0]
-        second.write_frames("run-c", labels("m1", [0.0, 2.0]))
-        second.finish_run("m1", "run-c", 2, 0, 0, 0.1)
-        assert [f.timestamp for f in second.frames_of("m1")] == [0.0, 2.0]
-    finally:
-        second.close()
-
-
-def test_crash_in_a_first_run_leaves_nothing_visible(tmp_path):
-    first = EmbeddedStore(tmp_path)
-    first.begin_run(record("m1", "run-crash"))
-    first.write_frames("run-crash", labels("m1", [0.0, 1.0]))
-    first.close()
-    second = EmbeddedStore(tmp_path)
-    try:
-        assert second.frames_of("m1") == []
-        assert second.get_media("m1").status == MediaStatus.PENDING
-        second.begin_run(record("m1", "run-2"))
-        assert raw_rows(second, "m1") == []
-    finally:
-        second.close()
-
-
-def test_finish_requires_the_pending_run(store):
-    store.begin_run(record("m1", "run-a"))
-    with pytest.raises(RuntimeError, match="no pending run"):
-        store.finish_run("m1", "run-zzz", 0, 0, 0, 0.0)
-    with pytest.raises(RuntimeError):
-        store.finish_run("unknown", "run-a", 0, 0, 0, 0.0)
-
-
-def test_changed_content_at_same_path_replaces_old_record(store):
-    store.begin_run(record("old", "run-a", path="/videos/clip.mp4"))
-    store.write_frames("run-a", labels("old", [0.0]))
-    store.finish_run("old", "run-a", 1, 0, 0, 0.1)
-    store.begin_run(record("new", "run-b", path="/videos/clip.mp4"))
-    store.write_frames("run-b", labels("new", [0.0, 1.0]))
-    store.finish_run("new", "run-b", 2, 0, 0, 0.1)
-    assert [m.media_id for m in store.list_media()] == ["new"]
-    assert store.frames_of("old") == [] and raw_rows(store, "old") == []
-
-
-def test_record_failure(store):
-    store.record_failure("/videos/broken.mp4", "video", "empty file (0 bytes)")
-    media = store.get_media(path_media_id("/videos/broken.mp4"))
-    assert (media.status, media.reason, media.path) == (MediaStatus.FAILED, "empty file (0 bytes)", "/videos/broken.mp4")
-    store.record_failure("/videos/broken.mp4", "video", "still empty")
-    assert [m.reason for m in store.list_media()] == ["still empty"]
-    # a file with a known id keeps its earlier visible frames when it later fails to probe
-    store.begin_run(record("m1", "run-a"))
-    store.write_frames("run-a", labels("m1", [0.0]))
-    store.finish_run("m1", "run-a", 1, 0, 0, 0.1)
-    store.record_failure("/videos/m1.mp4", "video", "not a readable video", media_id="m1")
-    assert store.get_media("m1").status == MediaStatus.FAILED
-    assert len(store.frames_of("m1")) == 1
+from tests.indexer.test_search import frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_store_runs import labels, record
+from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view
 
 
 def _writer(data_dir: str, media_id: str, batches: int, per_batch: int, barrier) -> None:
@@ -206,33 +58,83 @@ def test_concurrent_writers_in_two_processes_lose_no_rows(tmp_path):
         store.close()
 
 
-def test_two_store_objects_in_threads_lose_no_rows(tmp_path):
-    import threading
-
-    EmbeddedStore(tmp_path).close()
-    stores = [EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)]
-    for i, s in enumerate(stores):
-        s.begin_run(record(f"m{i}", f"run{i}"))
-
-    def write(i):
-        for b in range(30):
-            stores[i].write_frames(f"run{i}", labels(f"m{i}", [(b * 10 + k) / 10 for k in range(10)]))
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, s in enumerate(stores):
-        s.finish_run(f"m{i}", f"run{i}", 300, 0, 0, 0.1)
-    try:
-        assert [len(stores[0].frames_of(f"m{i}")) for i in range(2)] == [300, 300]
-    finally:
-        for s in stores:
-            s.close()
-
-
 def test_store_file_lives_in_data_dir(tmp_path):
     s = EmbeddedStore(tmp_path / "new" / "dir")
     s.close()
     assert Path(s.path) == tmp_path / "new" / "dir" / "vestis.sqlite3" and s.path.exists()
+
+
+def _count(store: EmbeddedStore, table: str) -> int:
+    with sqlite3.connect(store.path) as db:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_an_error_while_finishing_leaves_frames_and_moments_as_they_were(embedded, monkeypatch):
+    index(embedded, "catwalk", catwalk())
+    before = embedded.moments_of("catwalk")
+    embedded.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
+                                   status=MediaStatus.PENDING, run_id="run-2"))
+    embedded.write_frames("run-2", frames("catwalk", [0.0, 1.0], red_shirt_blue_jacket()))
+
+    def crash(*args, **kwargs):  # dies after the frames were switched, inside the transaction
+        raise OSError("disk full")
+
+    monkeypatch.setattr(EmbeddedStore, "_replace_moments", crash)
+    with pytest.raises(OSError):
+        embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
+    monkeypatch.undo()
+    assert embedded.get_media("catwalk").visible_run_id == "run-1"
+    assert [f.timestamp for f in embedded.frames_of("catwalk")][:2] == [0.0, 1.0]
+    assert len(embedded.frames_of("catwalk")) == 14
+    assert embedded.moments_of("catwalk") == before
+    # and the run can still be finished
+    embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
+    assert [(m.start, m.end) for m in embedded.moments_of("catwalk")] == [(0.0, 1.0)]
+
+
+def test_tables_hold_one_row_per_moment_and_garment(embedded):
+    index(embedded, "catwalk", catwalk())
+    assert _count(embedded, "moments") == 2
+    assert _count(embedded, "moment_garments") == 3  # dress; jacket and jeans
+    with sqlite3.connect(embedded.path) as db:
+        row = db.execute("SELECT color, pattern, sleeve, secondary_color FROM moment_garments "
+                         "WHERE category = 'dress'").fetchone()
+    assert row == ("red", "striped", "short", "")
+
+
+def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    index(old, "empty", frames("empty", [0.0, 1.0]))  # nobody in it: no moments, but built
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # as an older version left it
+        db.executescript("DROP TABLE moments; DROP TABLE moment_garments; DROP TABLE moment_builds;")
+
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert _count(reopened, "moments") == 0
+        assert spans(search(reopened, "red dress")) == [("catwalk", 0.0, 4.0)]
+        assert _count(reopened, "moments") == 2 and _count(reopened, "moment_builds") == 2
+        assert reopened.rebuild_moments(only_missing=True) == 0  # nothing left to build
+        assert reopened.rebuild_moments(["catwalk"]) == 1
+        assert [(m.start, m.end) for m in reopened.moments_of("catwalk")] == [(0.0, 4.0), (6.0, 13.0)]
+    finally:
+        reopened.close()
+
+
+def test_moments_with_several_persons_are_narrowed_per_moment(embedded):
+    """build_moments makes one person per moment, but a Moment may hold several: SQL sees only the
+    moment's garments, so per-person conditions must not drop such a moment that matches."""
+    index(embedded, "pair", frames("pair", [0.0, 1.0], red_striped_dress()))
+    [single] = embedded.moments_of("pair")
+    hatted = person(garment("hat", "black"), garment("coat/jacket", "blue"), expression="angry")
+    [other] = build_moments(frames("pair", [0.0], hatted))[0].persons
+    pair = single.model_copy(update={"persons": [*single.persons, other]})
+    embedded._swap_moments("pair", "run-1", [pair])
+    assert embedded.moments_of("pair") == [pair]
+    for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
+                 "blue jacket", "red jacket", ""):
+        req = SearchRequest(query=PARSER.parse(text), limit=200)
+        assert store_view(embedded.search(req)) == store_view(rank_moments([pair], req)), text
+    hit = search(embedded, "angry").hits[0]
+    assert hit.person_index == 1 and search(embedded, "without a hat").hits[0].person_index == 0

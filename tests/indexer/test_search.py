@@ -1,6 +1,6 @@
 """The backend-neutral ranking function and pagination, on moments built from hand-made frame labels.
 
-The helpers at the top (label, garment, person, frames) are also what tests/indexer/test_embedded_search.py
+The helpers at the top (label, garment, person, frames) are also what tests.indexer.test_store_search.py
 indexes, so both files speak of the same outfits.
 """
 

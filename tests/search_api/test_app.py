@@ -1,6 +1,6 @@
 """The HTTP API end to end through FastAPI's TestClient, on a store built from hand-made labels.
 
-The scene is the one tests/indexer/test_embedded_search.py searches (a red striped dress and a man in
+The scene is the one tests.indexer.test_store_search.py searches (a red striped dress and a man in
 a black jacket on the "catwalk", two outfits in the "street"), so the expected moments are the ones
 the store tests already pin down; here the question is what the API makes of them: grouping,
 links, images and the byte ranges a browser player asks for.
@@ -23,7 +23,7 @@ from indexer import open_store
 from indexer.frame_images import FrameImageStore
 from search_api.app import PERSON_COLOUR, create_app
 from search_api.query_parser import QueryParser
-from tests.indexer.test_embedded_search import catwalk, index, street
+from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
 from vision.masks import encode_mask
 

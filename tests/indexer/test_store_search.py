@@ -1,19 +1,16 @@
 """Search through a store: frames go in through runs, moments come out of `search`.
 
-The tests taking `store` are backend-independent: they use only the LabelStore protocol, and the
-`store` fixture is parametrised over BACKENDS, so the Elasticsearch backend joins by adding an entry.
-Tests taking `embedded` check what only the SQLite store has (its tables, old databases).
+Every test here runs on both backends (the `store` fixture, tests/indexer/conftest.py) through the
+LabelStore protocol alone; what only one backend has is tested in test_embedded.py and
+test_elasticsearch.py.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
+import random
 
 import pytest
 
-from indexer.embedded import EmbeddedStore
-from indexer.moments import build_moments
 from indexer.search import InvalidCursor, SearchPage, SearchRequest, rank_moments
 from indexer.store import LabelStore, MediaRecord, MediaStatus
 from search_api.query_parser import QueryParser
@@ -29,26 +26,6 @@ from tests.indexer.test_search import (
 from vision.labels import FrameLabels
 
 PARSER = QueryParser()
-
-
-def _embedded(tmp_path) -> Iterator[LabelStore]:
-    store = EmbeddedStore(tmp_path / "data")
-    yield store
-    store.close()
-
-
-# name -> generator of a fresh, empty store (the Elasticsearch backend adds itself here)
-BACKENDS: dict[str, Callable[..., Iterator[LabelStore]]] = {"embedded": _embedded}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request, tmp_path) -> Iterator[LabelStore]:
-    yield from BACKENDS[request.param](tmp_path)
-
-
-@pytest.fixture
-def embedded(tmp_path) -> Iterator[EmbeddedStore]:
-    yield from _embedded(tmp_path)
 
 
 def index(store: LabelStore, media_id: str, labels: list[FrameLabels], run_id: str = "run-1",
@@ -178,6 +155,48 @@ def test_search_equals_the_reference_ranking_over_all_moments(scene):
             assert store_view(scene.search(req)) == store_view(rank_moments(everything, req, names)), (text, kw)
 
 
+def random_outfits(seed: int, media_count: int = 6) -> dict[str, list[FrameLabels]]:
+    """Media with people in random outfits of random confidences, for the randomised comparison."""
+    rng = random.Random(seed)
+    colors, categories = ["red", "black", "blue", "white", "gray"], ["dress", "t-shirt", "pants", "coat/jacket", "hat"]
+    media: dict[str, list[FrameLabels]] = {}
+    for m in range(media_count):
+        name, shots, t = f"media{m}", [], 0.0
+        for _ in range(rng.randint(1, 4)):
+            outfit = [
+                garment(rng.choice(categories), rng.choice(colors), secondary=rng.choice([None, *colors]),
+                        pattern=rng.choice([None, "plain", "striped", "floral"]), sleeve=rng.choice([None, "long", "short"]),
+                        confidence=round(rng.uniform(0.3, 1.0), 3), color_confidence=round(rng.uniform(0.3, 1.0), 3))
+                for _ in range(rng.randint(1, 3))
+            ]
+            who = [person(*outfit, confidence=round(rng.uniform(0.3, 1.0), 3),
+                          expression=rng.choice([None, "happy", "sad", "neutral"]),
+                          expression_confidence=round(rng.uniform(0.3, 1.0), 3))]
+            if rng.random() < 0.3:  # a second person beside the first
+                who.append(person(garment(rng.choice(categories), rng.choice(colors)), x=50))
+            count = rng.randint(1, 4)
+            shots += frames(name, [t + i for i in range(count)], *who)
+            t += count + rng.choice([0.0, 5.0])  # sometimes a gap: a new moment even for the same outfit
+        media[name] = shots
+    return media
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_outfits_rank_as_the_reference_ranks_them(store, seed):
+    media = random_outfits(seed)
+    for name, labels in media.items():
+        index(store, name, labels)
+    everything = [m for name in media for m in store.moments_of(name)]
+    names = {name: f"{name}.mp4" for name in media}
+    queries = ["red dress", "black hat", "not red", "dress not black", "blue pants without a hat", "striped",
+               "long sleeve black jacket", "white t-shirt and blue pants", "happy", "not sad", "happy in red", "",
+               "gray", "floral dress", "no dress", "red media3"]
+    for text in queries:
+        for kw in ({}, {"min_confidence": 0.6}, {"start": 2.0, "end": 6.0}, {"media_ids": ["media1", "media4"]}):
+            req = SearchRequest(query=PARSER.parse(text), limit=200, **kw)
+            assert store_view(store.search(req)) == store_view(rank_moments(everything, req, names)), (text, kw)
+
+
 def store_view(page: SearchPage) -> list[tuple[str, float]]:
     return [(h.moment.moment_id, round(h.score, 9)) for h in page.hits]
 
@@ -259,84 +278,7 @@ def test_new_content_at_the_same_path_drops_the_old_moments(store):
 # --- the embedded store only ---------------------------------------------------------------------
 
 
-def _count(store: EmbeddedStore, table: str) -> int:
-    with sqlite3.connect(store.path) as db:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-
-
-def test_an_error_while_finishing_leaves_frames_and_moments_as_they_were(embedded, monkeypatch):
-    index(embedded, "catwalk", catwalk())
-    before = embedded.moments_of("catwalk")
-    embedded.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
-                                   status=MediaStatus.PENDING, run_id="run-2"))
-    embedded.write_frames("run-2", frames("catwalk", [0.0, 1.0], red_shirt_blue_jacket()))
-
-    def crash(*args, **kwargs):  # dies after the frames were switched, inside the transaction
-        raise OSError("disk full")
-
-    monkeypatch.setattr(EmbeddedStore, "_replace_moments", crash)
-    with pytest.raises(OSError):
-        embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
-    monkeypatch.undo()
-    assert embedded.get_media("catwalk").visible_run_id == "run-1"
-    assert [f.timestamp for f in embedded.frames_of("catwalk")][:2] == [0.0, 1.0]
-    assert len(embedded.frames_of("catwalk")) == 14
-    assert embedded.moments_of("catwalk") == before
-    # and the run can still be finished
-    embedded.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
-    assert [(m.start, m.end) for m in embedded.moments_of("catwalk")] == [(0.0, 1.0)]
-
-
-def test_tables_hold_one_row_per_moment_and_garment(embedded):
-    index(embedded, "catwalk", catwalk())
-    assert _count(embedded, "moments") == 2
-    assert _count(embedded, "moment_garments") == 3  # dress; jacket and jeans
-    with sqlite3.connect(embedded.path) as db:
-        row = db.execute("SELECT color, pattern, sleeve, secondary_color FROM moment_garments "
-                         "WHERE category = 'dress'").fetchone()
-    assert row == ("red", "striped", "short", "")
-
-
-def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
-    old = EmbeddedStore(tmp_path)
-    index(old, "catwalk", catwalk())
-    index(old, "empty", frames("empty", [0.0, 1.0]))  # nobody in it: no moments, but built
-    old.close()
-    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # as an older version left it
-        db.executescript("DROP TABLE moments; DROP TABLE moment_garments; DROP TABLE moment_builds;")
-
-    reopened = EmbeddedStore(tmp_path)
-    try:
-        assert _count(reopened, "moments") == 0
-        assert spans(search(reopened, "red dress")) == [("catwalk", 0.0, 4.0)]
-        assert _count(reopened, "moments") == 2 and _count(reopened, "moment_builds") == 2
-        assert reopened.rebuild_moments(only_missing=True) == 0  # nothing left to build
-        assert reopened.rebuild_moments(["catwalk"]) == 1
-        assert [(m.start, m.end) for m in reopened.moments_of("catwalk")] == [(0.0, 4.0), (6.0, 13.0)]
-    finally:
-        reopened.close()
-
-
-def test_garbled_cursor_is_refused(embedded):
-    index(embedded, "catwalk", catwalk())
+def test_garbled_cursor_is_refused(store):
+    index(store, "catwalk", catwalk())
     with pytest.raises(InvalidCursor):
-        search(embedded, "dress", cursor="garbage!")
-
-
-def test_moments_with_several_persons_are_narrowed_per_moment(embedded):
-    """build_moments makes one person per moment, but a Moment may hold several: SQL sees only the
-    moment's garments, so per-person conditions must not drop such a moment that matches."""
-    index(embedded, "pair", frames("pair", [0.0, 1.0], red_striped_dress()))
-    [single] = embedded.moments_of("pair")
-    hatted = person(garment("hat", "black"), garment("coat/jacket", "blue"), expression="angry")
-    [other] = build_moments(frames("pair", [0.0], hatted))[0].persons
-    pair = single.model_copy(update={"persons": [*single.persons, other]})
-    embedded._swap_moments("pair", "run-1", [pair])
-    assert embedded.moments_of("pair") == [pair]
-    for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
-                 "blue jacket", "red jacket", ""):
-        req = SearchRequest(query=PARSER.parse(text), limit=200)
-        assert store_view(embedded.search(req)) == store_view(rank_moments([pair], req)), text
-    hit = search(embedded, "angry").hits[0]
-    assert hit.person_index == 1 and search(embedded, "without a hat").hits[0].person_index == 0
-
+        search(store, "dress", cursor="garbage!")

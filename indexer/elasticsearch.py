@@ -1,0 +1,548 @@
+"""The Elasticsearch backend: the LabelStore protocol on three indices, through the official client.
+
+Layout. Each of `media`, `frames` and `moments` is an alias over a versioned index
+(`<prefix>-moments-s1-0001`), shaped by a composable index template of the same name, so a mapping
+change or a rebuild creates the next index and moves the alias in one atomic `update_aliases`;
+readers never see a half-built index. Persons and garments are `nested`, so "red" and "dress" must
+hold on the same garment; vocabulary fields are keywords; `caption` is text for full-text tools.
+
+Runs without transactions. Elasticsearch writes one document atomically, not several, so the media
+document is the switch: frames and moments are written under their run id (ids `<run>:<frame>`,
+`<run>:<moment>`: a retried bulk overwrites, never duplicates), then the media document's
+`visible_run_id` is flipped with `if_seq_no`/`if_primary_term` (a run begun meanwhile makes the flip
+fail instead of being overwritten), then the other runs' documents are deleted. Every read keeps only
+documents of a media's visible run, so a crash between those steps shows the old run or the new one,
+never both and never half; the next `begin_run` deletes what the crash left.
+
+Search narrows candidates with one bool query (nested per person, as exact as the vocabulary terms
+allow), reads them with `search_after` on a unique sort (no point-in-time: not every server has it),
+and ranks them with indexer.search.rank_documents, the function the embedded store uses, so both
+backends return the same pages for the same labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError
+from elasticsearch.helpers import BulkIndexError, streaming_bulk
+
+from indexer.moments import Moment, build_moments
+from indexer.query import AttributeTerm, GarmentConstraint
+from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
+from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
+from vision.labels import FrameLabels
+
+# Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
+SCHEMA_VERSION = 1
+
+PAGE = 2000  # documents per search_after page
+BULK_CHUNK = 500
+ATTEMPTS = 5  # whole-request tries when the cluster cannot be reached
+BACKOFF_S = 0.5  # first wait between tries; doubles each time, capped at MAX_BACKOFF_S
+MAX_BACKOFF_S = 8.0
+
+T = TypeVar("T")
+
+
+# --- mappings -----------------------------------------------------------------------------------
+
+_KEYWORD = {"type": "keyword"}
+_LABEL = {
+    "properties": {
+        "value": _KEYWORD,
+        "confidence": {"type": "float"},
+        "model": _KEYWORD,
+        "model_version": _KEYWORD,
+    }
+}
+_GARMENT_LABELS = ("category", "color", "secondary_color", "pattern", "sleeve")
+
+
+def _garments(extra: dict | None = None) -> dict:
+    return {"type": "nested", "properties": {**{f: _LABEL for f in _GARMENT_LABELS}, **(extra or {})}}
+
+
+# Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
+# read back, never queried.
+MAPPINGS: dict[str, dict] = {
+    "media": {
+        "dynamic": "strict",
+        "properties": {
+            "media_id": _KEYWORD, "path": _KEYWORD, "kind": _KEYWORD, "status": _KEYWORD,
+            "pipeline_version": _KEYWORD, "reason": {"type": "text"}, "duration": {"type": "double"},
+            "width": {"type": "integer"}, "height": {"type": "integer"}, "frames": {"type": "integer"},
+            "persons": {"type": "integer"}, "garments": {"type": "integer"}, "seconds": {"type": "double"},
+            "run_id": _KEYWORD, "visible_run_id": _KEYWORD, "updated_at": {"type": "double"},
+            "moments_run_id": _KEYWORD,  # the run the moments were built from (see rebuild_moments)
+        },
+    },
+    "frames": {
+        "dynamic": False,
+        "properties": {
+            "run_id": _KEYWORD, "frame_id": _KEYWORD, "media_id": _KEYWORD, "timestamp": {"type": "double"},
+            "reason": _KEYWORD, "width": {"type": "integer"}, "height": {"type": "integer"},
+            "persons": {
+                "type": "nested",
+                "properties": {"detection": _LABEL, "garments": _garments(), "face": {"properties": {"expression": _LABEL}}},
+            },
+        },
+    },
+    "moments": {
+        "dynamic": False,
+        "properties": {
+            "run_id": _KEYWORD, "moment_id": _KEYWORD, "media_id": _KEYWORD, "build_order": {"type": "integer"},
+            "media_name": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+            "caption": {"type": "text"},
+            "start": {"type": "double"}, "end": {"type": "double"}, "best_timestamp": {"type": "double"},
+            "best_frame_id": _KEYWORD,
+            "persons": {
+                "type": "nested",
+                "properties": {
+                    "track_index": {"type": "integer"}, "detection": _LABEL, "expression": _LABEL,
+                    "garments": _garments({"frames": {"type": "integer"}}),
+                },
+            },
+        },
+    },
+}
+
+# Fields the moment document has besides the Moment itself; dropped before ranking and validation.
+_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption")
+
+
+def _caption(moment: Moment) -> str:
+    """The labels as words: `red striped dress long; happy` for full-text tools (Kibana, highlight)."""
+    parts = []
+    for person in moment.persons:
+        for g in person.garments:
+            words = [label.value for label in (g.color, g.secondary_color, g.pattern) if label is not None]
+            words.append(g.category.value)
+            if g.sleeve is not None:
+                words.append(f"{g.sleeve.value} sleeve")
+            parts.append(" ".join(words))
+        if person.expression is not None:
+            parts.append(person.expression.value)
+    return "; ".join(parts)
+
+
+# --- candidate query ----------------------------------------------------------------------------
+# The same decision as indexer.search, in query DSL, per person; a superset is allowed (ranking
+# decides) but never a subset. Confidences are indexed as float32; rounding keeps `>=` monotonic,
+# so a label at or above the floor in _source is at or above it in the index too.
+
+
+def _trusted(field: str, floor: float) -> dict:
+    return {"range": {f"{field}.confidence": {"gte": floor}}}
+
+
+def _is(field: str, value: str, floor: float) -> dict:
+    return {"bool": {"filter": [{"term": {f"{field}.value": value}}, _trusted(field, floor)]}}
+
+
+def _term_query(term: AttributeTerm, prefix: str, floor: float) -> dict:
+    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    fields = tuple(f"{prefix}.{f}" for f in fields)
+    has = {"bool": {"should": [_is(f, term.value, floor) for f in fields], "minimum_should_match": 1}}
+    if not term.negated:
+        return has
+    known = {"bool": {"should": [_trusted(f, floor) for f in fields], "minimum_should_match": 1}}
+    return {"bool": {"filter": [known], "must_not": [has]}}
+
+
+def _garment_query(constraint: GarmentConstraint, floor: float) -> dict:
+    prefix = "persons.garments"
+    filters = [_trusted(f"{prefix}.category", floor)]
+    filters += [_term_query(term, prefix, floor) for term in constraint.terms]
+    return {"nested": {"path": prefix, "query": {"bool": {"filter": filters}}}}
+
+
+def candidate_query(request: SearchRequest) -> dict:
+    """The bool query for the moments `request` may match."""
+    query, floor = request.query, request.min_confidence
+    filters: list[dict] = []
+    if request.media_ids is not None:
+        filters.append({"terms": {"media_id": request.media_ids}})
+    if request.start is not None:
+        filters.append({"range": {"end": {"gte": request.start}}})
+    if request.end is not None:
+        filters.append({"range": {"start": {"lte": request.end}}})
+    person_filters: list[dict] = []
+    person_not: list[dict] = []
+    for constraint in query.garments:
+        (person_not if constraint.negated else person_filters).append(_garment_query(constraint, floor))
+    for term in query.person:
+        person_filters.append(_term_query(term, "persons", floor))  # person terms are expressions
+    if not has_positive_terms(query):
+        person_filters.append(_trusted("persons.detection", floor))
+    filters.append({"nested": {"path": "persons", "query": {"bool": {"filter": person_filters, "must_not": person_not}}}})
+    return {"bool": {"filter": filters}}
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class ElasticsearchStore:
+    """LabelStore on Elasticsearch. Pass a ready client (tests, custom TLS/auth) or use `connect`."""
+
+    def __init__(self, client: Elasticsearch, index_prefix: str = "vestis", *, attempts: int = ATTEMPTS,
+                 backoff_s: float = BACKOFF_S):
+        self.client = client
+        self.prefix = index_prefix
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.aliases = {kind: f"{index_prefix}-{kind}" for kind in MAPPINGS}
+        self._retry(self._ensure_layout)
+
+    @classmethod
+    def connect(cls, url: str, index_prefix: str = "vestis", *, api_key: str | None = None,
+                request_timeout: float = 30.0, **kwargs) -> ElasticsearchStore:
+        """A store on a new client for `url`; StoreUnavailable naming the setting when it cannot be reached."""
+        client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout, retry_on_timeout=True)
+        try:
+            return cls(client, index_prefix, **kwargs)
+        except StoreUnavailable as exc:
+            client.close()
+            raise StoreUnavailable(f"store.elasticsearch_url {url}: {exc}") from None
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _retry(self, work: Callable[[], T]) -> T:
+        """`work` again after a growing pause while the cluster cannot be reached; every write here is
+        idempotent (explicit ids, deletes by run), so repeating one is safe."""
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return work()
+            except (TransportConnectionError, ConnectionTimeout) as exc:
+                if attempt == self.attempts:
+                    raise StoreUnavailable(
+                        f"Elasticsearch unreachable after {attempt} tries: {type(exc).__name__}: {exc}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    def _index_name(self, kind: str, generation: int) -> str:
+        return f"{self.prefix}-{kind}-s{SCHEMA_VERSION}-{generation:04d}"
+
+    def _current_index(self, kind: str) -> str | None:
+        try:
+            return next(iter(self.client.indices.get_alias(name=self.aliases[kind])))
+        except NotFoundError:
+            return None
+
+    def _put_template(self, kind: str) -> None:
+        self.client.indices.put_index_template(
+            name=self.aliases[kind],
+            index_patterns=[f"{self.aliases[kind]}-*"],
+            template={"settings": {"number_of_shards": 1}, "mappings": MAPPINGS[kind]},
+            meta={"vestis_schema": SCHEMA_VERSION},
+        )
+
+    def _create_index(self, kind: str, generation: int, with_alias: bool) -> str:
+        name = self._index_name(kind, generation)
+        aliases = {self.aliases[kind]: {}} if with_alias else None
+        try:
+            self.client.indices.create(index=name, aliases=aliases)
+        except BadRequestError as exc:
+            if exc.error != "resource_already_exists_exception":
+                raise
+            # Another worker created it a moment ago; the alias, if asked for, comes with it.
+        return name
+
+    def outdated(self) -> tuple[str, ...]:
+        """The kinds whose alias is on an index of an older schema (they keep serving until `reindex`)."""
+        marker = f"-s{SCHEMA_VERSION}-"
+        return tuple(kind for kind in MAPPINGS if marker not in (self._current_index(kind) or marker))
+
+    def _ensure_layout(self) -> None:
+        """Templates always (they are idempotent), indices only where an alias is missing. An alias on
+        an index of an older schema is left serving until `reindex()` moves it."""
+        self.client.info()
+        for kind in MAPPINGS:
+            self._put_template(kind)
+            if self._current_index(kind) is None:
+                self._create_index(kind, 1, with_alias=True)
+
+    def _bulk(self, actions: Iterable[dict], refresh: bool = False) -> None:
+        actions = list(actions)
+        if not actions:
+            return
+
+        def send() -> None:
+            try:
+                for _ in streaming_bulk(self.client, actions, chunk_size=BULK_CHUNK, max_retries=self.attempts,
+                                        initial_backoff=self.backoff_s, max_backoff=MAX_BACKOFF_S,
+                                        refresh=refresh):
+                    pass
+            except BulkIndexError as exc:
+                first = exc.errors[0] if exc.errors else {}
+                raise StoreUnavailable(f"Elasticsearch refused {len(exc.errors)} documents, e.g. {first}") from exc
+
+        self._retry(send)
+
+    def _scan(self, kind: str, query: dict, sort: list[dict], source: Any = True) -> Iterator[dict]:
+        """Every hit of `query` through search_after on `sort` (which must end in a unique key)."""
+        after = None
+        while True:
+            kwargs: dict[str, Any] = {"index": self.aliases[kind], "query": query, "sort": sort, "size": PAGE,
+                                      "_source": source, "track_total_hits": False}
+            if after is not None:
+                kwargs["search_after"] = after
+            hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+            yield from hits
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def _delete(self, kind: str, query: dict) -> None:
+        self._retry(lambda: self.client.delete_by_query(
+            index=self.aliases[kind], query=query, refresh=True, conflicts="proceed"))
+
+    def _refresh(self, *kinds: str) -> None:
+        self._retry(lambda: self.client.indices.refresh(index=",".join(self.aliases[k] for k in kinds)))
+
+    # -- media ---------------------------------------------------------------------------------
+    @staticmethod
+    def _media_doc(record: MediaRecord, moments_run_id: str = "") -> dict:
+        doc = {name: getattr(record, name) for name in MediaRecord.__dataclass_fields__}
+        doc["status"] = record.status.value
+        doc["moments_run_id"] = moments_run_id
+        return doc
+
+    @staticmethod
+    def _record(source: dict) -> MediaRecord:
+        values = {k: v for k, v in source.items() if k in MediaRecord.__dataclass_fields__}
+        values["status"] = MediaStatus(values["status"])
+        return MediaRecord(**values)
+
+    def _get_media_hit(self, media_id: str) -> dict | None:
+        try:
+            return self._retry(lambda: self.client.get(index=self.aliases["media"], id=media_id))
+        except NotFoundError:
+            return None
+
+    def get_media(self, media_id: str) -> MediaRecord | None:
+        hit = self._get_media_hit(media_id)
+        return self._record(hit["_source"]) if hit else None
+
+    def _media_sources(self, media_ids: Iterable[str]) -> dict[str, dict]:
+        ids = sorted(set(media_ids))
+        found: dict[str, dict] = {}
+        for i in range(0, len(ids), PAGE):
+            chunk = ids[i:i + PAGE]
+            response = self._retry(lambda: self.client.mget(index=self.aliases["media"], ids=chunk))
+            found.update({d["_id"]: d["_source"] for d in response["docs"] if d.get("found")})
+        return found
+
+    def list_media(self) -> list[MediaRecord]:
+        self._refresh("media")
+        hits = self._scan("media", {"match_all": {}}, [{"path": "asc"}, {"media_id": "asc"}])
+        return [self._record(h["_source"]) for h in hits]
+
+    def _put_media(self, doc: dict, expected: dict | None = None) -> None:
+        """Write the media document; with `expected` (a previous GET) only if nobody changed it since."""
+        kwargs: dict[str, Any] = {"index": self.aliases["media"], "id": doc["media_id"], "document": doc,
+                                  "refresh": True}
+        if expected is not None:
+            kwargs.update(if_seq_no=expected["_seq_no"], if_primary_term=expected["_primary_term"])
+        self._retry(lambda: self.client.index(**kwargs))
+
+    def record_failure(self, path: str, kind: str, reason: str, media_id: str | None = None) -> None:
+        from indexer.embedded import path_media_id  # one id scheme for both backends
+
+        media_id = media_id or path_media_id(path)
+        hit = self._get_media_hit(media_id)
+        if hit is not None:
+            doc = {**hit["_source"], "status": MediaStatus.FAILED.value, "reason": reason, "updated_at": time.time()}
+        else:
+            doc = self._media_doc(MediaRecord(media_id=media_id, path=path, kind=kind, status=MediaStatus.FAILED,
+                                              reason=reason, updated_at=time.time()))
+        self._put_media(doc)
+
+    def _not_visible(self, media_id: str, visible_run_id: str) -> dict:
+        return {"bool": {"filter": [{"term": {"media_id": media_id}}],
+                         "must_not": [{"term": {"run_id": visible_run_id}}]}}
+
+    def begin_run(self, record: MediaRecord) -> None:
+        hit = self._get_media_hit(record.media_id)
+        previous = hit["_source"] if hit else {}
+        record.status = MediaStatus.PENDING
+        record.reason = ""
+        record.visible_run_id = previous.get("visible_run_id", "")
+        record.updated_at = time.time()
+        # What unfinished runs (a crash) left is invisible already; clear it now.
+        self._refresh("frames", "moments")
+        for kind in ("frames", "moments"):
+            self._delete(kind, self._not_visible(record.media_id, record.visible_run_id))
+        self._put_media(self._media_doc(record, previous.get("moments_run_id", "")))
+
+    # -- frames --------------------------------------------------------------------------------
+    def write_frames(self, run_id: str, frames: list[FrameLabels]) -> None:
+        self._bulk({"_index": self.aliases["frames"], "_id": f"{run_id}:{f.frame_id}",
+                    "_source": {"run_id": run_id, **f.model_dump(mode="json")}} for f in frames)
+
+    def _run_frames(self, media_id: str, run_id: str) -> list[FrameLabels]:
+        query = {"bool": {"filter": [{"term": {"media_id": media_id}}, {"term": {"run_id": run_id}}]}}
+        hits = self._scan("frames", query, [{"timestamp": "asc"}, {"frame_id": "asc"}], source={"excludes": ["run_id"]})
+        return [FrameLabels.model_validate(h["_source"]) for h in hits]
+
+    def frames_of(self, media_id: str) -> list[FrameLabels]:
+        record = self.get_media(media_id)
+        if record is None or not record.visible_run_id:
+            return []
+        return self._run_frames(media_id, record.visible_run_id)
+
+    def _moment_actions(self, index: str, run_id: str, moments: list[Moment], media_name: str) -> Iterator[dict]:
+        for order, m in enumerate(moments):
+            yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",
+                   "_source": {**m.model_dump(mode="json"), "run_id": run_id, "build_order": order,
+                               "media_name": media_name, "caption": _caption(m)}}
+
+    def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
+        hit = self._get_media_hit(media_id)
+        if hit is None or hit["_source"]["run_id"] != run_id:
+            raise RuntimeError(f"media {media_id} has no pending run {run_id}")
+        source = hit["_source"]
+        self._refresh("frames")
+        moments = build_moments(self._run_frames(media_id, run_id))
+        name = source["path"].rsplit("/", 1)[-1]
+        self._bulk(self._moment_actions(self.aliases["moments"], run_id, moments, name), refresh=True)
+        doc = {**source, "status": MediaStatus.DONE.value, "reason": "", "frames": frames, "persons": persons,
+               "garments": garments, "seconds": seconds, "visible_run_id": run_id, "moments_run_id": run_id,
+               "updated_at": time.time()}
+        try:
+            self._put_media(doc, expected=hit)  # the switch: from here on this run is what readers see
+        except ConflictError:
+            raise RuntimeError(f"media {media_id} has no pending run {run_id} (a newer run began)") from None
+        for kind in ("frames", "moments"):
+            self._delete(kind, self._not_visible(media_id, run_id))
+        self._drop_stale_records(source["path"], media_id)
+
+    def _drop_stale_records(self, path: str, media_id: str) -> None:
+        """The file at this path changed content: its older records, frames and moments are no longer true."""
+        self._refresh("media")
+        query = {"bool": {"filter": [{"term": {"path": path}}], "must_not": [{"term": {"media_id": media_id}}]}}
+        stale = [h["_id"] for h in self._scan("media", query, [{"media_id": "asc"}], source=False)]
+        if not stale:
+            return
+        for kind in ("frames", "moments", "media"):
+            self._delete(kind, {"terms": {"media_id": stale}})
+
+    def fail_run(self, media_id: str, run_id: str, reason: str) -> None:
+        self._refresh("frames", "moments")
+        run = {"bool": {"filter": [{"term": {"media_id": media_id}}, {"term": {"run_id": run_id}}]}}
+        for kind in ("frames", "moments"):
+            self._delete(kind, run)
+        hit = self._get_media_hit(media_id)
+        if hit is not None:
+            self._put_media({**hit["_source"], "status": MediaStatus.FAILED.value, "reason": reason,
+                             "updated_at": time.time()})
+
+    # -- moments -------------------------------------------------------------------------------
+    def _visible(self, hits: Iterable[dict]) -> Iterator[tuple[dict, dict]]:
+        """(moment source without the extras, its media source) for hits of a media's visible run only."""
+        hits = list(hits)
+        media = self._media_sources(h["_source"]["media_id"] for h in hits)
+        for h in hits:
+            source = h["_source"]
+            owner = media.get(source["media_id"])
+            if owner is not None and owner.get("visible_run_id") == source["run_id"]:
+                yield {k: v for k, v in source.items() if k not in _MOMENT_EXTRAS}, owner
+
+    def moment(self, moment_id: str) -> Moment | None:
+        hits = self._scan("moments", {"term": {"moment_id": moment_id}}, [{"run_id": "asc"}])
+        for doc, _ in self._visible(hits):
+            return Moment.model_validate(doc)
+        return None
+
+    def moments_of(self, media_id: str) -> list[Moment]:
+        record = self.get_media(media_id)
+        if record is None or not record.visible_run_id:
+            return []
+        query = {"bool": {"filter": [{"term": {"media_id": media_id}}, {"term": {"run_id": record.visible_run_id}}]}}
+        hits = self._scan("moments", query, [{"start": "asc"}, {"build_order": "asc"}],
+                          source={"excludes": list(_MOMENT_EXTRAS)})
+        return [Moment.model_validate(h["_source"]) for h in hits]
+
+    def rebuild_moments(self, media_ids: list[str] | None = None, *, only_missing: bool = False) -> int:
+        """Rebuild moments from the visible frames. All of them (the default) go into a new moments
+        index that replaces the current one by an alias swap, so searches never see a half-built set;
+        `media_ids` or `only_missing` rebuild those media in place."""
+        if media_ids is None and not only_missing:
+            outdated = self.outdated()  # a schema change: those indices move to the new shape too
+            return self.reindex(kinds=tuple(k for k in MAPPINGS if k in outdated or k == "moments"))
+        self._refresh("media")
+        wanted = set(media_ids) if media_ids is not None else None
+        rebuilt = 0
+        for hit in self._scan("media", {"exists": {"field": "visible_run_id"}}, [{"media_id": "asc"}]):
+            source = hit["_source"]
+            run_id = source.get("visible_run_id", "")
+            if not run_id or (wanted is not None and source["media_id"] not in wanted):
+                continue
+            if only_missing and source.get("moments_run_id") == run_id:
+                continue
+            self._rebuild_in(self.aliases["moments"], source)
+            rebuilt += 1
+        return rebuilt
+
+    def _rebuild_in(self, index: str, media: dict) -> None:
+        media_id, run_id = media["media_id"], media["visible_run_id"]
+        moments = build_moments(self._run_frames(media_id, run_id))
+        self._bulk(self._moment_actions(index, run_id, moments, media["path"].rsplit("/", 1)[-1]), refresh=True)
+        keep = [f"{run_id}:{m.moment_id}" for m in moments]
+        self._retry(lambda: self.client.delete_by_query(
+            index=index, refresh=True, conflicts="proceed",
+            query={"bool": {"filter": [{"term": {"media_id": media_id}}], "must_not": [{"ids": {"values": keep}}]}}))
+
+    def reindex(self, kinds: tuple[str, ...] = ("media", "frames", "moments")) -> int:
+        """Move each alias to a fresh index of the current schema: media and frames are copied with
+        `_reindex`, moments rebuilt from the visible frames; then one atomic alias swap, then the old
+        indices go. Returns how many media had their moments rebuilt. Run it with no ingest writing:
+        writes that land in an old index during the copy are lost with it."""
+        self._refresh(*kinds)
+        new: dict[str, str] = {}
+        for kind in kinds:
+            old = self._current_index(kind)
+            generation = int(old.rsplit("-", 1)[1]) + 1 if old else 1
+            self._put_template(kind)
+            name = self._create_index(kind, generation, with_alias=False)
+            if kind != "moments" and old:
+                self._retry(lambda: self.client.reindex(
+                    source={"index": old}, dest={"index": name}, refresh=True, wait_for_completion=True))
+            new[kind] = name
+        rebuilt = 0
+        if "moments" in new:
+            for hit in self._scan("media", {"match_all": {}}, [{"media_id": "asc"}]):
+                if hit["_source"].get("visible_run_id"):
+                    self._rebuild_in(new["moments"], hit["_source"])
+                    rebuilt += 1
+        actions = []
+        for kind, name in new.items():
+            old = self._current_index(kind)
+            if old:
+                actions.append({"remove": {"index": old, "alias": self.aliases[kind]}})
+            actions.append({"add": {"index": name, "alias": self.aliases[kind]}})
+        olds = [self._current_index(kind) for kind in new]
+        self._retry(lambda: self.client.indices.update_aliases(actions=actions))
+        for old in olds:
+            if old:
+                self._retry(lambda: self.client.indices.delete(index=old))
+        return rebuilt
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, request: SearchRequest) -> SearchPage:
+        if request.cursor:
+            decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
+        if request.media_ids is not None and not request.media_ids:
+            return SearchPage(hits=[], total=0)
+        hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
+        docs = ((doc, media["path"].rsplit("/", 1)[-1]) for doc, media in self._visible(hits))
+        return rank_documents(docs, request)
+
+    def close(self) -> None:
+        self.client.close()

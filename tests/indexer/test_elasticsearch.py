@@ -1,0 +1,202 @@
+"""What only the Elasticsearch backend has: versioned indices behind aliases, the alias swap of a
+rebuild, a run switch without transactions, retries when the cluster drops requests, and its query.
+Everything both backends share runs in test_store_runs.py and test_store_search.py.
+
+Against osmem-server (tests/indexer/elasticsearch_server.py), through the official client.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
+
+from elastic_transport import ConnectionError as TransportConnectionError
+
+import indexer.elasticsearch as es_backend
+from indexer.elasticsearch import ElasticsearchStore
+from indexer.moments import build_moments
+from indexer.search import SearchRequest, rank_moments
+from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
+from tests.indexer.elasticsearch_server import PlainJsonNode
+from tests.indexer.test_search import frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_store_runs import labels, record
+from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
+
+
+@pytest.fixture
+def es(es_client) -> ElasticsearchStore:
+    store = ElasticsearchStore(es_client)
+    yield store
+
+
+def aliases(client) -> dict[str, str]:
+    return {alias: index for index, body in client.indices.get_alias(name="vestis-*").items() for alias in body["aliases"]}
+
+
+def stored_moment_runs(client, media_id: str) -> list[str]:
+    client.indices.refresh(index="vestis-moments")
+    hits = client.search(index="vestis-moments", query={"term": {"media_id": media_id}}, size=1000)["hits"]["hits"]
+    return sorted(h["_source"]["run_id"] for h in hits)
+
+
+def test_indices_are_versioned_behind_aliases_and_shaped_by_templates(es, es_client):
+    assert aliases(es_client) == {f"vestis-{kind}": f"vestis-{kind}-s1-0001" for kind in ("frames", "media", "moments")}
+    templates = {t["name"]: t for t in es_client.indices.get_index_template()["index_templates"]}
+    assert templates["vestis-moments"]["index_template"]["index_patterns"] == ["vestis-moments-*"]
+    mapping = es_client.indices.get_mapping(index="vestis-moments")["vestis-moments-s1-0001"]["mappings"]
+    persons = mapping["properties"]["persons"]
+    assert persons["type"] == "nested" and persons["properties"]["garments"]["type"] == "nested"
+    assert persons["properties"]["garments"]["properties"]["color"]["properties"]["value"]["type"] == "keyword"
+    assert mapping["properties"]["caption"]["type"] == "text"
+    # a second store object (another worker) finds the layout and changes nothing
+    ElasticsearchStore(es_client)
+    assert aliases(es_client)["vestis-moments"] == "vestis-moments-s1-0001"
+
+
+def test_rebuild_fills_a_new_index_and_swaps_the_alias(es, es_client):
+    index(es, "catwalk", catwalk())
+    index(es, "street", street())
+    before = {text: store_view(search(es, text)) for text in ("red dress", "", "happy", "not black")}
+    assert es.rebuild_moments() == 2
+    assert aliases(es_client)["vestis-moments"] == "vestis-moments-s1-0002"
+    assert not es_client.indices.exists(index="vestis-moments-s1-0001")  # the old one is gone
+    assert aliases(es_client)["vestis-frames"] == "vestis-frames-s1-0001"  # frames did not need it
+    assert {text: store_view(search(es, text)) for text in before} == before
+
+
+def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):
+    index(es, "catwalk", catwalk())
+    es.record_failure("/videos/broken.mp4", "video", "empty file (0 bytes)")
+    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 2)
+    newer = ElasticsearchStore(es_client)
+    assert set(newer.outdated()) == {"media", "frames", "moments"}
+    assert spans(search(newer, "red dress")) == [("catwalk", 0.0, 4.0)]  # the old indices keep serving
+    newer.rebuild_moments()
+    assert aliases(es_client) == {f"vestis-{k}": f"vestis-{k}-s2-0002" for k in ("frames", "media", "moments")}
+    assert newer.outdated() == ()
+    assert spans(search(newer, "red dress")) == [("catwalk", 0.0, 4.0)]
+    assert len(newer.frames_of("catwalk")) == 14
+    assert sorted(m.status.value for m in newer.list_media()) == ["done", "failed"]
+
+
+def test_a_crash_before_the_switch_shows_the_old_run_and_the_next_run_clears_it(es, es_client, monkeypatch):
+    index(es, "catwalk", catwalk())
+    before = es.moments_of("catwalk")
+    es.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
+                             status=MediaStatus.PENDING, run_id="run-2"))
+    es.write_frames("run-2", frames("catwalk", [0.0, 1.0], red_shirt_blue_jacket()))
+    put_media = ElasticsearchStore._put_media
+
+    def die_at_the_switch(self, doc, expected=None):
+        if expected is not None:
+            raise OSError("killed")  # the moments of run-2 are written, the media still points at run-1
+        return put_media(self, doc, expected)
+
+    monkeypatch.setattr(ElasticsearchStore, "_put_media", die_at_the_switch)
+    with pytest.raises(OSError):
+        es.finish_run("catwalk", "run-2", 2, 2, 4, 0.1)
+    monkeypatch.undo()
+    assert "run-2" in stored_moment_runs(es_client, "catwalk")  # written, but nobody sees them
+    assert es.moments_of("catwalk") == before
+    assert spans(search(es, "red shirt")) == [] and spans(search(es, "red dress")) == [("catwalk", 0.0, 4.0)]
+    assert es.moment(before[0].moment_id) == before[0]
+
+    es.begin_run(MediaRecord(media_id="catwalk", path="/videos/catwalk.mp4", kind="video",
+                             status=MediaStatus.PENDING, run_id="run-3"))
+    assert set(stored_moment_runs(es_client, "catwalk")) == {"run-1"}  # the crash's leftovers are gone
+
+
+def test_a_run_begun_meanwhile_makes_the_finish_fail_instead_of_overwriting(es, es_client, monkeypatch):
+    index(es, "catwalk", catwalk())
+    es.begin_run(record("catwalk", "run-2", path="/videos/catwalk.mp4"))
+    es.write_frames("run-2", frames("catwalk", [0.0], red_shirt_blue_jacket()))
+    other = ElasticsearchStore(es_client)
+    run_frames = ElasticsearchStore._run_frames
+
+    def and_meanwhile(self, media_id, run_id):
+        found = run_frames(self, media_id, run_id)
+        if run_id == "run-2":  # after finish_run read the media document, before it flips it
+            other.begin_run(record("catwalk", "run-3", path="/videos/catwalk.mp4"))
+        return found
+
+    monkeypatch.setattr(ElasticsearchStore, "_run_frames", and_meanwhile)
+    with pytest.raises(RuntimeError, match="newer run began"):
+        es.finish_run("catwalk", "run-2", 1, 1, 2, 0.1)
+    media = es.get_media("catwalk")
+    assert (media.run_id, media.visible_run_id, media.status) == ("run-3", "run-1", MediaStatus.PENDING)
+    assert spans(search(es, "red dress")) == [("catwalk", 0.0, 4.0)]
+
+
+class FlakyNode(PlainJsonNode):
+    """Drops the first `failures` bulk requests as if the connection broke."""
+
+    failures = 0
+
+    def perform_request(self, method, target, body=None, headers=None, **kwargs):
+        if target.endswith("/_bulk") or "/_bulk?" in target:
+            if FlakyNode.failures > 0:
+                FlakyNode.failures -= 1
+                raise TransportConnectionError("connection reset by peer (injected)")
+        return super().perform_request(method, target, body=body, headers=headers, **kwargs)
+
+
+def flaky_store(es_server, failures: int, attempts: int = 4) -> ElasticsearchStore:
+    from elasticsearch import Elasticsearch
+
+    FlakyNode.failures = failures
+    client = Elasticsearch(es_server, node_class=FlakyNode, request_timeout=10, max_retries=0)
+    return ElasticsearchStore(client, attempts=attempts, backoff_s=0.01)
+
+
+def test_bulk_writes_retry_through_dropped_connections_without_duplicates(es_client, es_server):
+    store = flaky_store(es_server, failures=3)
+    store.begin_run(record("m1", "run-a"))
+    store.write_frames("run-a", labels("m1", [0.0, 1.0, 2.0]))
+    assert FlakyNode.failures == 0  # all three drops were met and retried
+    store.finish_run("m1", "run-a", 3, 0, 0, 0.1)
+    es_client.indices.refresh(index="vestis-frames")
+    assert es_client.count(index="vestis-frames")["count"] == 3
+    assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 1.0, 2.0]
+
+
+def test_a_cluster_that_stays_away_is_a_clear_error_and_keeps_the_visible_run(es_client, es_server):
+    store = flaky_store(es_server, failures=0)
+    index(store, "catwalk", catwalk())
+    store.begin_run(record("catwalk", "run-2", path="/videos/catwalk.mp4"))
+    FlakyNode.failures = 100
+    with pytest.raises(StoreUnavailable, match="unreachable after 4 tries"):
+        store.write_frames("run-2", frames("catwalk", [0.0], red_shirt_blue_jacket()))
+    FlakyNode.failures = 0
+    store.fail_run("catwalk", "run-2", "Elasticsearch unreachable")
+    assert spans(search(store, "red dress")) == [("catwalk", 0.0, 4.0)]
+
+
+def test_an_unreachable_url_fails_at_start_naming_the_setting():
+    with pytest.raises(StoreUnavailable, match=r"store.elasticsearch_url http://127.0.0.1:9.*2 tries"):
+        ElasticsearchStore.connect("http://127.0.0.1:9", attempts=2, backoff_s=0.01)
+
+
+def test_moments_with_several_persons_are_narrowed_per_person(es):
+    """build_moments makes one person per moment, but a Moment may hold several: per-person conditions
+    (negation, expression, same-person garments) must be checked on the right person."""
+    index(es, "pair", frames("pair", [0.0, 1.0], red_striped_dress()))
+    [single] = es.moments_of("pair")
+    hatted = person(garment("hat", "black"), garment("coat/jacket", "blue"), expression="angry")
+    [other] = build_moments(frames("pair", [0.0], hatted))[0].persons
+    pair = single.model_copy(update={"persons": [*single.persons, other]})
+    es._bulk(es._moment_actions(es.aliases["moments"], "run-1", [pair], "pair.mp4"), refresh=True)
+    assert es.moments_of("pair") == [pair]
+    for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
+                 "blue jacket", "red jacket", "angry red dress", "dress not red", ""):
+        req = SearchRequest(query=PARSER.parse(text), limit=200)
+        assert store_view(es.search(req)) == store_view(rank_moments([pair], req, {"pair": "pair.mp4"})), text
+    assert search(es, "angry").hits[0].person_index == 1
+
+
+def test_the_caption_serves_full_text_tools(es, es_client):
+    index(es, "catwalk", catwalk())
+    es_client.indices.refresh(index="vestis-moments")
+    hits = es_client.search(index="vestis-moments", query={"match": {"caption": "striped"}})["hits"]["hits"]
+    assert [h["_source"]["start"] for h in hits] == [0.0]
+    assert "red striped dress" in hits[0]["_source"]["caption"]
