@@ -43,6 +43,7 @@ SCHEMA_VERSION = 1
 PAGE = 2000  # documents per search_after page
 BULK_CHUNK = 500
 ATTEMPTS = 5  # whole-request tries when the cluster cannot be reached
+STARTUP_ATTEMPTS = 2
 BACKOFF_S = 0.5  # first wait between tries; doubles each time, capped at MAX_BACKOFF_S
 MAX_BACKOFF_S = 8.0
 
@@ -196,7 +197,8 @@ class ElasticsearchStore:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.aliases = {kind: f"{index_prefix}-{kind}" for kind in MAPPINGS}
-        self._retry(self._ensure_layout)
+        # A wrong URL should fail at start within a second, not after the whole backoff.
+        self._retry(self._ensure_layout, attempts=min(attempts, STARTUP_ATTEMPTS))
 
     @classmethod
     def connect(cls, url: str, index_prefix: str = "vestis", *, api_key: str | None = None,
@@ -210,15 +212,16 @@ class ElasticsearchStore:
             raise StoreUnavailable(f"store.elasticsearch_url {url}: {exc}") from None
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _retry(self, work: Callable[[], T]) -> T:
+    def _retry(self, work: Callable[[], T], attempts: int | None = None) -> T:
         """`work` again after a growing pause while the cluster cannot be reached; every write here is
         idempotent (explicit ids, deletes by run), so repeating one is safe."""
+        attempts = attempts or self.attempts
         delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return work()
             except (TransportConnectionError, ConnectionTimeout) as exc:
-                if attempt == self.attempts:
+                if attempt == attempts:
                     raise StoreUnavailable(
                         f"Elasticsearch unreachable after {attempt} tries: {type(exc).__name__}: {exc}"
                     ) from exc

@@ -118,6 +118,8 @@ def test_missing_path_exits_1(tmp_path):
         (["--set", "sampling.fps"], "sampling.fps"),
         (["--set", "vision.stages=[unclosed"], "vision.stages"),
         (["--set", "cluster.gpu=sometimes"], "cluster.gpu"),
+        (["--set", "store.elasticsearch_url=http://127.0.0.1:9"], "store.elasticsearch_url http://127.0.0.1:9"),
+        (["--set", "store.index_prefix=Vestis"], "store.index_prefix"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(tmp_path, command, args, named):

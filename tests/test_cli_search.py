@@ -64,3 +64,12 @@ def test_missing_text_model_is_noted(data_dir, monkeypatch):
     monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), "the text model's files are missing"))
     code, out = invoke("search", "red dress", "--data-dir", data_dir)
     assert code == 0 and "note: the text model's files are missing" in out
+
+
+def test_reindex_rebuilds_the_moments_and_search_answers_the_same(data_dir):
+    code, before = invoke("search", "dress", "--data-dir", data_dir, "--json")
+    assert code == 0
+    code, out = invoke("reindex", "--data-dir", data_dir)
+    assert code == 0 and "rebuilt the moments of 2 media file(s)" in out
+    code, after = invoke("search", "dress", "--data-dir", data_dir, "--json")
+    assert json.loads(after) == json.loads(before)
