@@ -37,3 +37,30 @@ def shared_videos(shared_data: Path) -> Path:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent")
     return folder
+
+
+# Elasticsearch stand-in: the helpers are imported inside the fixtures so that everything else still runs
+# where the `elasticsearch` client or `osmem-server` is not installed (these then skip).
+@pytest.fixture(scope="session")
+def es_server():
+    """URL of an osmem-server standing in for Elasticsearch; skips when it cannot be had."""
+    pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
+    from tests.indexer.elasticsearch_server import OsmemProcess, OsmemUnavailable
+
+    try:
+        server = OsmemProcess.start()
+    except OsmemUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def es_client(es_server):
+    """The official client on osmem; every index, alias and template is removed afterwards."""
+    from tests.indexer.elasticsearch_server import client_for, wipe
+
+    client = client_for(es_server)
+    yield client
+    wipe(client)
+    client.close()
