@@ -61,6 +61,22 @@ class ModelSettings(_Section):
     manifest: Path | None = None  # a user manifest replacing configs/models.yaml
 
 
+class ReviewSettings(_Section):
+    # reviewer name -> token; the review page's writes need one (Authorization: Bearer <token>). Better
+    # set as VESTIS_REVIEW__REVIEWERS='{"alice": "..."}' than in a file. Empty: review is read-only.
+    reviewers: dict[str, SecretStr] = {}
+
+    @field_validator("reviewers")
+    @classmethod
+    def _names_and_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise ValueError(f"reviewer name {name!r}: use letters, digits, '-', '_' or '.'")
+            if len(token.get_secret_value()) < 8:
+                raise ValueError(f"the token of reviewer {name!r} is shorter than 8 characters")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VESTIS_", env_nested_delimiter="__", extra="forbid")
 
@@ -70,6 +86,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     vision: VisionSettings = VisionSettings()
     models: ModelSettings = ModelSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -82,6 +99,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Later sources lose: CLI (init) beats environment beats YAML.
         return init_settings, env_settings, InitSettingsSource(settings_cls, _yaml_values.get())
+
+    def shipped(self) -> dict[str, Any]:
+        """Plain values for another process (a Dask worker), with the secrets it needs: model_dump
+        masks SecretStr. Review tokens stay behind: workers never need them."""
+        values = self.model_dump(mode="json", exclude={"review"})
+        key = self.store.elasticsearch_api_key
+        values["store"]["elasticsearch_api_key"] = key.get_secret_value() if key else None
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Settings":

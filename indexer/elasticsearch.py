@@ -100,7 +100,7 @@ MAPPINGS: dict[str, dict] = {
             "media_name": {"type": "keyword", "fields": {"text": {"type": "text"}}},
             "caption": {"type": "text"},
             "start": {"type": "double"}, "end": {"type": "double"}, "best_timestamp": {"type": "double"},
-            "best_frame_id": _KEYWORD,
+            "best_frame_id": _KEYWORD, "review_status": _KEYWORD,
             "persons": {
                 "type": "nested",
                 "properties": {
@@ -546,6 +546,26 @@ class ElasticsearchStore:
         hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
         docs = ((doc, media["path"].rsplit("/", 1)[-1]) for doc, media in self._visible(hits))
         return rank_documents(docs, request)
+
+    # -- review --------------------------------------------------------------------------------
+    # Reviews (human versions of frames, the audit trail, the queue) are kept by the embedded store
+    # only so far; on Elasticsearch the review API answers 501 with this reason.
+    REVIEW_UNSUPPORTED = "label review is not available on the Elasticsearch backend yet; use the embedded store"
+
+    def reviewed_frame(self, frame_id: str):
+        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+
+    def save_review(self, frame_id, labels, expected_version, entry):
+        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+
+    def audit_log(self, *, frame_id=None, media_id=None, limit=100):
+        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+
+    def review_queue(self, request):
+        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+
+    def reviewed_frames(self):
+        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
 
     def close(self) -> None:
         self.client.close()

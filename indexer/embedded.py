@@ -31,6 +31,19 @@ from pathlib import Path
 
 from indexer.moments import Moment, build_moments
 from indexer.query import AttributeTerm, GarmentConstraint
+from indexer.review import (
+    AuditEntry,
+    EditConflict,
+    InvalidEdit,
+    QueueItem,
+    QueuePage,
+    QueueRequest,
+    ReviewedFrame,
+    ReviewStatus,
+    label_values,
+    lowest_confidence,
+    review_status,
+)
 from indexer.search import (
     SearchPage,
     SearchRequest,
@@ -70,6 +83,8 @@ CREATE TABLE IF NOT EXISTS frames (
     person_count INTEGER NOT NULL,
     garment_count INTEGER NOT NULL,
     doc TEXT NOT NULL,
+    lowest_confidence REAL,           -- of the labels nobody confirmed (NULL: none open); the review queue
+    label_values TEXT,                -- ' dress person red ' (NULL in databases from before review: filled on demand)
     PRIMARY KEY (frame_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS frames_by_media ON frames(media_id, run_id, timestamp);
@@ -118,6 +133,29 @@ CREATE TABLE IF NOT EXISTS moment_builds (
     media_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL
 );
+-- The human version of each reviewed frame (indexer/review.py); reads put it over the machine's.
+CREATE TABLE IF NOT EXISTS reviews (
+    frame_id TEXT PRIMARY KEY,
+    media_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    lowest_confidence REAL,           -- NULL: every label confirmed
+    label_values TEXT NOT NULL,       -- ' red dress person ': for the queue's label filter
+    reviewer TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_by_media ON reviews(media_id);
+CREATE TABLE IF NOT EXISTS audit (
+    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    frame_id TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    at REAL NOT NULL,
+    doc TEXT NOT NULL                 -- the AuditEntry as JSON
+);
+CREATE INDEX IF NOT EXISTS audit_by_frame ON audit(frame_id, entry_id);
+CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 """
 
 _GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
@@ -126,6 +164,10 @@ _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
     "frames", "persons", "garments", "seconds", "run_id", "visible_run_id", "updated_at",
 ]
+
+
+def _values_text(frame: FrameLabels) -> str:
+    return f" {' '.join(label_values(frame))} "
 
 
 def path_media_id(path: str) -> str:
@@ -145,6 +187,10 @@ class EmbeddedStore:
         self._db.execute("PRAGMA busy_timeout=60000")
         with self._lock:
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(frames)")}
+            for column, kind in (("lowest_confidence", "REAL"), ("label_values", "TEXT")):
+                if column not in columns:  # a database from before review
+                    self._db.execute(f"ALTER TABLE frames ADD COLUMN {column} {kind}")
         self._moments_checked = False  # see _ensure_moments
 
     # -- helpers -------------------------------------------------------------------------------
@@ -224,10 +270,12 @@ class EmbeddedStore:
     def write_frames(self, run_id: str, frames: list[FrameLabels]) -> None:
         rows = [
             (f.frame_id, run_id, f.media_id, f.timestamp, f.reason, len(f.persons), f.garment_count,
-             f.model_dump_json())
+             f.model_dump_json(), lowest_confidence(f), _values_text(f))
             for f in frames
         ]
-        self._transaction([("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)])
+        self._transaction([(
+            "INSERT OR REPLACE INTO frames (frame_id, run_id, media_id, timestamp, reason, person_count, "
+            "garment_count, doc, lowest_confidence, label_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)])
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
         record = self.get_media(media_id)
@@ -267,17 +315,20 @@ class EmbeddedStore:
 
     def frames_of(self, media_id: str) -> list[FrameLabels]:
         rows = self._query(
-            "SELECT f.doc FROM frames f JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id "
-            "WHERE f.media_id = ? ORDER BY f.timestamp",
+            "SELECT COALESCE(r.doc, f.doc) FROM frames f "
+            "JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id "
+            "LEFT JOIN reviews r ON r.frame_id = f.frame_id WHERE f.media_id = ? ORDER BY f.timestamp",
             (media_id,),
         )
         return [FrameLabels.model_validate(json.loads(r[0])) for r in rows]
 
     # -- moments -------------------------------------------------------------------------------
-    def _run_frames(self, media_id: str, run_id: str) -> list[FrameLabels]:
-        rows = self._query(
-            "SELECT doc FROM frames WHERE media_id = ? AND run_id = ? ORDER BY timestamp, frame_id", (media_id, run_id)
-        )
+    def _run_frames(self, media_id: str, run_id: str, db: sqlite3.Connection | None = None) -> list[FrameLabels]:
+        """The run's frames, each in its human version where a reviewer edited it: a re-ingest never
+        puts machine labels back over human ones. `db`: read inside the caller's transaction."""
+        sql = ("SELECT COALESCE(r.doc, f.doc) FROM frames f LEFT JOIN reviews r ON r.frame_id = f.frame_id "
+               "WHERE f.media_id = ? AND f.run_id = ? ORDER BY f.timestamp, f.frame_id")
+        rows = db.execute(sql, (media_id, run_id)).fetchall() if db is not None else self._query(sql, (media_id, run_id))
         return [FrameLabels.model_validate_json(r[0]) for r in rows]
 
     @staticmethod
@@ -374,6 +425,118 @@ class EmbeddedStore:
         sql, params = _candidates(request)
         rows = self._query(sql, params)
         return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request)
+
+    # -- review --------------------------------------------------------------------------------
+    def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
+        """(media id, visible run id, the frame as readers see it, review version) of a visible frame."""
+        return db.execute(
+            "SELECT f.media_id, f.run_id, COALESCE(r.doc, f.doc), COALESCE(r.version, 0) FROM frames f "
+            "JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id "
+            "LEFT JOIN reviews r ON r.frame_id = f.frame_id WHERE f.frame_id = ?", (frame_id,)
+        ).fetchone()
+
+    def reviewed_frame(self, frame_id: str) -> ReviewedFrame | None:
+        with self._lock:
+            row = self._visible_frame_row(self._db, frame_id)
+        if row is None:
+            return None
+        labels = FrameLabels.model_validate_json(row[2])
+        return ReviewedFrame(labels=labels, version=str(row[3]), status=review_status(labels))
+
+    def save_review(self, frame_id: str, labels: FrameLabels, expected_version: str, entry: AuditEntry) -> ReviewedFrame:
+        """Store the human version of a frame if it is still at `expected_version` (else EditConflict),
+        record `entry` in the audit trail, and rebuild the media's moments, all in one transaction."""
+        saved: dict = {}
+
+        def save(db: sqlite3.Connection) -> None:
+            row = self._visible_frame_row(db, frame_id)
+            if row is None:
+                raise KeyError(frame_id)
+            media_id, run_id, _, version = row
+            if str(version) != expected_version:
+                raise EditConflict(frame_id, expected_version, str(version))
+            status = review_status(labels)
+            db.execute(
+                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (frame_id, media_id, version + 1, status.value, lowest_confidence(labels), _values_text(labels),
+                 entry.reviewer, entry.at, labels.model_dump_json()),
+            )
+            cursor = db.execute("INSERT INTO audit (frame_id, media_id, reviewer, at, doc) VALUES (?, ?, ?, ?, ?)",
+                                (frame_id, media_id, entry.reviewer, entry.at, "{}"))
+            entry_id = cursor.lastrowid
+            db.execute("UPDATE audit SET doc = ? WHERE entry_id = ?",
+                       (entry.model_copy(update={"entry_id": entry_id}).model_dump_json(), entry_id))
+            self._replace_moments(db, media_id, run_id, build_moments(self._run_frames(media_id, run_id, db)))
+            saved.update(version=version + 1, status=status)
+
+        try:
+            self._write(save)
+        except KeyError:
+            raise InvalidEdit(f"no visible frame {frame_id!r}") from None
+        return ReviewedFrame(labels=labels, version=str(saved["version"]), status=saved["status"])
+
+    def audit_log(self, *, frame_id: str | None = None, media_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        where, params = [], []
+        if frame_id is not None:
+            where.append("frame_id = ?")
+            params.append(frame_id)
+        if media_id is not None:
+            where.append("media_id = ?")
+            params.append(media_id)
+        sql = f"SELECT doc FROM audit {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY entry_id DESC LIMIT ?"
+        return [AuditEntry.model_validate_json(r[0]) for r in self._query(sql, (*params, limit))]
+
+    def reviewed_frames(self) -> list[FrameLabels]:
+        """The human version of every reviewed frame still visible, by media and time (for export)."""
+        rows = self._query(
+            "SELECT r.doc FROM reviews r JOIN frames f ON f.frame_id = r.frame_id "
+            "JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id ORDER BY f.media_id, f.timestamp"
+        )
+        return [FrameLabels.model_validate_json(r[0]) for r in rows]
+
+    def _fill_queue_columns(self) -> None:
+        """Databases from before review: compute the queue columns of frames that lack them, once."""
+        while True:
+            rows = self._query("SELECT frame_id, run_id, doc FROM frames WHERE label_values IS NULL LIMIT 2000")
+            if not rows:
+                return
+            updates = []
+            for frame_id, run_id, doc in rows:
+                frame = FrameLabels.model_validate_json(doc)
+                updates.append((lowest_confidence(frame), _values_text(frame), frame_id, run_id))
+            self._transaction([("UPDATE frames SET lowest_confidence = ?, label_values = ? "
+                                "WHERE frame_id = ? AND run_id = ?", updates)])
+
+    def review_queue(self, request: QueueRequest) -> QueuePage:
+        self._fill_queue_columns()
+        status = "COALESCE(r.status, 'unreviewed')"
+        # A frame with nothing left to confirm sorts and filters as fully sure.
+        lowest = "COALESCE(CASE WHEN r.frame_id IS NULL THEN f.lowest_confidence ELSE r.lowest_confidence END, 1.0)"
+        values = "COALESCE(r.label_values, f.label_values)"
+        where, params = ["1"], []
+        if request.media_ids is not None:
+            where.append(f"f.media_id IN ({', '.join('?' * len(request.media_ids))})")
+            params += request.media_ids
+        if request.label:
+            where.append(f"{values} LIKE ?")
+            params.append(f"% {request.label} %")
+        where.append(f"{lowest} BETWEEN ? AND ?")
+        params += [request.min_confidence, request.max_confidence]
+        if request.status is not None:
+            where.append(f"{status} = ?")
+            params.append(request.status.value)
+        base = (f"FROM frames f JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id "
+                f"LEFT JOIN reviews r ON r.frame_id = f.frame_id WHERE {' AND '.join(where)}")
+        order = f"{lowest}, f.media_id, f.timestamp" if request.sort == "confidence" else "f.media_id, f.timestamp"
+        total = self._query(f"SELECT COUNT(*) {base}", params)[0][0]
+        rows = self._query(
+            f"SELECT f.frame_id, f.media_id, f.timestamp, {status}, "
+            f"CASE WHEN r.frame_id IS NULL THEN f.lowest_confidence ELSE r.lowest_confidence END, {values} "
+            f"{base} ORDER BY {order} LIMIT ? OFFSET ?", (*params, request.limit, request.offset))
+        items = [QueueItem(frame_id=frame_id, media_id=media_id, timestamp=timestamp, status=ReviewStatus(state),
+                           lowest_confidence=low, labels=text.split())
+                 for frame_id, media_id, timestamp, state, low, text in rows]
+        return QueuePage(items=items, total=total)
 
     def close(self) -> None:
         with self._lock:

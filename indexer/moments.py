@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from indexer.review import ReviewStatus, review_status
 from vision.labels import Box, FrameLabels, Garment, Label, Person
 from vision.vocabulary import GARMENT_CATEGORIES
 
@@ -121,6 +122,7 @@ class Moment(_Record):
     best_timestamp: float = Field(ge=0.0)
     frame_ids: list[str] = Field(min_length=1, description="the frames the person is seen in, in time order")
     persons: list[MomentPerson] = Field(min_length=1)
+    review_status: str = Field("unreviewed", description="reviewed: every frame reviewed; partial: some; unreviewed: none")
 
     @model_validator(mode="after")
     def _check(self) -> Moment:
@@ -473,6 +475,13 @@ def _quality(sighting: _Sighting, summary: list[MomentGarment], largest_area: fl
     return person.detection.confidence * size * (0.5 + 0.5 * evidence)
 
 
+def _review_status(frames: list[FrameLabels]) -> str:
+    statuses = {review_status(frame) for frame in frames}
+    if statuses == {ReviewStatus.REVIEWED}:
+        return ReviewStatus.REVIEWED.value
+    return ReviewStatus.UNREVIEWED.value if statuses == {ReviewStatus.UNREVIEWED} else ReviewStatus.PARTIAL.value
+
+
 def _moment(track: _Track, min_garment_share: float) -> Moment:
     sightings = track.sightings
     per_category: dict[str, list[Garment]] = defaultdict(list)
@@ -514,6 +523,7 @@ def _moment(track: _Track, min_garment_share: float) -> Moment:
         end=sightings[-1].frame.timestamp,
         best_frame_id=best.frame.frame_id,
         best_timestamp=best.frame.timestamp,
+        review_status=_review_status([s.frame for s in sightings]),
         frame_ids=frame_ids,
         persons=[person],
     )

@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.moments import Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
+from indexer.review import ReviewStatus
 from vision.labels import Box
 
 # The most a perfect text match adds: enough to order equally matched moments, too little to lift a
@@ -88,6 +89,7 @@ class SearchRequest(_Model):
     start: float | None = Field(None, ge=0.0, description="seconds: only moments ending at or after it")
     end: float | None = Field(None, ge=0.0, description="seconds: only moments starting at or before it")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="labels less sure than this count as absent")
+    review_status: list[ReviewStatus] | None = Field(None, description="only moments in these review states; None: all")
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, description="opaque: SearchPage.next_cursor of the previous page")
 
@@ -276,6 +278,8 @@ def _evaluate(doc: Doc, request: SearchRequest, media_name: str) -> _Evaluation 
     if request.start is not None and doc["end"] < request.start:
         return None
     if request.end is not None and doc["start"] > request.end:
+        return None
+    if request.review_status is not None and doc.get("review_status", "unreviewed") not in request.review_status:
         return None
     best: _Evaluation | None = None
     for index, person in enumerate(doc["persons"]):

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Protocol
 
 from indexer.moments import Moment
+from indexer.review import AuditEntry, QueuePage, QueueRequest, ReviewedFrame
 from indexer.search import SearchPage, SearchRequest
 from vision.labels import FrameLabels
 
@@ -95,5 +96,22 @@ class LabelStore(Protocol):
 
         Raises indexer.search.InvalidCursor for a cursor that is not from this search.
         """
+
+    # -- review (indexer/review.py) --------------------------------------------------------------
+    def reviewed_frame(self, frame_id: str) -> ReviewedFrame | None:
+        """A visible frame as reviewers see it (human version if any), with its edit version."""
+
+    def save_review(self, frame_id: str, labels: FrameLabels, expected_version: str, entry: AuditEntry) -> ReviewedFrame:
+        """Keep `labels` as the frame's human version if it is still at `expected_version` (else
+        EditConflict), audit `entry`, and rebuild the media's moments, as one step."""
+
+    def audit_log(self, *, frame_id: str | None = None, media_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+
+    def review_queue(self, request: QueueRequest) -> QueuePage:
+        """Visible frames for review, filtered and sorted as asked."""
+
+    def reviewed_frames(self) -> list[FrameLabels]:
+        """The human version of every reviewed, still visible frame (for export)."""
 
     def close(self) -> None: ...

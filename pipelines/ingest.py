@@ -94,7 +94,7 @@ class _Run:
 
 def _register_plugin(client: Client, settings: Settings) -> None:
     """Build the stages on every worker (and on workers that join later); a failure stops the run."""
-    plugin = VisionWorkerPlugin(settings.model_dump(mode="json"))
+    plugin = VisionWorkerPlugin(settings.shipped())
     try:
         client.register_plugin(plugin, name=plugin.name)
     except Exception as exc:  # noqa: BLE001 - whatever broke on the worker, say it before any file is touched

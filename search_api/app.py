@@ -46,7 +46,9 @@ from indexer import LabelStore, MediaRecord, open_store
 from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment, MomentGarment
 from indexer.query import ParsedQuery
+from indexer.review import ReviewStatus
 from indexer.search import MAX_LIMIT, InvalidCursor, MomentHit, SearchRequest, TermMatch
+from search_api.review import review_router
 from vision.labels import Box, FrameLabels
 from vision.masks import decode_mask
 
@@ -291,6 +293,7 @@ def search_moments(
     start: float | None = None,
     end: float | None = None,
     min_confidence: float = 0.0,
+    review: list[ReviewStatus] | None = None,
     limit: int = 20,
     cursor: str | None = None,
 ) -> SearchResponse:
@@ -301,7 +304,8 @@ def search_moments(
     """
     parsed = parser.get().parse(q)
     request = SearchRequest(query=parsed, media_ids=media_ids or None, start=start, end=end,
-                            min_confidence=min_confidence, limit=limit, cursor=cursor or None)
+                            min_confidence=min_confidence, review_status=review or None, limit=limit,
+                            cursor=cursor or None)
     page = store.search(request)
     groups: dict[str, VideoResults] = {}
     for hit in page.hits:
@@ -449,6 +453,22 @@ class FrameLabelCache:
                             self._cache.popitem(last=False)
         return frames.get(frame_id)
 
+    def neighbours(self, media_id: str, frame_id: str) -> tuple[str | None, str | None]:
+        """The frames before and after this one in time (None at either end)."""
+        if self.get(media_id, frame_id) is None:
+            return None, None
+        with self._lock:
+            ids = list(self._cache[media_id][1]) if media_id in self._cache else []
+        if frame_id not in ids:
+            return None, None
+        at = ids.index(frame_id)
+        return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
+
+    def forget(self, media_id: str) -> None:
+        """A frame of this media was edited: read its labels again next time."""
+        with self._lock:
+            self._cache.pop(media_id, None)
+
 
 # --- the app ---------------------------------------------------------------------------------------
 
@@ -515,6 +535,8 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
             raise HTTPException(404, f"no media {media_id!r} in the store")
         return record
 
+    app.include_router(review_router(store, settings, frame_labels.neighbours, frame_labels.forget, STATIC_DIR))
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -526,13 +548,14 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         start: Annotated[float | None, Query(ge=0, description="seconds: moments ending at or after it")] = None,
         end: Annotated[float | None, Query(ge=0, description="seconds: moments starting at or before it")] = None,
         min_confidence: Annotated[float, Query(ge=0, le=1, description="labels less sure count as absent")] = 0.0,
+        review: Annotated[list[ReviewStatus] | None, Query(description="only moments in these review states")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> SearchResponse:
         media_ids = [m for item in media or [] for m in item.split(",") if m.strip()] or None
         try:
             return search_moments(store, parsers, q, media_ids=media_ids, start=start, end=end,
-                                  min_confidence=min_confidence, limit=limit, cursor=cursor)
+                                  min_confidence=min_confidence, review=review, limit=limit, cursor=cursor)
         except InvalidCursor as exc:
             raise HTTPException(400, f"invalid cursor: {exc}. Start again without a cursor.") from None
         except ValidationError as exc:

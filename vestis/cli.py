@@ -221,6 +221,39 @@ def reindex(
     console.print(f"rebuilt the moments of {rebuilt} media file(s) in {_store_name(settings)}")
 
 
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="COCO JSON file to write.")],
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Export the labels people reviewed (required: "
+                                           "machine labels are not training data).")] = False,
+    complete: Annotated[bool, typer.Option("--complete", help="Only frames whose every label was reviewed.")] = False,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write reviewed labels as COCO JSON (boxes, masks as RLE, garment attributes) for retraining."""
+    from indexer.export import export_reviewed
+
+    if not reviewed:
+        console.print("[bold red]error:[/] say --reviewed: only labels people reviewed are exported")
+        raise typer.Exit(2)
+    settings = _settings(config, sets, data_dir=data_dir)
+    store = _open_store(settings)
+    try:
+        coco = export_reviewed(store, fully_reviewed_only=complete)
+    except NotImplementedError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    partial.write_text(json.dumps(coco))
+    partial.replace(out)  # never a half-written file where a training job may read it
+    console.print(f"{len(coco['images'])} frame(s), {len(coco['annotations'])} annotation(s) -> {out} "
+                  f"(images under {settings.data_dir})")
+
+
 @models_app.command("list")
 def models_list(config: ConfigOption = None, sets: SetOption = None) -> None:
     """Models in the manifest, their licence and whether their files are cached."""

@@ -37,6 +37,7 @@ class Label(_Record):
     confidence: float = Field(ge=0.0, le=1.0)
     model: str
     model_version: str
+    reviewed_by: str | None = Field(None, description="the reviewer who accepted or made it (indexer/review.py)")
 
 
 class Garment(_Record):
@@ -76,6 +77,7 @@ class FrameLabels(_Record):
     width: int
     height: int
     persons: list[Person] = []
+    reviewed_by: str | None = Field(None, description="who accepted the whole frame as it is (indexer/review.py)")
 
     @property
     def garment_count(self) -> int:

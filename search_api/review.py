@@ -1,0 +1,228 @@
+"""The review API and page: browse frames by queue, see their labels, edit them with a reviewer token.
+
+Reading is open; every write needs `Authorization: Bearer <token>` of a reviewer named in the
+settings (`review.reviewers`), and carries the version of the frame the reviewer saw: a frame changed
+by someone else since answers 409 with the version it has now, and nothing is overwritten.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the closures in Depends() at definition time.
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from configs import Settings
+from indexer import LabelStore
+from indexer.review import (
+    FIELD_VALUES,
+    AuditEntry,
+    Edit,
+    EditConflict,
+    InvalidEdit,
+    QueueItem,
+    QueueRequest,
+    ReviewedFrame,
+    ReviewStatus,
+    edit_frame,
+    label_paths,
+    undo_last,
+)
+from vision.labels import FrameLabels
+
+_bearer = HTTPBearer(auto_error=False, description="a reviewer token from the settings (review.reviewers)")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelRow(_Model):
+    """One label of the frame, flat, for the label list."""
+
+    path: str = Field(description="where it is in the frame; what edits name")
+    field: str
+    value: str
+    confidence: float
+    model: str
+    reviewed_by: str | None
+    box: list[float] | None = Field(None, description="x1, y1, x2, y2 of the person or garment it belongs to")
+
+
+class FrameView(_Model):
+    frame_id: str
+    media_id: str
+    media_name: str
+    timestamp: float
+    width: int
+    height: int
+    version: str
+    status: ReviewStatus
+    image_url: str
+    previous_frame_id: str | None
+    next_frame_id: str | None
+    labels: list[LabelRow]
+    frame: FrameLabels
+
+
+class QueueItemOut(QueueItem):
+    media_name: str
+    thumbnail_url: str
+
+
+class QueueOut(_Model):
+    items: list[QueueItemOut]
+    total: int
+
+
+class EditIn(_Model):
+    version: str = Field(description="FrameView.version as the reviewer saw it")
+    edit: Edit
+
+
+class UndoIn(_Model):
+    version: str
+
+
+def _box_of(frame: FrameLabels, path: str) -> list[float] | None:
+    parts = path.split(".")
+    person = frame.persons[int(parts[1])]
+    box = person.garments[int(parts[3])].box if len(parts) >= 4 and parts[2] == "garments" else person.box
+    return [box.x1, box.y1, box.x2, box.y2]
+
+
+def label_rows(frame: FrameLabels) -> list[LabelRow]:
+    rows = []
+    for path, label in label_paths(frame):
+        last = path.split(".")[-1]
+        field = last if not last.isdigit() else "category"
+        rows.append(LabelRow(path=path, field=field, value=label.value, confidence=label.confidence, model=label.model,
+                             reviewed_by=label.reviewed_by, box=_box_of(frame, path)))
+    return rows
+
+
+def review_router(
+    store: LabelStore,
+    settings: Settings,
+    neighbours: Callable[[str, str], tuple[str | None, str | None]],
+    changed: Callable[[str], None],
+    static_dir: Path,
+) -> APIRouter:
+    """`neighbours(media_id, frame_id)`: the frames before and after; `changed(media_id)`: a frame
+    of it was edited (the app drops what it cached)."""
+    router = APIRouter()
+    tokens = {name: secret.get_secret_value() for name, secret in settings.review.reviewers.items()}
+
+    def reviewer(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+        if not tokens:
+            raise HTTPException(403, "review edits are switched off: the operator sets review.reviewers "
+                                     "(name: token) to allow them")
+        if credentials is None:
+            raise HTTPException(401, "a reviewer token is needed: Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"})
+        given = credentials.credentials.encode()
+        for name, token in tokens.items():
+            if hmac.compare_digest(given, token.encode()):  # no timing hint about how much matched
+                return name
+        raise HTTPException(403, "unknown reviewer token")
+
+    def view(current: ReviewedFrame) -> FrameView:
+        frame = current.labels
+        record = store.get_media(frame.media_id)
+        previous, following = neighbours(frame.media_id, frame.frame_id)
+        return FrameView(
+            frame_id=frame.frame_id, media_id=frame.media_id, media_name=record.name if record else "",
+            timestamp=frame.timestamp, width=frame.width, height=frame.height, version=current.version,
+            status=current.status, image_url=f"/frames/{frame.frame_id}.jpg", previous_frame_id=previous,
+            next_frame_id=following, labels=label_rows(frame), frame=frame,
+        )
+
+    def unsupported(exc: NotImplementedError) -> HTTPException:
+        return HTTPException(501, str(exc))
+
+    def saved(work: Callable[[], ReviewedFrame], media_id: str) -> FrameView:
+        try:
+            result = work()
+        except EditConflict as exc:
+            raise HTTPException(409, {"message": str(exc), "current_version": exc.current}) from None
+        except InvalidEdit as exc:
+            raise HTTPException(422, str(exc)) from None
+        except NotImplementedError as exc:
+            raise unsupported(exc) from None
+        changed(media_id)
+        return view(result)
+
+    def reviewed(frame_id: str) -> ReviewedFrame:
+        try:
+            current = store.reviewed_frame(frame_id)
+        except NotImplementedError as exc:
+            raise unsupported(exc) from None
+        if current is None:
+            raise HTTPException(404, f"no visible frame {frame_id!r}")
+        return current
+
+    @router.get("/review", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(static_dir / "review.html", media_type="text/html")
+
+    @router.get("/api/review/vocabulary", summary="The values each label field may take")
+    def vocabulary() -> dict[str, list[str]]:
+        return {field: list(values) for field, values in FIELD_VALUES.items()}
+
+    @router.get("/api/review/queue", response_model=QueueOut, summary="Frames to review, least sure first")
+    def queue(
+        media: Annotated[list[str] | None, Query(description="only these media ids")] = None,
+        label: Annotated[str | None, Query(max_length=40, description="only frames with a label of this value")] = None,
+        min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+        max_confidence: Annotated[float, Query(ge=0, le=1)] = 1.0,
+        status: Annotated[ReviewStatus | None, Query()] = None,
+        sort: Annotated[str, Query(pattern="^(confidence|time)$")] = "confidence",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> QueueOut:
+        media_ids = [m for item in media or [] for m in item.split(",") if m.strip()] or None
+        request = QueueRequest(media_ids=media_ids, label=label or None, min_confidence=min_confidence,
+                               max_confidence=max_confidence, status=status, sort=sort, limit=limit, offset=offset)
+        try:
+            page = store.review_queue(request)
+        except NotImplementedError as exc:
+            raise unsupported(exc) from None
+        names = {m: (r.name if (r := store.get_media(m)) else "") for m in {i.media_id for i in page.items}}
+        items = [QueueItemOut(**item.model_dump(), media_name=names[item.media_id],
+                              thumbnail_url=f"/frames/{item.frame_id}.jpg") for item in page.items]
+        return QueueOut(items=items, total=page.total)
+
+    @router.get("/api/review/frames/{frame_id}", response_model=FrameView, summary="A frame and its labels")
+    def frame(frame_id: str) -> FrameView:
+        return view(reviewed(frame_id))
+
+    @router.post("/api/review/frames/{frame_id}/edits", response_model=FrameView,
+                 summary="Accept, reject, change, delete or draw a label (needs a reviewer token)",
+                 responses={409: {"description": "someone else changed the frame since `version`"}})
+    def edit(frame_id: str, body: EditIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
+        current = reviewed(frame_id)
+        return saved(lambda: edit_frame(store, frame_id, body.edit, body.version, who), current.labels.media_id)
+
+    @router.post("/api/review/frames/{frame_id}/undo", response_model=FrameView,
+                 summary="Revert the frame's latest edit (needs a reviewer token)",
+                 responses={409: {"description": "someone else changed the frame since `version`"}})
+    def undo(frame_id: str, body: UndoIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
+        current = reviewed(frame_id)
+        return saved(lambda: undo_last(store, frame_id, body.version, who), current.labels.media_id)
+
+    @router.get("/api/review/audit", response_model=list[AuditEntry], summary="Who changed what, newest first")
+    def audit(
+        frame_id: Annotated[str | None, Query(max_length=200)] = None,
+        media: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AuditEntry] | JSONResponse:
+        try:
+            return store.audit_log(frame_id=frame_id, media_id=media, limit=limit)
+        except NotImplementedError as exc:
+            raise unsupported(exc) from None
+
+    return router
