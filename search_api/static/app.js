@@ -10,9 +10,11 @@ const video = $("video"), still = $("still"), player = $("player");
 let cursor = null;          // next_cursor of the last page, for "More results"
 let lastParams = null;      // the query the cursor belongs to
 const groups = new Map();   // media_id -> the grid element of that video (pages merge into it)
+let pendingSeek = null;     // the loadedmetadata listener of the source being opened
 
 function seconds(t) {
-  const m = Math.floor(t / 60), s = t - 60 * m;
+  const tenths = Math.round(t * 10);  // round first, so 59.96 s is 1:00, not 0:60.0
+  const m = Math.floor(tenths / 600), s = (tenths - 600 * m) / 10;
   return `${m}:${s.toFixed(s % 1 ? 1 : 0).padStart(s % 1 ? 4 : 2, "0")}`;
 }
 
@@ -57,13 +59,17 @@ function play(video_, m) {
   }
   still.hidden = true; video.hidden = false;
   // play_url carries #t=START: a new source opens there; the same source is seeked directly.
-  if (video.dataset.media === video_.media_id) {
+  // A seek waiting for an earlier source that never loaded must not fire on this one.
+  if (pendingSeek) video.removeEventListener("loadedmetadata", pendingSeek);
+  pendingSeek = null;
+  $("player-error").hidden = true;
+  if (video.dataset.media === video_.media_id && !video.error) {
     video.currentTime = m.start;
   } else {
     video.dataset.media = video_.media_id;
     video.src = m.play_url;
-    video.addEventListener("loadedmetadata", () => { if (video.currentTime < m.start) video.currentTime = m.start; },
-                           { once: true });
+    pendingSeek = () => { pendingSeek = null; if (video.currentTime < m.start) video.currentTime = m.start; };
+    video.addEventListener("loadedmetadata", pendingSeek, { once: true });
   }
   video.play().catch(() => {});  // autoplay may be refused; the controls are there
   player.scrollIntoView({ block: "start", behavior: "smooth" });
@@ -128,3 +134,9 @@ if (initial.has("q")) {
   if (initial.has("min_confidence")) $("min-confidence").value = initial.get("min_confidence");
   form.requestSubmit();
 }
+
+video.addEventListener("error", () => {
+  const box = $("player-error");
+  box.textContent = "This video cannot be played: its file may have moved or been deleted since it was indexed.";
+  box.hidden = false;
+});
