@@ -371,5 +371,28 @@ def eval_attributes(
     console.print(f"no person found: {report['no_person']}; person without an upper garment: {report['no_upper_garment']}")
 
 
+@eval_app.command("retrieval")
+def eval_retrieval(
+    images: Annotated[Path, typer.Option(help="Folder of photos.", exists=True, file_okay=False)],
+    labels: Annotated[Path, typer.Option(help="labels.csv in the Clothing Attribute Dataset layout.",
+                                         exists=True, dir_okay=False)],
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N labelled photos.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        "--data-dir", help="Keep the store here (to search it afterwards); default: a temporary folder.")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Index the labelled photos, search with queries made from their labels: recall@1/5/10 and MAP."""
+    from vision.evaluation.retrieval import evaluate_retrieval, table
+
+    settings = _settings(config, sets)
+    report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress), out)
+    console.print(table(report))
+    console.print("recall@k = |relevant in top k| / min(k, |relevant|); MAP over queries; random = expected "
+                  "for a random order of the judged photos")
+    console.print(f"no person found: {report['no_person']} of {report['images']} photos")
+
+
 if __name__ == "__main__":
     app()
