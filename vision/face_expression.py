@@ -219,7 +219,8 @@ class FaceExpressionStage(Stage):
             image = frames[i].image
             if image.ndim == 2:
                 image = np.repeat(image[:, :, None], 3, axis=2)
-            images[i] = torch.from_numpy(np.ascontiguousarray(image[:, :, :3])).to(self.device).permute(2, 0, 1).float()
+            # A writable copy: decoded frames and loaded photos may be read-only, which torch warns about.
+            images[i] = torch.from_numpy(np.array(image[:, :, :3])).to(self.device).permute(2, 0, 1).float()
         crops, canvases = self._canvases(images, frames)
         if not crops:
             return frames
