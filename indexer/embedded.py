@@ -517,9 +517,10 @@ class EmbeddedStore:
         if request.media_ids is not None:
             where.append(f"f.media_id IN ({', '.join('?' * len(request.media_ids))})")
             params += request.media_ids
-        if request.label:
-            where.append(f"{values} LIKE ?")
-            params.append(f"% {request.label} %")
+        if request.label:  # a whole value: LIKE's wildcards in it are literal
+            escaped = request.label.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(f"{values} LIKE ? ESCAPE '\\'")
+            params.append(f"% {escaped} %")
         where.append(f"{lowest} BETWEEN ? AND ?")
         params += [request.min_confidence, request.max_confidence]
         if request.status is not None:

@@ -152,8 +152,9 @@ def _accepted(label: Label, reviewer: str) -> Label:
     return label if label.reviewed_by else label.model_copy(update={"confidence": 1.0, "reviewed_by": reviewer})
 
 
-def _parse(frame: FrameLabels, path: str) -> tuple[int, int | None, str | None]:
-    """(person index, garment index or None, field or None) of an existing label path."""
+def _parse(frame: FrameLabels, path: str, *, allow_missing: bool = False) -> tuple[int, int | None, str | None]:
+    """(person index, garment index or None, field or None) of an existing label path; with
+    `allow_missing`, a garment attribute without a label yet is allowed too (it can be set)."""
     parts = path.split(".")
     try:
         if parts[0] != "persons":
@@ -172,16 +173,12 @@ def _parse(frame: FrameLabels, path: str) -> tuple[int, int | None, str | None]:
             field = parts[4] if len(parts) == 5 else None
             if field is not None and (field not in GARMENT_FIELDS[1:]):
                 raise ValueError
-            if field is not None and getattr(garment, field) is None and not _may_add(field):
+            if field is not None and getattr(garment, field) is None and not allow_missing:
                 raise IndexError
             return p, g, field
         raise ValueError
     except (ValueError, IndexError):
         raise InvalidEdit(f"frame {frame.frame_id} has no label {path!r}") from None
-
-
-def _may_add(field: str) -> bool:
-    return field in GARMENT_FIELDS  # a missing attribute may be set on an existing garment
 
 
 def _check_value(field: str, value: str) -> None:
@@ -211,9 +208,9 @@ def _replace_person(frame: FrameLabels, p: int, person: Person | None) -> FrameL
     return frame.model_copy(update={"persons": persons})
 
 
-def _set_label(frame: FrameLabels, path: str, make) -> FrameLabels:
+def _set_label(frame: FrameLabels, path: str, make, *, allow_missing: bool = False) -> FrameLabels:
     """The frame with the label at `path` replaced by make(old label or None), or removed when it gives None."""
-    p, g, field = _parse(frame, path)
+    p, g, field = _parse(frame, path, allow_missing=allow_missing)
     person = frame.persons[p]
     if g is None and field == "detection":
         label = make(person.detection)
@@ -259,7 +256,7 @@ def apply_edit(frame: FrameLabels, edit: Edit, reviewer: str) -> FrameLabels:
     if isinstance(edit, SetValue):
         field = _field_of(edit.path)
         _check_value(field, edit.value)
-        return _set_label(frame, edit.path, lambda label: _human(edit.value, reviewer))
+        return _set_label(frame, edit.path, lambda label: _human(edit.value, reviewer), allow_missing=True)
     if isinstance(edit, AddBox):
         box = edit.box
         if not (0 <= box.x1 < box.x2 <= frame.width and 0 <= box.y1 < box.y2 <= frame.height):

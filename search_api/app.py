@@ -409,7 +409,8 @@ ANNOTATORS: dict[str, Annotator] = {"masks": MaskAnnotator(), "boxes": BoxAnnota
 def _jpeg(image: Image.Image, quality: int = 85) -> Response:
     buffer = BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+    # Drawn from labels a reviewer may change at any moment: browsers must ask again each time.
+    return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
 
 class FrameLabelCache:

@@ -97,13 +97,15 @@ def test_drawn_boxes_become_persons_and_garments_of_the_person_holding_them():
     (SetValue(path="persons.0.garments.0", value="red"), "'red' is not a category"),
     (SetValue(path="persons.0.detection", value="robot"), "cannot be changed"),
     (Accept(path="persons.3.detection"), "no label 'persons.3.detection'"),
-    (Delete(path="persons.0.garments.0.secondary_color"), None),  # absent attribute: allowed, stays absent
+    (Delete(path="persons.0.garments.0.secondary_color"), "no label"),  # nothing there to delete
+    (Accept(path="persons.0.garments.0.secondary_color"), "no label"),
+    (SetValue(path="persons.0.garments.0.secondary_color", value="white"), None),  # a missing attribute may be set
     (Accept(path="../../etc/passwd"), "no label"),
     (AddBox(box=Box(x1=520, y1=100, x2=580, y2=130), category="cape"), "'cape' is not a category"),
 ])
 def test_edits_that_do_not_fit_are_refused(edit, message):
     if message is None:
-        assert apply_edit(dress_frame(), edit, "a").persons[0].garments[0].secondary_color is None
+        assert apply_edit(dress_frame(), edit, "a").persons[0].garments[0].secondary_color.value == "white"
         return
     with pytest.raises(InvalidEdit, match=message):
         apply_edit(dress_frame(), edit, "a")
@@ -190,6 +192,8 @@ def test_the_queue_filters_and_puts_the_least_sure_first(catwalk_store):
     lows = [1.0 if i.lowest_confidence is None else i.lowest_confidence for i in page.items]
     assert lows == sorted(lows)
     assert {i.frame_id for i in store.review_queue(QueueRequest(label="hat")).items} == {frame_id("street", 0.0)}
+    assert store.review_queue(QueueRequest(label="%")).total == 0  # a value, not a pattern
+    assert store.review_queue(QueueRequest(label="re_")).total == 0
     assert store.review_queue(QueueRequest(media_ids=["street"], max_confidence=0.5)).total == 1
     edit_frame(store, DRESS_AT_2, AcceptAll(), "0", "alice")
     reviewed = store.review_queue(QueueRequest(status=ReviewStatus.REVIEWED))
