@@ -1,0 +1,131 @@
+"""Screenshots of the review page for docs/review.md, taken in headless Chromium from the app on sample data.
+
+    .venv/bin/python scripts/screenshot_review.py [NAME ...] [--out docs/images]
+
+The app runs on the review page's test scene (tests/search_api/test_review_api_page_flows.py:
+two videos, hand-made labels, drawn frames, reviewers alice and bob), served over HTTP on a loopback
+port; the browser and the server are scripts/screenshot_pages.py's (tests/browser/conftest.py).
+
+Each entry of PAGES is one picture, <out>/<name>.png: a function that takes the browser and the
+app's URL (a conflict needs two reviewers, so two pages) and returns the page to photograph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # `tests` is a namespace package at the root
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+from screenshot_pages import VIEWPORT  # noqa: E402
+
+from tests.browser.conftest import (  # noqa: E402
+    BrowserUnavailable,
+    create_test_app,
+    find_chromium,
+    launch_chromium,
+    serve,
+)
+from tests.search_api.test_review_api_page_flows import DRESS_COLOR, REVIEWERS, review_scene  # noqa: E402
+
+LEAST_SURE = "runway-000001000"
+
+
+def open_review(browser, url: str, reviewer: str | None, address: str = "/review"):
+    """A page of its own (own storage: own token) at `address`, the frame and its history shown."""
+    context = browser.new_context(base_url=url, viewport=VIEWPORT)
+    context.set_default_timeout(15_000)
+    if reviewer:
+        context.add_init_script(f"sessionStorage.setItem('vestis.review.token', {REVIEWERS[reviewer]!r});")
+    page = context.new_page()
+    page.goto(address)
+    settle(page)
+    return page
+
+
+def settle(page) -> None:
+    """The frame image decoded, its labels listed, no request on its way."""
+    page.wait_for_function("(() => { const img = document.getElementById('frame-image');"
+                           " return img.complete && img.naturalWidth > 0"
+                           "   && document.querySelectorAll('#labels tbody tr[data-path]').length > 0; })()")
+    page.wait_for_load_state("networkidle")
+
+
+def select_label(page, path: str) -> None:
+    rows = page.locator("#labels tbody tr[data-path]").evaluate_all("rows => rows.map(r => r.dataset.path)")
+    for _ in range(rows.index(path)):
+        page.keyboard.press("ArrowDown")
+
+
+def review_page(browser, url: str):
+    """The least sure frame, one label accepted, its dress colour selected and the change picker open."""
+    page = open_review(browser, url, "alice", f"/review?frame={LEAST_SURE}")
+    select_label(page, "persons.1.face.expression")
+    page.keyboard.press("a")  # one accepted label, so the list shows a reviewed mark and the history an entry
+    page.wait_for_function("document.querySelector('#labels tr.reviewed')")
+    page.locator("#labels tbody tr[data-path]").first.click()
+    select_label(page, DRESS_COLOR)
+    page.keyboard.press("c")
+    page.keyboard.press("8")  # blue, picked but not applied yet
+    settle(page)
+    return page
+
+
+def review_conflict(browser, url: str):
+    """Alice changes a frame bob had open; bob's change is refused with the reload offer."""
+    address = f"/review?frame={LEAST_SURE}"
+    bob = open_review(browser, url, "bob", address)
+    alice = open_review(browser, url, "alice", address)
+    select_label(alice, DRESS_COLOR)
+    alice.keyboard.press("a")
+    alice.wait_for_function("document.querySelector('#labels tr.selected.reviewed')")
+    alice.context.close()
+    select_label(bob, DRESS_COLOR)
+    bob.keyboard.press("c")
+    bob.keyboard.press("8")
+    bob.keyboard.press("Enter")
+    bob.wait_for_selector("#conflict:not([hidden])")
+    return bob
+
+
+PAGES: dict[str, Callable] = {
+    "review-page": review_page,
+    "review-conflict": review_conflict,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"pages to take (default all: {', '.join(PAGES)})")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images", help="folder for <name>.png")
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in PAGES]
+    if unknown:
+        parser.error(f"unknown page {', '.join(unknown)}; known: {', '.join(PAGES)}")
+    try:
+        chromium = find_chromium(install=False)
+    except BrowserUnavailable as exc:
+        print(f"screenshot_review.py: {exc}", file=sys.stderr)
+        return 1
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.names or PAGES:
+        # A fresh scene for each picture: one picture's edits do not show up in the next.
+        with tempfile.TemporaryDirectory(prefix="vestis-screenshots-") as root:
+            settings = review_scene(Path(root))
+            with serve(create_test_app(settings)) as url, launch_chromium(chromium) as browser:
+                page = PAGES[name](browser, url)
+                target = args.out / f"{name}.png"
+                page.screenshot(path=str(target))
+                page.context.close()
+        print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
