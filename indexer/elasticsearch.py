@@ -32,6 +32,18 @@ from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoun
 from elasticsearch.helpers import BulkIndexError, streaming_bulk
 
 from indexer.moments import Moment, build_moments
+from indexer.review import (
+    AuditEntry,
+    EditConflict,
+    InvalidEdit,
+    QueueItem,
+    QueuePage,
+    QueueRequest,
+    ReviewedFrame,
+    label_values,
+    lowest_confidence,
+    review_status,
+)
 from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
@@ -108,6 +120,22 @@ MAPPINGS: dict[str, dict] = {
                     "garments": _garments({"frames": {"type": "integer"}}),
                 },
             },
+        },
+    },
+    # The human version of each reviewed frame (indexer/review.py), id = frame id; reads put it over
+    # the machine's frame. Its seq_no/primary_term is the version edits are checked against.
+    "reviews": {
+        "dynamic": False,
+        "properties": {
+            "frame_id": _KEYWORD, "media_id": _KEYWORD, "status": _KEYWORD, "reviewer": _KEYWORD,
+            "updated_at": {"type": "double"}, "labels": {"type": "object", "enabled": False},
+        },
+    },
+    "audit": {
+        "dynamic": False,
+        "properties": {
+            "entry_id": {"type": "long"}, "frame_id": _KEYWORD, "media_id": _KEYWORD, "reviewer": _KEYWORD,
+            "at": {"type": "double"}, "action": _KEYWORD,
         },
     },
 }
@@ -390,9 +418,17 @@ class ElasticsearchStore:
                     "_source": {"run_id": run_id, **f.model_dump(mode="json")}} for f in frames)
 
     def _run_frames(self, media_id: str, run_id: str) -> list[FrameLabels]:
+        """The run's frames, each in its human version where a reviewer edited it: a re-ingest never
+        puts machine labels back over human ones."""
         query = {"bool": {"filter": [{"term": {"media_id": media_id}}, {"term": {"run_id": run_id}}]}}
         hits = self._scan("frames", query, [{"timestamp": "asc"}, {"frame_id": "asc"}], source={"excludes": ["run_id"]})
-        return [FrameLabels.model_validate(h["_source"]) for h in hits]
+        human = self._reviews_of(media_id)
+        return [human.get(h["_source"]["frame_id"]) or FrameLabels.model_validate(h["_source"]) for h in hits]
+
+    def _reviews_of(self, media_id: str) -> dict[str, FrameLabels]:
+        self._refresh("reviews")
+        hits = self._scan("reviews", {"term": {"media_id": media_id}}, [{"frame_id": "asc"}], source=["labels"])
+        return {h["_id"]: FrameLabels.model_validate(h["_source"]["labels"]) for h in hits}
 
     def frames_of(self, media_id: str) -> list[FrameLabels]:
         record = self.get_media(media_id)
@@ -502,7 +538,7 @@ class ElasticsearchStore:
             index=index, refresh=True, conflicts="proceed",
             query={"bool": {"filter": [{"term": {"media_id": media_id}}], "must_not": [{"ids": {"values": keep}}]}}))
 
-    def reindex(self, kinds: tuple[str, ...] = ("media", "frames", "moments")) -> int:
+    def reindex(self, kinds: tuple[str, ...] = tuple(MAPPINGS)) -> int:
         """Move each alias to a fresh index of the current schema: media and frames are copied with
         `_reindex`, moments rebuilt from the visible frames; then one atomic alias swap, then the old
         indices go. Returns how many media had their moments rebuilt. Run it with no ingest writing:
@@ -548,24 +584,118 @@ class ElasticsearchStore:
         return rank_documents(docs, request)
 
     # -- review --------------------------------------------------------------------------------
-    # Reviews (human versions of frames, the audit trail, the queue) are kept by the embedded store
-    # only so far; on Elasticsearch the review API answers 501 with this reason.
-    REVIEW_UNSUPPORTED = "label review is not available on the Elasticsearch backend yet; use the embedded store"
+    @staticmethod
+    def _version(hit: dict | None) -> str:
+        return f"{hit['_seq_no']}.{hit['_primary_term']}" if hit else "0"
 
-    def reviewed_frame(self, frame_id: str):
-        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+    def _visible_frame(self, frame_id: str) -> FrameLabels | None:
+        """The machine version of a frame of its media's visible run."""
+        self._refresh("frames")
+        hits = list(self._scan("frames", {"term": {"frame_id": frame_id}}, [{"run_id": "asc"}]))
+        media = self._media_sources(h["_source"]["media_id"] for h in hits)
+        for h in hits:
+            owner = media.get(h["_source"]["media_id"])
+            if owner is not None and owner.get("visible_run_id") == h["_source"]["run_id"]:
+                return FrameLabels.model_validate({k: v for k, v in h["_source"].items() if k != "run_id"})
+        return None
 
-    def save_review(self, frame_id, labels, expected_version, entry):
-        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+    def _review_hit(self, frame_id: str) -> dict | None:
+        try:
+            return self._retry(lambda: self.client.get(index=self.aliases["reviews"], id=frame_id))
+        except NotFoundError:
+            return None
 
-    def audit_log(self, *, frame_id=None, media_id=None, limit=100):
-        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+    def reviewed_frame(self, frame_id: str) -> ReviewedFrame | None:
+        machine = self._visible_frame(frame_id)
+        if machine is None:
+            return None
+        hit = self._review_hit(frame_id)
+        labels = FrameLabels.model_validate(hit["_source"]["labels"]) if hit else machine
+        return ReviewedFrame(labels=labels, version=self._version(hit), status=review_status(labels))
 
-    def review_queue(self, request):
-        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+    def save_review(self, frame_id: str, labels: FrameLabels, expected_version: str, entry: AuditEntry) -> ReviewedFrame:
+        """The review document is the switch (one document: atomic, checked by seq_no); the audit entry
+        and the moments follow. A crash in between leaves the edit in place with its moments rebuilt by
+        the next edit or run of that media, and the audit entry missing."""
+        if self._visible_frame(frame_id) is None:
+            raise InvalidEdit(f"no visible frame {frame_id!r}")
+        status = review_status(labels)
+        doc = {"frame_id": frame_id, "media_id": labels.media_id, "status": status.value, "reviewer": entry.reviewer,
+               "updated_at": entry.at, "labels": labels.model_dump(mode="json")}
+        kwargs: dict[str, Any] = {"index": self.aliases["reviews"], "id": frame_id, "document": doc, "refresh": True}
+        if expected_version == "0":
+            kwargs["op_type"] = "create"
+        else:
+            try:
+                seq_no, term = (int(part) for part in expected_version.split("."))
+            except ValueError:
+                raise EditConflict(frame_id, expected_version, self._version(self._review_hit(frame_id))) from None
+            kwargs.update(if_seq_no=seq_no, if_primary_term=term)
+        try:
+            written = self._retry(lambda: self.client.index(**kwargs))
+        except ConflictError:
+            raise EditConflict(frame_id, expected_version, self._version(self._review_hit(frame_id))) from None
+        entry_id = time.time_ns() // 1000  # increasing (per clock), unique enough with the frame id in _id
+        stored = entry.model_copy(update={"entry_id": entry_id})
+        self._retry(lambda: self.client.index(
+            index=self.aliases["audit"], id=f"{frame_id}:{entry_id}", refresh=True,
+            document={"entry_id": entry_id, "frame_id": frame_id, "media_id": entry.media_id,
+                      "reviewer": entry.reviewer, "at": entry.at, "action": entry.action,
+                      "entry": stored.model_dump(mode="json")}))
+        media = self._get_media_hit(labels.media_id)
+        if media is not None and media["_source"].get("visible_run_id"):
+            self._rebuild_in(self.aliases["moments"], media["_source"])
+        return ReviewedFrame(labels=labels, version=self._version(written), status=status)
 
-    def reviewed_frames(self):
-        raise NotImplementedError(self.REVIEW_UNSUPPORTED)
+    def audit_log(self, *, frame_id: str | None = None, media_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        filters = [{"term": {name: value}} for name, value in (("frame_id", frame_id), ("media_id", media_id))
+                   if value is not None]
+        self._refresh("audit")
+        response = self._retry(lambda: self.client.search(
+            index=self.aliases["audit"], query={"bool": {"filter": filters}}, size=limit,
+            sort=[{"entry_id": "desc"}, {"frame_id": "desc"}], _source=["entry"]))
+        return [AuditEntry.model_validate(h["_source"]["entry"]) for h in response["hits"]["hits"]]
+
+    def _visible_frames(self, media_ids: list[str] | None) -> Iterator[FrameLabels]:
+        """Every visible frame (of these media), human versions over machine ones."""
+        self._refresh("media", "frames")
+        query = {"terms": {"media_id": media_ids}} if media_ids is not None else {"match_all": {}}
+        for hit in self._scan("media", query, [{"media_id": "asc"}]):
+            source = hit["_source"]
+            if source.get("visible_run_id"):
+                yield from self._run_frames(source["media_id"], source["visible_run_id"])
+
+    def review_queue(self, request: QueueRequest) -> QueuePage:
+        """Computed over the visible frames of the media asked for (all by default): fine for the
+        archives one team reviews, but a full read on a large index."""
+        items = []
+        for frame in self._visible_frames(request.media_ids):
+            lowest = lowest_confidence(frame)
+            values = label_values(frame)
+            if request.label and request.label not in values:
+                continue
+            if not request.min_confidence <= (1.0 if lowest is None else lowest) <= request.max_confidence:
+                continue
+            status = review_status(frame)
+            if request.status is not None and status != request.status:
+                continue
+            items.append(QueueItem(frame_id=frame.frame_id, media_id=frame.media_id, timestamp=frame.timestamp,
+                                   status=status, lowest_confidence=lowest, labels=values))
+        if request.sort == "confidence":
+            items.sort(key=lambda i: (1.0 if i.lowest_confidence is None else i.lowest_confidence, i.media_id, i.timestamp))
+        else:
+            items.sort(key=lambda i: (i.media_id, i.timestamp))
+        return QueuePage(items=items[request.offset:request.offset + request.limit], total=len(items))
+
+    def reviewed_frames(self) -> list[FrameLabels]:
+        self._refresh("reviews")
+        hits = list(self._scan("reviews", {"match_all": {}}, [{"frame_id": "asc"}], source=["labels"]))
+        found = []
+        for hit in hits:
+            frame = FrameLabels.model_validate(hit["_source"]["labels"])
+            if self._visible_frame(frame.frame_id) is not None:
+                found.append(frame)
+        return sorted(found, key=lambda f: (f.media_id, f.timestamp))
 
     def close(self) -> None:
         self.client.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,9 +141,6 @@ def review_router(
             next_frame_id=following, labels=label_rows(frame), frame=frame,
         )
 
-    def unsupported(exc: NotImplementedError) -> HTTPException:
-        return HTTPException(501, str(exc))
-
     def saved(work: Callable[[], ReviewedFrame], media_id: str) -> FrameView:
         try:
             result = work()
@@ -151,16 +148,11 @@ def review_router(
             raise HTTPException(409, {"message": str(exc), "current_version": exc.current}) from None
         except InvalidEdit as exc:
             raise HTTPException(422, str(exc)) from None
-        except NotImplementedError as exc:
-            raise unsupported(exc) from None
         changed(media_id)
         return view(result)
 
     def reviewed(frame_id: str) -> ReviewedFrame:
-        try:
-            current = store.reviewed_frame(frame_id)
-        except NotImplementedError as exc:
-            raise unsupported(exc) from None
+        current = store.reviewed_frame(frame_id)
         if current is None:
             raise HTTPException(404, f"no visible frame {frame_id!r}")
         return current
@@ -187,10 +179,7 @@ def review_router(
         media_ids = [m for item in media or [] for m in item.split(",") if m.strip()] or None
         request = QueueRequest(media_ids=media_ids, label=label or None, min_confidence=min_confidence,
                                max_confidence=max_confidence, status=status, sort=sort, limit=limit, offset=offset)
-        try:
-            page = store.review_queue(request)
-        except NotImplementedError as exc:
-            raise unsupported(exc) from None
+        page = store.review_queue(request)
         names = {m: (r.name if (r := store.get_media(m)) else "") for m in {i.media_id for i in page.items}}
         items = [QueueItemOut(**item.model_dump(), media_name=names[item.media_id],
                               thumbnail_url=f"/frames/{item.frame_id}.jpg") for item in page.items]
@@ -219,10 +208,7 @@ def review_router(
         frame_id: Annotated[str | None, Query(max_length=200)] = None,
         media: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AuditEntry] | JSONResponse:
-        try:
-            return store.audit_log(frame_id=frame_id, media_id=media, limit=limit)
-        except NotImplementedError as exc:
-            raise unsupported(exc) from None
+    ) -> list[AuditEntry]:
+        return store.audit_log(frame_id=frame_id, media_id=media, limit=limit)
 
     return router

@@ -241,9 +241,6 @@ def export(
     store = _open_store(settings)
     try:
         coco = export_reviewed(store, fully_reviewed_only=complete)
-    except NotImplementedError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
     finally:
         store.close()
     out.parent.mkdir(parents=True, exist_ok=True)

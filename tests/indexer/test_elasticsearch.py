@@ -16,10 +16,11 @@ from elastic_transport import ConnectionError as TransportConnectionError
 import indexer.elasticsearch as es_backend
 from indexer.elasticsearch import ElasticsearchStore
 from indexer.moments import build_moments
+from indexer.review import SetValue, edit_frame
 from indexer.search import SearchRequest, rank_moments
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
 from tests.indexer.elasticsearch_server import PlainJsonNode
-from tests.indexer.test_search import frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_search import frame_id, frames, garment, person, red_shirt_blue_jacket, red_striped_dress
 from tests.indexer.test_store_runs import labels, record
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
 
@@ -41,7 +42,8 @@ def stored_moment_runs(client, media_id: str) -> list[str]:
 
 
 def test_indices_are_versioned_behind_aliases_and_shaped_by_templates(es, es_client):
-    assert aliases(es_client) == {f"vestis-{kind}": f"vestis-{kind}-s1-0001" for kind in ("frames", "media", "moments")}
+    kinds = ("frames", "media", "moments", "reviews", "audit")
+    assert aliases(es_client) == {f"vestis-{kind}": f"vestis-{kind}-s1-0001" for kind in kinds}
     templates = {t["name"]: t for t in es_client.indices.get_index_template()["index_templates"]}
     assert templates["vestis-moments"]["index_template"]["index_patterns"] == ["vestis-moments-*"]
     mapping = es_client.indices.get_mapping(index="vestis-moments")["vestis-moments-s1-0001"]["mappings"]
@@ -68,14 +70,18 @@ def test_rebuild_fills_a_new_index_and_swaps_the_alias(es, es_client):
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):
     index(es, "catwalk", catwalk())
     es.record_failure("/videos/broken.mp4", "video", "empty file (0 bytes)")
+    dress = frame_id("catwalk", 2.0)
+    edit_frame(es, dress, SetValue(path="persons.0.garments.0.color", value="blue"), "0", "alice")
     monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 2)
     newer = ElasticsearchStore(es_client)
-    assert set(newer.outdated()) == {"media", "frames", "moments"}
-    assert spans(search(newer, "red dress")) == [("catwalk", 0.0, 4.0)]  # the old indices keep serving
+    kinds = {"media", "frames", "moments", "reviews", "audit"}
+    assert set(newer.outdated()) == kinds
+    assert spans(search(newer, "blue dress")) == [("catwalk", 0.0, 4.0)]  # the old indices keep serving
     newer.rebuild_moments()
-    assert aliases(es_client) == {f"vestis-{k}": f"vestis-{k}-s2-0002" for k in ("frames", "media", "moments")}
+    assert aliases(es_client) == {f"vestis-{k}": f"vestis-{k}-s2-0002" for k in kinds}
     assert newer.outdated() == ()
-    assert spans(search(newer, "red dress")) == [("catwalk", 0.0, 4.0)]
+    assert spans(search(newer, "blue dress")) == [("catwalk", 0.0, 4.0)]  # the review came along
+    assert [e.action for e in newer.audit_log(frame_id=dress)] == ["set"]
     assert len(newer.frames_of("catwalk")) == 14
     assert sorted(m.status.value for m in newer.list_media()) == ["done", "failed"]
 
