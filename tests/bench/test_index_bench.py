@@ -1,0 +1,88 @@
+"""Smoke test of bench/index_bench.py at a tiny size: the generator gives honest, reproducible frames and
+the benchmark completes with a sane report. Never its speed: benchmarks do not fail on speed."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from bench import index_bench
+from indexer.moments import build_moments
+from vision.labels import FrameLabels
+from vision.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
+
+FRAMES = 2_000
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def test_generator_is_reproducible_and_splits_at_sizes():
+    videos = list(index_bench.generate(FRAMES, seed=7, boundaries=(700,)))
+    frames = [f for v in videos for f in v.frames]
+    assert len(frames) == FRAMES
+    assert all(isinstance(f, FrameLabels) for f in frames)
+    assert len({f.frame_id for f in frames}) == FRAMES
+    # The first 700 frames are whole media, and the same frames as a 700-frame data set.
+    small = [f for v in index_bench.generate(700, seed=7) for f in v.frames]
+    assert [f.model_dump() for f in small] == [f.model_dump() for f in frames[:700]]
+    assert frames[699].media_id != frames[700].media_id
+    assert [f.model_dump() for v in index_bench.generate(FRAMES, seed=8) for f in v.frames][:50] != \
+        [f.model_dump() for f in frames[:50]]
+
+    persons = [p for f in frames for p in f.persons]
+    assert all(len(f.persons) <= 3 for f in frames) and persons
+    assert {len(f.persons) for f in frames} >= {0, 1, 2}
+    assert all(1 <= len(p.garments) <= 4 for p in persons if p.garments)
+    garments = [g for p in persons for g in p.garments]
+    assert {g.category.value for g in garments} <= set(GARMENT_CATEGORIES)
+    assert {g.color.value for g in garments} <= set(COLORS)
+    assert {g.pattern.value for g in garments if g.pattern} <= set(PATTERNS)
+    assert {g.sleeve.value for g in garments if g.sleeve} <= set(SLEEVES)
+    assert any(f.reason == "shot" for f in frames)
+    # Masks decode to the frame's size.
+    mask = garments[0].mask
+    assert sum(mask.counts) == mask.width * mask.height
+    # People persist over frames: moments hold several frames each.
+    video = max(videos, key=lambda v: len(v.frames))
+    moments = build_moments(video.frames)
+    assert 0 < len(moments) < sum(len(f.persons) for f in video.frames) / 2
+
+
+def test_bench_at_a_tiny_size(tmp_path):
+    queries = [q for q in index_bench.QUERIES
+               if q.name in ("black", "blue jeans", "(empty query)", "black, 10 media", "black, page 2")]
+    report = index_bench.run(sizes=(FRAMES,), backends=("embedded",), queries=queries, warmup=1, repeats=3,
+                             min_repeats=3, budget_s=1.0, workdir=tmp_path, log=None)
+    embedded = report["backends"]["embedded"]
+    assert embedded["status"] == "ok"
+    [run] = embedded["runs"]
+    index = run["index"]
+    assert run["frames"] == index["frames"] == FRAMES
+    for key in ("videos", "persons", "garments", "write_frames_per_s", "finish_run_s", "frames_per_s",
+                "frames_per_cpu_s", "mean_frame_doc_bytes"):
+        assert _positive(index[key]), key
+    assert 0 < run["moments"] < FRAMES
+    assert _positive(run["disk_bytes"])
+    search = run["search"]
+    assert [q["name"] for q in search["queries"]] == [q.name for q in queries]
+    for q in search["queries"]:
+        assert q["runs"] == 3
+        assert _positive(q["p50_ms"]) and q["p50_ms"] <= q["p95_ms"] <= q["p99_ms"] <= q["max_ms"]
+    by_name = {q["name"]: q for q in search["queries"]}
+    assert by_name["(empty query)"]["total"] == run["moments"]
+    assert 0 < by_name["black, 10 media"]["total"] <= by_name["black"]["total"]
+    assert by_name["black, page 2"]["total"] == by_name["black"]["total"]
+    assert _positive(search["overall"]["p99_ms"])
+    assert list(tmp_path.iterdir()) == []  # the store is removed
+
+    text = index_bench.summary_markdown(report)
+    assert "Index and search" in text and "blue jeans" in text and "**all queries**" in text
+
+
+def test_unavailable_backend_is_recorded_as_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "indexer.elasticsearch", None)  # import fails
+    report = index_bench.run(sizes=(FRAMES,), backends=("elasticsearch",), log=None)
+    assert report["backends"]["elasticsearch"]["status"].startswith("skipped: ")
+    assert "skipped" in index_bench.summary_markdown(report)
