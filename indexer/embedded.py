@@ -561,9 +561,14 @@ def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
     return (f"(({known}) AND NOT ({' OR '.join(has)}))", [floor] * len(fields) + has_params)
 
 
-def _garment_sql(constraint: GarmentConstraint, floor: float) -> tuple[str, list]:
-    """A moment_id subquery: the moments with a garment on which all the constraint's terms hold."""
+def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[str] | None = None) -> tuple[str, list]:
+    """A moment_id subquery: the moments (of these media) with a garment on which all the constraint's
+    terms hold. The media filter is repeated here: SQLite would otherwise list the garments of the
+    whole store before the outer query drops the other media."""
     parts, params = ["g.category_confidence >= ?"], [floor]
+    if media_ids is not None:
+        parts.append(f"g.media_id IN ({', '.join('?' * len(media_ids))})")
+        params += media_ids
     for term in constraint.terms:
         sql, term_params = _term_sql(term, floor)
         parts.append(sql)
@@ -585,7 +590,7 @@ def _candidates(request: SearchRequest) -> tuple[str, list]:
         where.append("m.start <= ?")
         params.append(request.end)
     for constraint in query.garments:
-        sql, garment_params = _garment_sql(constraint, floor)
+        sql, garment_params = _garment_sql(constraint, floor, request.media_ids)
         if constraint.negated:
             where.append(f"(m.persons > 1 OR m.moment_id NOT IN ({sql}))")
         else:
