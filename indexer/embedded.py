@@ -50,6 +50,7 @@ from indexer.search import (
     decode_cursor,
     has_positive_terms,
     rank_documents,
+    scoring_view,
 )
 from indexer.store import MediaRecord, MediaStatus
 from vision.labels import FrameLabels
@@ -99,7 +100,8 @@ CREATE TABLE IF NOT EXISTS moments (
     detection REAL NOT NULL,          -- the most confident person's detection
     expression TEXT NOT NULL,         -- of the only person ('' when unknown or several persons)
     expression_confidence REAL NOT NULL,
-    doc TEXT NOT NULL                 -- the Moment as JSON
+    doc TEXT NOT NULL,                -- the Moment as JSON
+    summary TEXT                      -- its indexer.search.scoring_view (NULL in older databases: doc is used)
 );
 CREATE INDEX IF NOT EXISTS moments_by_media ON moments(media_id, start);
 CREATE INDEX IF NOT EXISTS moments_by_start ON moments(start);
@@ -191,6 +193,8 @@ class EmbeddedStore:
             for column, kind in (("lowest_confidence", "REAL"), ("label_values", "TEXT")):
                 if column not in columns:  # a database from before review
                     self._db.execute(f"ALTER TABLE frames ADD COLUMN {column} {kind}")
+            if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
+                self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
         self._moments_checked = False  # see _ensure_moments
 
     # -- helpers -------------------------------------------------------------------------------
@@ -349,7 +353,7 @@ class EmbeddedStore:
             moment_rows.append((
                 m.moment_id, m.media_id, run_id, m.start, m.end, m.best_frame_id, len(m.persons), detection,
                 expression.value if expression else "", expression.confidence if expression else 0.0,
-                m.model_dump_json(),
+                m.model_dump_json(), json.dumps(scoring_view(m), separators=(",", ":")),
             ))
             for index, person in enumerate(m.persons):
                 for g in person.garments:
@@ -361,7 +365,8 @@ class EmbeddedStore:
         self._run_statements(db, [
             *self._drop_moments([(media_id,)]),
             (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
-              "expression, expression_confidence, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), moment_rows),
+              "expression, expression_confidence, doc, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+             moment_rows),
             (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(_GARMENT_FIELDS)))})", garment_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
         ])
@@ -424,7 +429,11 @@ class EmbeddedStore:
             return SearchPage(hits=[], total=0)
         sql, params = _candidates(request)
         rows = self._query(sql, params)
-        return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request)
+
+        def full(view: dict) -> dict:
+            return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
+
+        return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request, full)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
@@ -605,6 +614,6 @@ def _candidates(request: SearchRequest) -> tuple[str, list]:
     if not has_positive_terms(query):
         where.append("m.detection >= ?")
         params.append(floor)
-    sql = ("SELECT m.doc, md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
+    sql = ("SELECT COALESCE(m.summary, m.doc), md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
            f"WHERE {' AND '.join(where)}")
     return sql, params

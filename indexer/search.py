@@ -55,7 +55,7 @@ import heapq
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,14 +357,35 @@ def _key(evaluation: _Evaluation, doc: Doc) -> SortKey:
     return (-evaluation.score, doc["media_id"], float(doc["start"]), doc["moment_id"])
 
 
-def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest) -> SearchPage:
+def _slim_label(label) -> dict | None:
+    return {"value": label.value, "confidence": label.confidence} if label is not None else None
+
+
+def scoring_view(moment: Moment) -> dict:
+    """The parts of a moment the ranking reads, as JSON: a fifth of the full document, so a backend
+    that stores it parses candidates faster (boxes and frame lists are only needed for the page).
+    Persons and garments keep their order: hits point into them by index."""
+    return {
+        "moment_id": moment.moment_id, "media_id": moment.media_id, "start": moment.start, "end": moment.end,
+        "review_status": moment.review_status,
+        "persons": [
+            {"detection": _slim_label(p.detection), "expression": _slim_label(p.expression),
+             "garments": [{name: _slim_label(getattr(g, name)) for name in _GARMENT_LABELS} for g in p.garments]}
+            for p in moment.persons
+        ],
+    }
+
+
+def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest,
+                   full: Callable[[Doc], Doc] | None = None) -> SearchPage:
     """The search over candidates, for backends: (moment in JSON form, as text or parsed, and its
     media file name) in, the page the request asks for out. Any superset of the true candidates
     gives the same page.
 
     Only each candidate's sort key is kept while scanning; the page's few hits are parsed and
     evaluated again to build their models. (Keeping thousands of parsed documents alive made the
-    garbage collector, not the matching, the cost of a broad query.)
+    garbage collector, not the matching, the cost of a broad query.) Candidates may be scoring views
+    (`scoring_view`): `full` then gives the whole moment of a page hit.
     """
     after = decode_cursor(request.cursor, request) if request.cursor else None
     total = 0
@@ -383,7 +404,7 @@ def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest
     hits = []
     for _, raw, media_name in page[: request.limit]:
         doc = json.loads(raw) if isinstance(raw, str) else raw
-        hits.append(_hit(Moment.model_validate(doc), _evaluate(doc, request, media_name)))
+        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), _evaluate(doc, request, media_name)))
     return SearchPage(hits=hits, total=total,
                       next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None)
 

@@ -138,3 +138,13 @@ def test_moments_with_several_persons_are_narrowed_per_moment(embedded):
         assert store_view(embedded.search(req)) == store_view(rank_moments([pair], req)), text
     hit = search(embedded, "angry").hits[0]
     assert hit.person_index == 1 and search(embedded, "without a hat").hits[0].person_index == 0
+
+
+def test_moments_without_a_scoring_view_are_ranked_from_the_whole_document(embedded):
+    """Databases from before the summary column: search reads the full moment instead, same answers."""
+    index(embedded, "catwalk", catwalk())
+    before = {text: store_view(search(embedded, text)) for text in ("red dress", "", "not black", "jeans")}
+    with sqlite3.connect(embedded.path) as db:
+        db.execute("UPDATE moments SET summary = NULL")
+    assert {text: store_view(search(embedded, text)) for text in before} == before
+    assert search(embedded, "red dress").hits[0].moment.frame_ids  # the page still has the whole moment
