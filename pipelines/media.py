@@ -45,6 +45,9 @@ def fingerprint(path: Path) -> str:
                 handle.seek(offset)
                 digest.update(handle.read(_CHUNK))
     except OSError as exc:
+        if os.path.islink(path) and not os.path.exists(path):
+            # "No such file or directory" about a file the user can see listed would puzzle them.
+            raise MediaError(f"broken symlink: its target {os.readlink(path)!r} does not exist") from None
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
     if size == 0:
         raise MediaError("empty file (0 bytes)")

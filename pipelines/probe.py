@@ -23,6 +23,8 @@ def probe_video(path: Path) -> MediaInfo:
                 raise MediaError(f"no video stream (streams: {kinds})")
             stream = container.streams.video[0]
             ctx = stream.codec_context
+            if ctx is None:  # PyAV gives no codec context where ffmpeg has no decoder (unknown fourcc)
+                raise MediaError("unsupported video codec: this ffmpeg has no decoder for it")
             width, height = ctx.width, ctx.height
             if width <= 0 or height <= 0:
                 raise MediaError("video stream has no frame size (truncated or unsupported)")
@@ -51,9 +53,27 @@ def probe_video(path: Path) -> MediaInfo:
     except MediaError:
         raise
     except av.FFmpegError as exc:
-        raise MediaError(f"not a readable video: {exc.strerror or type(exc).__name__}") from None
+        raise MediaError(_unopenable_reason(path, exc)) from None
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _unopenable_reason(path: Path, exc: av.FFmpegError) -> str:
+    """Why ffmpeg cannot open a file at all, in words: ffmpeg says "Invalid data found" alike for a
+    text file renamed .mp4 and for a cut-off recording."""
+    detail = exc.strerror or type(exc).__name__
+    if not isinstance(exc, av.InvalidDataError):
+        return f"not a readable video: {detail}"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":
+        # An MP4/MOV that starts right but cannot be opened lacks its index (the moov box), which
+        # is written last: the file was cut off or its recording never finished.
+        return f"not a readable video: truncated or unfinished MP4/MOV (no index found): {detail}"
+    return f"not a readable video: not a known video format, or a damaged one: {detail}"
 
 
 def probe_image(path: Path) -> MediaInfo:
@@ -62,7 +82,12 @@ def probe_image(path: Path) -> MediaInfo:
         with Image.open(path) as image:
             width, height = image.size
             fmt = image.format or ""
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError:
+        # PIL's message repeats the whole path; the reason is shown beside the path already.
+        raise MediaError("not a readable image: not a known image format") from None
+    except Image.DecompressionBombError as exc:  # PIL refuses (raises) above ~179 Mpixels
+        raise MediaError(f"image too large: {exc}") from None
+    except (OSError, ValueError) as exc:
         raise MediaError(f"not a readable image: {exc}") from None
     if width * height > MAX_PIXELS:
         raise MediaError(f"image size {width}x{height} exceeds the supported maximum")

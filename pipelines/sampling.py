@@ -30,6 +30,10 @@ WARMUP_SECONDS = 1.0
 
 _SHOWINFO = re.compile(r"\bn:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:(-?[\d.e+-]+).*?\bs:(\d+)x(\d+)")
 _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
+# What ffmpeg's demuxers log when a file's data ends before its own index or header says (a cut-off
+# download or an unfinished recording). ffmpeg then still exits 0 with the frames it could read.
+_TRUNCATED = re.compile(r"\b(?:partial file|File ended prematurely)\b")
+_LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")  # "[in#0/mov,mp4,... @ 0x55d0] "
 
 
 @dataclass
@@ -105,6 +109,7 @@ def sample_frames(
     # stderr is drained on a thread: a corrupt file can log faster than we read frames.
     infos: queue.Queue = queue.Queue()
     tail: list[str] = []
+    truncated: list[str] = []
 
     def drain_stderr() -> None:
         time_base: tuple[int, int] | None = None
@@ -118,6 +123,8 @@ def sample_frames(
                 infos.put((pts_time, int(match.group(3)), int(match.group(4))))
             elif (base := _TIME_BASE.search(line)) is not None:
                 time_base = (int(base.group(1)), int(base.group(2)))
+            elif _TRUNCATED.search(line):
+                truncated.append(_LOG_PREFIX.sub("", line.strip()))
             else:
                 tail.append(line.strip())
                 del tail[:-20]
@@ -150,6 +157,9 @@ def sample_frames(
         errors = [line for line in tail if line and not line.startswith(("Stream", "Input", "Output", "["))]
         reason = (errors or tail or ["unknown error"])[-1]
         raise MediaError(f"ffmpeg could not decode the video: {reason}")
+    if truncated:
+        # Not a short video: indexing what was readable would silently hide the rest of it.
+        raise MediaError(f"truncated file: its data ends before the end its header announces ({truncated[0]})")
 
 
 def load_image(path: Path | str, max_side: int) -> np.ndarray:
@@ -159,5 +169,7 @@ def load_image(path: Path | str, max_side: int) -> np.ndarray:
             image = ImageOps.exif_transpose(image)
             image.thumbnail((max_side, max_side))
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as exc:  # not an OSError: it would fail the whole batch
+        raise MediaError(f"image too large: {exc}") from None
     except (OSError, ValueError) as exc:
         raise MediaError(f"not a readable image: {exc}") from None
