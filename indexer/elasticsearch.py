@@ -232,7 +232,10 @@ class ElasticsearchStore:
     def connect(cls, url: str, index_prefix: str = "vestis", *, api_key: str | None = None,
                 request_timeout: float = 30.0, **kwargs) -> ElasticsearchStore:
         """A store on a new client for `url`; StoreUnavailable naming the setting when it cannot be reached."""
-        client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout, retry_on_timeout=True)
+        try:
+            client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout, retry_on_timeout=True)
+        except ValueError as exc:  # the client's own check of the URL's shape
+            raise StoreUnavailable(f"store.elasticsearch_url {url!r} is not a usable URL: {exc}") from None
         try:
             return cls(client, index_prefix, **kwargs)
         except StoreUnavailable as exc:

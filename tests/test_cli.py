@@ -120,6 +120,7 @@ def test_missing_path_exits_1(tmp_path):
         (["--set", "cluster.gpu=sometimes"], "cluster.gpu"),
         (["--set", "store.elasticsearch_url=http://127.0.0.1:9"], "store.elasticsearch_url http://127.0.0.1:9"),
         (["--set", "store.index_prefix=Vestis"], "store.index_prefix"),
+        (["--set", "store.elasticsearch_url=not-a-url"], "store.elasticsearch_url 'not-a-url' is not a usable URL"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(tmp_path, command, args, named):
