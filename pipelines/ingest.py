@@ -2,6 +2,15 @@
 
 The client only plans and keeps score; workers decode, run the vision stages and write to the
 store themselves, returning small summaries.
+
+Faults. A task that raises is retried (TASK_RETRIES); a task whose worker dies is rescheduled by
+Dask on another worker (up to `distributed.scheduler.allowed-failures` deaths, then KilledWorker
+fails that media). Frames are written under the run id, so a redone task overwrites rather than
+duplicates. When a worker cannot reach the store after the store's own retries, that media fails
+with the store's one-line reason and the run goes on (the outage may be over). When the client
+itself cannot reach the store to record an outcome, the run stops: outstanding tasks are cancelled,
+every media not concluded is reported failed, and `IngestReport.stopped` says why. Nothing it had
+not finished is marked done, so the next `vestis ingest` redoes exactly those.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from typing import Protocol
 from distributed import Client, as_completed
 
 from configs import Settings
-from indexer import LabelStore, MediaRecord, MediaStatus
+from indexer import LabelStore, MediaRecord, MediaStatus, StoreUnavailable
 from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
 from pipelines.segments import plan_segments
@@ -24,6 +33,7 @@ from pipelines.tasks import (
     SegmentResult,
     VisionWorkerPlugin,
     inspect_media,
+    one_line,
     process_images,
     process_segment,
 )
@@ -63,6 +73,7 @@ class FileOutcome:
 class IngestReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
     dashboard: str | None = None
+    stopped: str = ""  # why the run stopped before concluding every file ("" when it did not)
 
     @property
     def failed(self) -> list[FileOutcome]:
@@ -138,20 +149,23 @@ def run_ingest(
         inspect_media, [str(m.path) for m in discovery.media], [m.kind for m in discovery.media], pure=False,
         retries=TASK_RETRIES,
     )
+    outstanding = {f.key: f for f in inspections}
     queue = as_completed(inspections)
     work_kind: dict[str, str] = {f.key: "inspect" for f in inspections}
     work_media: dict[str, list[str]] = {}
     inspected = {f.key: (str(m.path), m.kind) for f, m in zip(inspections, discovery.media)}
 
     def conclude(media_id: str) -> None:
-        run = runs.pop(media_id)
+        run = runs[media_id]  # popped once recorded: a store error here leaves it for `stop`
         total, record = run.total, run.record
         if total.error:
             store.fail_run(media_id, record.run_id, total.error)
-            settle(FileOutcome(record.path, "failed", reason=total.error))
+            outcome = FileOutcome(record.path, "failed", reason=total.error)
         else:
             store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
-            settle(FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds))
+            outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
+        del runs[media_id]
+        settle(outcome)
 
     def absorb(media_id: str, result: SegmentResult) -> None:
         run = runs[media_id]
@@ -168,6 +182,7 @@ def run_ingest(
 
     def submit_images(batch: list[tuple]) -> None:
         future = client.submit(process_images, batch, resources=resources, pure=False, retries=TASK_RETRIES)
+        outstanding[future.key] = future
         work_kind[future.key] = "images"
         work_media[future.key] = [info.media_id for info, _ in batch]
         queue.add(future)
@@ -207,31 +222,50 @@ def run_ingest(
                 process_segment, info, segment, record.run_id, resources=resources, pure=False,
                 retries=TASK_RETRIES,
             )
+            outstanding[future.key] = future
             work_kind[future.key] = "segment"
             work_media[future.key] = [info.media_id]
             queue.add(future)
 
+    def stop(reason: str) -> None:
+        """The client lost the store: every media not concluded is failed (the `finally` cancels what is out)."""
+        report.stopped = reason
+        for media_id in list(runs):
+            run = runs.pop(media_id)
+            settle(FileOutcome(run.record.path, "failed", reason=run.total.error or f"not finished: {reason}"))
+        for path, _ in inspected.values():
+            settle(FileOutcome(path, "failed", reason=f"not finished: {reason}"))
+        inspected.clear()
+
     inspections_left = len(inspections)
-    for future in queue:
-        kind = work_kind.pop(future.key)
-        if kind == "inspect":
-            inspections_left -= 1
-            path, media_kind = inspected.pop(future.key)
-            inspection = _result_or_error(future, lambda err: Inspection(path, media_kind, error=err))
-            if inspection.error:
-                store.record_failure(path, media_kind, inspection.error, inspection.media_id)
-                settle(FileOutcome(path, "failed", reason=inspection.error))
+    try:
+        for future in queue:
+            outstanding.pop(future.key, None)
+            kind = work_kind.pop(future.key)
+            if kind == "inspect":
+                inspections_left -= 1
+                path, media_kind = inspected[future.key]
+                inspection = _result_or_error(future, lambda err: Inspection(path, media_kind, error=err))
+                if inspection.error:
+                    store.record_failure(path, media_kind, inspection.error, inspection.media_id)
+                    settle(FileOutcome(path, "failed", reason=inspection.error))
+                else:
+                    start(inspection)
+                del inspected[future.key]  # only now: a store error above leaves it for `stop`
+                if inspections_left == 0 and pending_images:
+                    submit_images(pending_images[:])
+                    pending_images.clear()
             else:
-                start(inspection)
-            if inspections_left == 0 and pending_images:
-                submit_images(pending_images[:])
-                pending_images.clear()
-        else:
-            media_ids = work_media.pop(future.key)
-            results = _result_or_error(future, lambda err: [SegmentResult(m, error=err) for m in media_ids])
-            for result in results if isinstance(results, list) else [results]:
-                absorb(result.media_id, result)
-        future.release()
+                media_ids = work_media.pop(future.key)
+                results = _result_or_error(future, lambda err: [SegmentResult(m, error=err) for m in media_ids])
+                for result in results if isinstance(results, list) else [results]:
+                    absorb(result.media_id, result)
+            future.release()
+    except StoreUnavailable as exc:
+        stop(one_line(exc))
+    finally:
+        if outstanding:  # stopped, or an error on the way out: leave no task running for nobody
+            client.cancel(list(outstanding.values()))
     return report
 
 

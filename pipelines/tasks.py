@@ -15,7 +15,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 from configs import Settings
-from indexer import open_store
+from indexer import StoreUnavailable, open_store
 from indexer.frame_images import FrameImageStore
 from pipelines.media import MediaError, MediaInfo, fingerprint, frame_id
 from pipelines.probe import probe_media
@@ -98,19 +98,26 @@ class _FrameSink:
             self.flush()
 
     def flush(self) -> None:
+        """Stages, thumbnails, then one bulk write per run. A result counts only frames that were
+        written; StoreUnavailable (the store's own retries spent) propagates to the task."""
         if not self.pending:
             return
-        frames = run_stages(self.plugin.stages, [frame for frame, _, _ in self.pending])
-        by_run: dict[str, list[FrameLabels]] = {}
-        for frame, (_, run_id, result) in zip(frames, self.pending):
+        pending, self.pending = self.pending, []
+        frames = run_stages(self.plugin.stages, [frame for frame, _, _ in pending])
+        by_run: dict[str, tuple[list[FrameLabels], SegmentResult]] = {}
+        for frame, (_, run_id, result) in zip(frames, pending):
             self.plugin.images.save(frame.labels.media_id, frame.labels.frame_id, frame.image)
-            by_run.setdefault(run_id, []).append(frame.labels)
-            result.frames += 1
-            result.persons += len(frame.labels.persons)
-            result.garments += frame.labels.garment_count
-        for run_id, labels in by_run.items():
+            by_run.setdefault(run_id, ([], result))[0].append(frame.labels)
+        for run_id, (labels, result) in by_run.items():
             self.plugin.store.write_frames(run_id, labels)
-        self.pending = []
+            result.frames += len(labels)
+            result.persons += sum(len(f.persons) for f in labels)
+            result.garments += sum(f.garment_count for f in labels)
+
+
+def one_line(exc: Exception) -> str:
+    """An exception's message as a media file's reason: one line, at most 300 characters."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def process_segment(info: MediaInfo, segment: Segment, run_id: str) -> SegmentResult:
@@ -134,6 +141,10 @@ def process_segment(info: MediaInfo, segment: Segment, run_id: str) -> SegmentRe
         sink.flush()
     except MediaError as exc:
         result.error = str(exc)
+    except StoreUnavailable as exc:
+        # Not raised: the store already retried with backoff, and a Dask retry would redo the
+        # stages only to wait again. The media fails with this reason; the next ingest redoes it.
+        result.error = one_line(exc)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -142,23 +153,26 @@ def process_images(items: list[tuple[MediaInfo, str]]) -> list[SegmentResult]:
     """A batch of photos, each its own media file with its own run id."""
     plugin = _plugin()
     sink = _FrameSink(plugin)
-    results = []
+    results = [SegmentResult(info.media_id) for info, _ in items]
     started = time.perf_counter()
-    for info, run_id in items:
-        result = SegmentResult(info.media_id)
-        results.append(result)
-        try:
-            image = load_image(info.path, plugin.settings.sampling.max_side)
-        except MediaError as exc:
-            result.error = str(exc)
-            continue
-        height, width = image.shape[:2]
-        labels = FrameLabels(
-            frame_id=frame_id(info.media_id, 0.0), media_id=info.media_id, timestamp=0.0, reason="image",
-            width=width, height=height,
-        )
-        sink.add(Frame(image, labels), run_id, result)
-    sink.flush()
+    try:
+        for (info, run_id), result in zip(items, results):
+            try:
+                image = load_image(info.path, plugin.settings.sampling.max_side)
+            except MediaError as exc:
+                result.error = str(exc)
+                continue
+            height, width = image.shape[:2]
+            labels = FrameLabels(
+                frame_id=frame_id(info.media_id, 0.0), media_id=info.media_id, timestamp=0.0, reason="image",
+                width=width, height=height,
+            )
+            sink.add(Frame(image, labels), run_id, result)
+        sink.flush()
+    except StoreUnavailable as exc:  # as in process_segment: every photo not written fails with the reason
+        for result in results:
+            if not result.error and not result.frames:
+                result.error = one_line(exc)
     elapsed = (time.perf_counter() - started) / max(1, len(items))
     for result in results:
         result.seconds = elapsed

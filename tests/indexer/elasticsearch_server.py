@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -100,8 +101,9 @@ class OsmemProcess:
     logs: Path
 
     @classmethod
-    def start(cls, timeout: float = STARTUP_TIMEOUT_S) -> OsmemProcess:
-        """Start on a port the server picks itself (no bind-and-release race) and wait until it answers.
+    def start(cls, timeout: float = STARTUP_TIMEOUT_S, port: int = 0) -> OsmemProcess:
+        """Start and wait until it answers: on `port`, or (0) on a port the server picks itself (no
+        bind-and-release race).
 
         The server prints one JSON line with its URL when it listens. Output goes to files, not
         pipes: a pipe nobody reads can block the server, and one closed early can kill it.
@@ -110,7 +112,7 @@ class OsmemProcess:
         binary = osmem_binary()
         logs = Path(tempfile.mkdtemp(prefix="vestis-osmem-"))
         stdout, stderr = logs / "stdout", logs / "stderr"
-        args = [binary, "--addr", "127.0.0.1:0", "--no-ja", "--parent-pid", str(os.getpid())]
+        args = [binary, "--addr", f"127.0.0.1:{port}", "--no-ja", "--parent-pid", str(os.getpid())]
         with stdout.open("wb") as out, stderr.open("wb") as err:
             try:
                 process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=out, stderr=err)
@@ -137,6 +139,38 @@ class OsmemProcess:
         server.stop()
         raise OsmemUnavailable(reason)
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
+    def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Stop, then start a new server on the same port, so clients holding `url` reconnect to it.
+
+        osmem keeps everything in memory: the new server starts empty (no indices, no templates).
+        The port can stay taken for a moment after the old server exits; starting is retried until
+        `timeout`.
+        """
+        port = self.port
+        self.stop()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fresh = type(self).start(max(1.0, deadline - time.monotonic()), port=port)
+                break
+            except OsmemUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+        self.process, self.url, self.logs = fresh.process, fresh.url, fresh.logs
+
+    def pause(self) -> None:
+        """SIGSTOP: an outage that keeps the data. The port stays open, so requests are accepted by
+        the kernel and then hang until the client's timeout; `resume()` serves what was queued."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def answers(self) -> bool:
         # No proxies: urllib would honour http_proxy even for loopback.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -153,6 +187,7 @@ class OsmemProcess:
         """Closing stdin asks it to exit; kill if it has not within `grace` seconds."""
         if self.process.poll() is None:
             try:
+                self.resume()  # a paused server could not exit
                 self.process.stdin.close()
                 self.process.wait(grace)
             except (OSError, subprocess.TimeoutExpired):
