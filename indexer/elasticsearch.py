@@ -233,7 +233,9 @@ class ElasticsearchStore:
                 request_timeout: float = 30.0, **kwargs) -> ElasticsearchStore:
         """A store on a new client for `url`; StoreUnavailable naming the setting when it cannot be reached."""
         try:
-            client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout, retry_on_timeout=True)
+            # max_retries=0: _retry already retries with backoff; the client's own 3 retries of a 30 s
+            # timeout on top made a hung server cost minutes per write before anyone heard of it.
+            client = Elasticsearch(url, api_key=api_key, request_timeout=request_timeout, max_retries=0)
         except ValueError as exc:  # the client's own check of the URL's shape
             raise StoreUnavailable(f"store.elasticsearch_url {url!r} is not a usable URL: {exc}") from None
         try:

@@ -25,6 +25,7 @@ from distributed import Client, as_completed
 
 from configs import Settings
 from indexer import LabelStore, MediaRecord, MediaStatus, StoreUnavailable
+from indexer.frame_images import FrameImageStore
 from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
 from pipelines.segments import plan_segments
@@ -133,10 +134,13 @@ def run_ingest(
 
     resources = vision_resources(client, settings.cluster.gpu)
     version = pipeline_version(settings)
+    images = FrameImageStore(settings.data_dir)
     discovery = discover_media(arguments)
     for where, reason in discovery.problems:
-        if Path(where).is_file():
-            store.record_failure(where, "unknown", reason)
+        # Files and folders that exist get a record, so `vestis status` lists them; a path that is not
+        # there (a typo, a glob matching nothing) is only in this run's report.
+        if Path(where).is_file() or Path(where).is_dir():
+            store.record_failure(where, "folder" if Path(where).is_dir() else "unknown", reason)
         settle(FileOutcome(where, "failed", reason=reason))
     observer.media_found(len(discovery.media))
     if not discovery.media:
@@ -164,6 +168,8 @@ def run_ingest(
         else:
             store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
             outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
+        # Pictures of frames no longer in the store (a failed run's, a replaced run's) must not be served.
+        images.prune(media_id, {frame.frame_id for frame in store.frames_of(media_id)})
         del runs[media_id]
         settle(outcome)
 

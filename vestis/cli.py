@@ -100,6 +100,8 @@ def ingest(
     console.print(outcome_table(report.outcomes))
     counts = Counter(o.status for o in report.outcomes)
     console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no media found")
+    if report.stopped:
+        console.print(f"[bold red]stopped:[/] {report.stopped}; run `vestis ingest` again to resume the unfinished files")
     if report.failed or not report.outcomes:
         raise typer.Exit(1)
 
