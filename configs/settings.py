@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +78,22 @@ class ReviewSettings(_Section):
         return value
 
 
+class ServerSettings(_Section):
+    # Origins (scheme://host[:port], as browsers send them in `Origin`) whose pages may call the API
+    # from a browser. Empty: none; the app's own pages are same-origin and need no entry.
+    cors_origins: list[str] = []
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?",
+                                origin):
+                raise ValueError(f"CORS origin {origin!r}: write scheme://host[:port], without a path or a "
+                                 "trailing slash ('*' is not allowed: name each origin)")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VESTIS_", env_nested_delimiter="__", extra="forbid")
 
@@ -87,6 +104,7 @@ class Settings(BaseSettings):
     vision: VisionSettings = VisionSettings()
     models: ModelSettings = ModelSettings()
     review: ReviewSettings = ReviewSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(

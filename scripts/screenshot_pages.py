@@ -36,12 +36,12 @@ VIEWPORT = {"width": 1280, "height": 800}
 def search_page(page) -> None:
     """Results for "dress" (two videos), the catwalk's moment open in the player."""
     page.goto("/?q=dress")
-    page.wait_for_function("[...document.querySelectorAll('#results .card img')]"
+    page.wait_for_function("() => [...document.querySelectorAll('#results .card img')]"
                            ".every(img => img.complete && img.naturalWidth > 0) && document.querySelector('.card')")
     page.locator(".video-group", has_text="catwalk.mp4").locator(".card").first.click()
     # Paused at the moment's start, so the picture does not depend on how far playback got.
-    page.wait_for_function("(() => { const v = document.getElementById('video');"
-                           " if (v.readyState < 2) return false; v.pause(); return !v.seeking; })()")
+    page.wait_for_function("() => { const v = document.getElementById('video');"
+                           " if (v.readyState < 2) return false; v.pause(); return !v.seeking; }")
     page.evaluate("window.scrollTo(0, 0)")
 
 

@@ -50,9 +50,9 @@ def open_review(browser, url: str, reviewer: str | None, address: str = "/review
 
 def settle(page) -> None:
     """The frame image decoded, its labels listed, no request on its way."""
-    page.wait_for_function("(() => { const img = document.getElementById('frame-image');"
+    page.wait_for_function("() => { const img = document.getElementById('frame-image');"
                            " return img.complete && img.naturalWidth > 0"
-                           "   && document.querySelectorAll('#labels tbody tr[data-path]').length > 0; })()")
+                           "   && document.querySelectorAll('#labels tbody tr[data-path]').length > 0; }")
     page.wait_for_load_state("networkidle")
 
 
@@ -67,7 +67,7 @@ def review_page(browser, url: str):
     page = open_review(browser, url, "alice", f"/review?frame={LEAST_SURE}")
     select_label(page, "persons.1.face.expression")
     page.keyboard.press("a")  # one accepted label, so the list shows a reviewed mark and the history an entry
-    page.wait_for_function("document.querySelector('#labels tr.reviewed')")
+    page.wait_for_function("() => document.querySelector('#labels tr.reviewed')")
     page.locator("#labels tbody tr[data-path]").first.click()
     select_label(page, DRESS_COLOR)
     page.keyboard.press("c")
@@ -83,7 +83,7 @@ def review_conflict(browser, url: str):
     alice = open_review(browser, url, "alice", address)
     select_label(alice, DRESS_COLOR)
     alice.keyboard.press("a")
-    alice.wait_for_function("document.querySelector('#labels tr.selected.reviewed')")
+    alice.wait_for_function("() => document.querySelector('#labels tr.selected.reviewed')")
     alice.context.close()
     select_label(bob, DRESS_COLOR)
     bob.keyboard.press("c")

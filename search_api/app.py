@@ -19,6 +19,13 @@ video at the moment's first second without a player page.
 Boxes are in pixels of the sampled frame as the labels describe it (FrameLabels.width x height),
 not of the original video and not of the stored JPEG, which is smaller; the image endpoints scale
 them when they draw.
+
+What the HTTP side guards (tests/search_api/test_security.py): every parameter is bounded (query
+length, page size, times, ids, id lists, request bodies); files are served only for media in the store
+(the path its record names) and for stored frame images that resolve inside the frames folder; writes
+need a reviewer token (search_api/review.py); no cross-origin reads unless `server.cors_origins` names
+the origin; the pages get a Content-Security-Policy that lets only their own scripts run, and put data
+into the page as text, never as markup.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from urllib.parse import quote
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -48,7 +56,7 @@ from indexer.moments import Moment, MomentGarment
 from indexer.query import ParsedQuery
 from indexer.review import ReviewStatus
 from indexer.search import MAX_LIMIT, InvalidCursor, MomentHit, SearchRequest, TermMatch
-from search_api.review import review_router
+from search_api.review import Id, MediaFilter, media_ids, review_router
 from vision.labels import Box, FrameLabels
 from vision.masks import decode_mask
 
@@ -58,6 +66,21 @@ if TYPE_CHECKING:  # importing it loads torch: only when a search needs it (buil
 STATIC_DIR = Path(__file__).with_name("static")
 THUMBNAIL_SIDE = 320
 FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
+
+# Request limits (the id limits are search_api/review.py's, shared with the review API).
+MAX_QUERY_CHARS = 500       # a search's free text: a long sentence, not a document
+MAX_CURSOR_CHARS = 1024     # next_cursor is base64 of a sort key and a fingerprint: a few hundred characters
+MAX_SECONDS = 10_000_000.0  # time filters: about 115 days of video
+MAX_PERSONS = 1000          # a moment's person index
+MAX_BODY_BYTES = 64 * 1024  # request bodies (review edits are a few hundred bytes)
+
+# Security headers. Every response: no content sniffing (a JSON answer holding a crafted file name
+# is never read as HTML). The pages: only their own scripts, styles, images and media; no framing.
+# /docs and /redoc (FastAPI's, loaded from a CDN with inline script) only get the framing rule.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+DOCS_POLICY = "frame-ancestors 'none'"
 
 # Browsers decide from Content-Type whether <video> can play a file; the platform's mimetypes table
 # misses several container formats (mkv, ts) on a bare system, so the common ones are listed here.
@@ -73,8 +96,9 @@ MEDIA_TYPES = {
 
 # Frame ids are "<media id>-<milliseconds>" (pipelines/media.py:frame_id); anything else is refused
 # before it comes near a file path.
-_FRAME_ID = re.compile(r"^(?P<media>[A-Za-z0-9_-]+)-(?P<ms>[0-9]+)$")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# fullmatch, not `$`: "$" also matches before a final newline.
+_FRAME_ID = re.compile(r"(?P<media>[A-Za-z0-9_-]+)-(?P<ms>[0-9]+)")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 # --- response models -------------------------------------------------------------------------------
@@ -495,6 +519,78 @@ def _parse_overlay(overlay: str | None) -> list[str]:
     return [name for name in ANNOTATORS if name in names]  # masks first, boxes drawn over them
 
 
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `limit` bytes, told (Content-Length) or sent
+    (chunked). Bodies here are small JSON edits, so a body is read whole before the app sees it."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        told = dict(scope["headers"]).get(b"content-length", b"")
+        if told.isdigit() and int(told) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as Starlette expects
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        response = JSONResponse({"detail": f"the request body is larger than {self.limit} bytes"}, status_code=413,
+                                headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: `X-Content-Type-Options: nosniff` on every response; on HTML pages a
+    Content-Security-Policy (PAGE_POLICY, or DOCS_POLICY for the API docs), no framing and no referrer."""
+
+    def __init__(self, app, docs_paths: frozenset[str] = frozenset()):
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                extra = [NOSNIFF]
+                content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    policy = DOCS_POLICY if scope["path"] in self.docs_paths else PAGE_POLICY
+                    extra += [(b"content-security-policy", policy.encode()), (b"x-frame-options", b"DENY"),
+                              (b"referrer-policy", b"no-referrer")]
+                message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(settings: Settings, *, parser: QueryParser | None = None) -> FastAPI:
     """The API over the store `settings` name, opened once here and closed on shutdown.
 
@@ -520,18 +616,38 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     app.state.store = store
     app.state.parsers = parsers
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # The last added runs first: the headers go on every answer (a 413 or a CORS preflight too); then
+    # CORS, only when origins are listed; then the body limit, before the app reads a body.
+    app.add_middleware(BodyLimit)
+    if settings.server.cors_origins:
+        # Only the listed origins may read answers from a page of theirs; reviewer tokens travel in
+        # the Authorization header (never cookies), so no credentials mode.
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.server.cors_origins),
+                           allow_methods=["GET", "HEAD", "POST"], allow_headers=["Authorization", "Content-Type"],
+                           allow_credentials=False, max_age=600)
+    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    frames_root = images.root.resolve()
 
     def frame_image(frame_id: str) -> tuple[str, Path]:
-        match = _FRAME_ID.match(frame_id)
+        """(media id, path) of a frame's stored image: a frame of a media in the store, whose file
+        lies inside the frames folder once links are followed (a link out of it is refused)."""
+        match = _FRAME_ID.fullmatch(frame_id)
         if match is None:
             raise HTTPException(404, f"no frame {frame_id!r}: frame ids look like <media id>-<milliseconds>")
+        if store.get_media(match["media"]) is None:
+            raise HTTPException(404, f"no frame {frame_id}: its media is not in the store")
         path = images.path_for(match["media"], frame_id)
-        if not path.is_file():
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a link loop
+            raise HTTPException(404, f"no stored image for frame {frame_id}") from None
+        if not real.is_relative_to(frames_root) or not real.is_file():
             raise HTTPException(404, f"no stored image for frame {frame_id}")
-        return match["media"], path
+        return match["media"], real
 
     def media_record(media_id: str) -> MediaRecord:
-        record = store.get_media(media_id) if _SAFE_ID.match(media_id) else None
+        record = store.get_media(media_id) if _SAFE_ID.fullmatch(media_id) else None
         if record is None:
             raise HTTPException(404, f"no media {media_id!r} in the store")
         return record
@@ -544,18 +660,22 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
 
     @app.get("/search", response_model=SearchResponse, summary="Search moments by what people wear")
     def search(
-        q: Annotated[str, Query(description='free text, e.g. "red striped dress without a hat"')] = "",
-        media: Annotated[list[str] | None, Query(description="only these media ids (repeat or comma-separate)")] = None,
-        start: Annotated[float | None, Query(ge=0, description="seconds: moments ending at or after it")] = None,
-        end: Annotated[float | None, Query(ge=0, description="seconds: moments starting at or before it")] = None,
+        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS,
+                                description='free text, e.g. "red striped dress without a hat"')] = "",
+        media: MediaFilter = None,
+        start: Annotated[float | None, Query(ge=0, le=MAX_SECONDS,
+                                             description="seconds: moments ending at or after it")] = None,
+        end: Annotated[float | None, Query(ge=0, le=MAX_SECONDS,
+                                           description="seconds: moments starting at or before it")] = None,
         min_confidence: Annotated[float, Query(ge=0, le=1, description="labels less sure count as absent")] = 0.0,
-        review: Annotated[list[ReviewStatus] | None, Query(description="only moments in these review states")] = None,
+        review: Annotated[list[ReviewStatus] | None, Query(max_length=len(ReviewStatus),
+                                                           description="only moments in these review states")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
+                                            description="next_cursor of the previous page")] = None,
     ) -> SearchResponse:
-        media_ids = [m for item in media or [] for m in item.split(",") if m.strip()] or None
         try:
-            return search_moments(store, parsers, q, media_ids=media_ids, start=start, end=end,
+            return search_moments(store, parsers, q, media_ids=media_ids(media), start=start, end=end,
                                   min_confidence=min_confidence, review=review, limit=limit, cursor=cursor)
         except InvalidCursor as exc:
             raise HTTPException(400, f"invalid cursor: {exc}. Start again without a cursor.") from None
@@ -565,8 +685,8 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     @app.get("/frames/{frame_id}.jpg", response_class=Response, summary="A sampled frame, optionally annotated",
              responses={200: {"content": {"image/jpeg": {}}}})
     def frame(
-        frame_id: str,
-        overlay: Annotated[str | None, Query(description="comma-separated: boxes, masks")] = None,
+        frame_id: Id,
+        overlay: Annotated[str | None, Query(max_length=40, description="comma-separated: boxes, masks")] = None,
     ) -> Response:
         media_id, path = frame_image(frame_id)
         layers = _parse_overlay(overlay)
@@ -585,11 +705,12 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
              summary="The moment's best frame, small, with the person's box",
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(
-        moment_id: str,
-        person: Annotated[int, Query(ge=0, description="which person of the moment (MomentHit.person_index)")] = 0,
+        moment_id: Id,
+        person: Annotated[int, Query(ge=0, le=MAX_PERSONS,
+                                     description="which person of the moment (MomentHit.person_index)")] = 0,
         size: Annotated[int, Query(ge=32, le=1280, description="longest side in pixels")] = THUMBNAIL_SIDE,
     ) -> Response:
-        moment: Moment | None = store.moment(moment_id) if _SAFE_ID.match(moment_id) else None
+        moment: Moment | None = store.moment(moment_id) if _SAFE_ID.fullmatch(moment_id) else None
         if moment is None:
             raise HTTPException(404, f"no moment {moment_id!r}")
         if person >= len(moment.persons):
@@ -610,7 +731,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         return [_media_out(record) for record in store.list_media()]
 
     @app.get("/media/{media_id}", response_model=MediaDetail, summary="One media file and its moments")
-    def media_detail(media_id: str) -> MediaDetail:
+    def media_detail(media_id: Id) -> MediaDetail:
         record = media_record(media_id)
         moments = [
             MomentLink(moment_id=m.moment_id, start=_ms(m.start), end=_ms(m.end),
@@ -626,7 +747,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
              responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "Partial content"},
                         404: {"description": "Unknown media, or its file is gone"},
                         416: {"description": "Range not satisfiable"}})
-    def stream(media_id: str) -> FileResponse:
+    def stream(media_id: Id) -> FileResponse:
         record = media_record(media_id)
         path = Path(record.path)
         if not path.is_file():

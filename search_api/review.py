@@ -3,23 +3,29 @@
 Reading is open; every write needs `Authorization: Bearer <token>` of a reviewer named in the
 settings (`review.reviewers`), and carries the version of the frame the reviewer saw: a frame changed
 by someone else since answers 409 with the version it has now, and nothing is overwritten.
+
+Every parameter is bounded (ids, id lists, numbers, versions); the id limits live here because the
+search endpoints in search_api/app.py share them.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the closures in Depends() at definition time.
 import hmac
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from configs import Settings
 from indexer import LabelStore
 from indexer.review import (
     FIELD_VALUES,
+    GARMENT_FIELDS,
     AuditEntry,
     Edit,
     EditConflict,
@@ -35,6 +41,42 @@ from indexer.review import (
 from vision.labels import FrameLabels
 
 _bearer = HTTPBearer(auto_error=False, description="a reviewer token from the settings (review.reviewers)")
+
+# --- limits shared with the search endpoints ---------------------------------------------------------
+# Media ids are short digests (pipelines/probe.py), frame ids "<media id>-<milliseconds>", moment ids
+# 32 hex digits: 128 characters is far more than any of them, and bounds what a lookup is given.
+MAX_ID_CHARS = 128
+MAX_MEDIA_FILTER = 100  # media ids in one filter (repeated or comma-separated)
+MAX_VERSION_CHARS = 64  # a frame version: "12" (embedded) or "<seq_no>.<primary_term>" (Elasticsearch)
+
+Id = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)]
+# A label path as indexer.review.label_paths writes it, indices in plain decimal: the indexer reads an
+# index with int(), which also takes "-1", "0_1" and " 1", so such a path would edit another label
+# than the one the audit trail records.
+_INDEX = r"(?:0|[1-9][0-9]{0,3})"
+LABEL_PATH = re.compile(rf"persons\.{_INDEX}\.(?:detection|face\.expression"
+                        rf"|garments\.{_INDEX}(?:\.(?:{'|'.join(GARMENT_FIELDS[1:])}))?)")
+# One `media` value may hold several comma-separated ids, so an item may be as long as the whole filter.
+MediaFilter = Annotated[
+    list[Annotated[str, StringConstraints(max_length=MAX_MEDIA_FILTER * (MAX_ID_CHARS + 1))]] | None,
+    Query(max_length=MAX_MEDIA_FILTER, description=f"only these media ids (repeat or comma-separate; "
+                                                   f"at most {MAX_MEDIA_FILTER})"),
+]
+
+
+def media_ids(media: list[str] | None) -> list[str] | None:
+    """The ids of a `media` filter (repeated, comma-separated or both); None for no filter.
+
+    422 for more than MAX_MEDIA_FILTER ids or an id longer than MAX_ID_CHARS: the schema can bound
+    the repeats and each value, not the ids a value holds.
+    """
+    ids = [m.strip() for item in media or [] for m in item.split(",") if m.strip()]
+    if len(ids) > MAX_MEDIA_FILTER:
+        raise HTTPException(422, f"at most {MAX_MEDIA_FILTER} media ids in a filter, not {len(ids)}")
+    long = next((m for m in ids if len(m) > MAX_ID_CHARS), None)
+    if long is not None:
+        raise HTTPException(422, f"media id {long[:40]!r}… is longer than {MAX_ID_CHARS} characters")
+    return ids or None
 
 
 class _Model(BaseModel):
@@ -80,12 +122,12 @@ class QueueOut(_Model):
 
 
 class EditIn(_Model):
-    version: str = Field(description="FrameView.version as the reviewer saw it")
+    version: str = Field(max_length=MAX_VERSION_CHARS, description="FrameView.version as the reviewer saw it")
     edit: Edit
 
 
 class UndoIn(_Model):
-    version: str
+    version: str = Field(max_length=MAX_VERSION_CHARS)
 
 
 def _box_of(frame: FrameLabels, path: str) -> list[float] | None:
@@ -167,7 +209,7 @@ def review_router(
 
     @router.get("/api/review/queue", response_model=QueueOut, summary="Frames to review, least sure first")
     def queue(
-        media: Annotated[list[str] | None, Query(description="only these media ids")] = None,
+        media: MediaFilter = None,
         label: Annotated[str | None, Query(max_length=40, description="only frames with a label of this value")] = None,
         min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
         max_confidence: Annotated[float, Query(ge=0, le=1)] = 1.0,
@@ -176,8 +218,7 @@ def review_router(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> QueueOut:
-        media_ids = [m for item in media or [] for m in item.split(",") if m.strip()] or None
-        request = QueueRequest(media_ids=media_ids, label=label or None, min_confidence=min_confidence,
+        request = QueueRequest(media_ids=media_ids(media), label=label or None, min_confidence=min_confidence,
                                max_confidence=max_confidence, status=status, sort=sort, limit=limit, offset=offset)
         page = store.review_queue(request)
         names = {m: (r.name if (r := store.get_media(m)) else "") for m in {i.media_id for i in page.items}}
@@ -186,27 +227,31 @@ def review_router(
         return QueueOut(items=items, total=page.total)
 
     @router.get("/api/review/frames/{frame_id}", response_model=FrameView, summary="A frame and its labels")
-    def frame(frame_id: str) -> FrameView:
+    def frame(frame_id: Id) -> FrameView:
         return view(reviewed(frame_id))
 
     @router.post("/api/review/frames/{frame_id}/edits", response_model=FrameView,
                  summary="Accept, reject, change, delete or draw a label (needs a reviewer token)",
                  responses={409: {"description": "someone else changed the frame since `version`"}})
-    def edit(frame_id: str, body: EditIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
+    def edit(frame_id: Id, body: EditIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
+        path = getattr(body.edit, "path", None)
+        if path is not None and not LABEL_PATH.fullmatch(path):
+            raise HTTPException(422, f"no label path {path[:80]!r}: paths look like persons.0.garments.1.color "
+                                     "(the label list's `path`)")
         current = reviewed(frame_id)
         return saved(lambda: edit_frame(store, frame_id, body.edit, body.version, who), current.labels.media_id)
 
     @router.post("/api/review/frames/{frame_id}/undo", response_model=FrameView,
                  summary="Revert the frame's latest edit (needs a reviewer token)",
                  responses={409: {"description": "someone else changed the frame since `version`"}})
-    def undo(frame_id: str, body: UndoIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
+    def undo(frame_id: Id, body: UndoIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
         current = reviewed(frame_id)
         return saved(lambda: undo_last(store, frame_id, body.version, who), current.labels.media_id)
 
     @router.get("/api/review/audit", response_model=list[AuditEntry], summary="Who changed what, newest first")
     def audit(
-        frame_id: Annotated[str | None, Query(max_length=200)] = None,
-        media: Annotated[str | None, Query(max_length=200)] = None,
+        frame_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        media: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AuditEntry]:
         return store.audit_log(frame_id=frame_id, media_id=media, limit=limit)

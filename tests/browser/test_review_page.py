@@ -77,8 +77,8 @@ def open_page(browser: Browser, review_server) -> Iterator[Callable[..., Page]]:
 def shown(page: Page) -> None:
     """A frame open: its labels listed, its image decoded."""
     expect(page.locator(ROWS).first).to_be_visible()
-    page.wait_for_function("(() => { const img = document.getElementById('frame-image');"
-                           " return img.complete && img.naturalWidth > 0; })()")
+    page.wait_for_function("() => { const img = document.getElementById('frame-image');"
+                           " return img.complete && img.naturalWidth > 0; }")
 
 
 def paths(page: Page) -> list[str]:

@@ -122,7 +122,7 @@ def test_a_shared_link_searches_straight_away(page: Page):
 def test_a_moment_after_one_whose_file_is_gone_plays_from_its_own_start(page: Page):
     search(page, "")
     page.locator(".card", has_text="0:10–0:12").click()  # the street: its file is gone
-    page.wait_for_function("document.getElementById('video').error")
+    page.wait_for_function("() => document.getElementById('video').error")
     expect(page.locator("#player-error")).to_contain_text("cannot be played")  # said, not a blank player
     page.locator(".card", has_text="0:00–0:04").click()  # the catwalk's dress
     wait_for_time(page, 0.0, timeout=3_000)  # once landed at 0:10, the street moment's start
