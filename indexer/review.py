@@ -13,6 +13,7 @@ garment with its attributes, a person with everything on it); the audit keeps wh
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from enum import Enum
@@ -105,25 +106,28 @@ def label_values(frame: FrameLabels) -> list[str]:
 # --- edits ---------------------------------------------------------------------------------------
 
 
+LabelPath = Annotated[str, Field(max_length=64)]
+
+
 class Accept(_Model):
     kind: Literal["accept"] = "accept"
-    path: str
+    path: LabelPath
 
 
 class Reject(_Model):
     kind: Literal["reject"] = "reject"
-    path: str
+    path: LabelPath
 
 
 class Delete(_Model):
     kind: Literal["delete"] = "delete"
-    path: str
+    path: LabelPath
 
 
 class SetValue(_Model):
     kind: Literal["set"] = "set"
-    path: str
-    value: str
+    path: LabelPath
+    value: str = Field(max_length=40)
 
 
 class AddBox(_Model):
@@ -132,7 +136,7 @@ class AddBox(_Model):
 
     kind: Literal["add_box"] = "add_box"
     box: Box
-    category: str
+    category: str = Field(max_length=40)
     person: int | None = Field(None, ge=0)
 
 
@@ -152,13 +156,17 @@ def _accepted(label: Label, reviewer: str) -> Label:
     return label if label.reviewed_by else label.model_copy(update={"confidence": 1.0, "reviewed_by": reviewer})
 
 
+_INDEX = re.compile(r"0|[1-9][0-9]{0,3}")
+
+
 def _parse(frame: FrameLabels, path: str, *, allow_missing: bool = False) -> tuple[int, int | None, str | None]:
     """(person index, garment index or None, field or None) of an existing label path; with
     `allow_missing`, a garment attribute without a label yet is allowed too (it can be set)."""
     parts = path.split(".")
     try:
-        if parts[0] != "persons":
-            raise ValueError
+        indices = [parts[1]] + ([parts[3]] if len(parts) > 3 and parts[2] == "garments" else [])
+        if parts[0] != "persons" or not all(_INDEX.fullmatch(i) for i in indices):
+            raise ValueError  # int() would take "-1", " 1" or "0_0" and edit another label than the audit names
         p = int(parts[1])
         person = frame.persons[p]
         if parts[2:] == ["detection"]:

@@ -101,6 +101,9 @@ def test_drawn_boxes_become_persons_and_garments_of_the_person_holding_them():
     (Accept(path="persons.0.garments.0.secondary_color"), "no label"),
     (SetValue(path="persons.0.garments.0.secondary_color", value="white"), None),  # a missing attribute may be set
     (Accept(path="../../etc/passwd"), "no label"),
+    (Accept(path="persons.-1.detection"), "no label"),  # int() reads it, the audit would name another label
+    (Accept(path="persons. 0.detection"), "no label"),
+    (Accept(path="persons.0.garments.0_0"), "no label"),
     (AddBox(box=Box(x1=520, y1=100, x2=580, y2=130), category="cape"), "'cape' is not a category"),
 ])
 def test_edits_that_do_not_fit_are_refused(edit, message):
