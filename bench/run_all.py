@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:
 BENCHMARKS = (
     ("pipeline", "bench.pipeline_bench", "Pipeline speed"),
     ("index", "bench.index_bench", "Index and search"),
+    ("load", "bench.load_test", "HTTP load"),
 )
 
 
