@@ -93,16 +93,28 @@ def review_conflict(browser, url: str):
     return bob
 
 
+def review_sample_video(browser, url: str):
+    """A frame of the sample video as ingested with the real stages (needs --data-dir), least sure first."""
+    page = open_review(browser, url, None, "/review?media=&status=unreviewed")
+    page.locator("#show-masks").check()  # masks on: what the parser saw
+    settle(page)
+    return page
+
+
 PAGES: dict[str, Callable] = {
     "review-page": review_page,
     "review-conflict": review_conflict,
+    "review-sample-video": review_sample_video,
 }
+REAL_DATA = {"review-sample-video"}  # taken over `--data-dir`, an ingest of real media
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"pages to take (default all: {', '.join(PAGES)})")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images", help="folder for <name>.png")
+    parser.add_argument("--data-dir", type=Path, help="an ingested data dir for the pages of real media "
+                        "(e.g. after `vestis ingest ../shared/data/videos/one-by-one-person-detection.mp4`)")
     args = parser.parse_args()
     unknown = [name for name in args.names if name not in PAGES]
     if unknown:
@@ -114,7 +126,19 @@ def main() -> int:
         return 1
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.names or PAGES:
+    for name in args.names or [n for n in PAGES if n not in REAL_DATA or args.data_dir]:
+        if name in REAL_DATA:
+            if args.data_dir is None:
+                parser.error(f"{name} needs --data-dir")
+            from configs import Settings
+
+            with serve(create_test_app(Settings(data_dir=args.data_dir))) as url, launch_chromium(chromium) as browser:
+                page = PAGES[name](browser, url)
+                target = args.out / f"{name}.png"
+                page.screenshot(path=str(target))
+                page.context.close()
+            print(target)
+            continue
         # A fresh scene for each picture: one picture's edits do not show up in the next.
         with tempfile.TemporaryDirectory(prefix="vestis-screenshots-") as root:
             settings = review_scene(Path(root))
