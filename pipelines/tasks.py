@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,21 @@ class VisionWorkerPlugin(WorkerPlugin):
         self.stages = build_stages(self.settings)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(self.settings.cluster.threads_per_worker)
-        self.store = open_store(self.settings)
         self.images = FrameImageStore(self.settings.data_dir, self.settings.sampling.thumbnail_side)
+        self._store = None
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self):
+        """Opened on first use, not in setup: a worker (re)started while the store is unreachable still
+        comes up, and its tasks fail their media with the store's reason (then the next run redoes them)."""
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_store(self.settings)
+            return self._store
 
     def teardown(self, worker=None):
-        store = getattr(self, "store", None)
+        store = getattr(self, "_store", None)
         if store is not None:
             store.close()
 

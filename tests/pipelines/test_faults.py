@@ -575,3 +575,16 @@ def test_es_stopped_mid_run_stops_the_run_and_a_restarted_server_gets_everything
     assert outcomes(again) == {"bikes.mp4": ("done", 14)}
     assert [round(f.timestamp, 6) for f in frames] == expected_timestamps(bikes, settings)
     assert stored_frames(osmem.url, "restart", bikes_id) == sorted((f.frame_id, record.run_id) for f in frames)
+
+
+def test_a_worker_starting_while_the_store_is_unreachable_still_comes_up():
+    """The plugin opens the store on first use: setup succeeds, and the first write names the store."""
+    from configs import Settings
+    from pipelines.tasks import VisionWorkerPlugin
+
+    settings = Settings(store={"elasticsearch_url": "http://127.0.0.1:9"}, vision={"stages": ["pass_through"]})
+    plugin = VisionWorkerPlugin(settings.shipped())
+    plugin.setup()
+    with pytest.raises(StoreUnavailable, match="store.elasticsearch_url http://127.0.0.1:9"):
+        plugin.store
+    plugin.teardown()
