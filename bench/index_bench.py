@@ -47,7 +47,6 @@ import gc
 import hashlib
 import json
 import math
-import os
 import platform
 import random
 import shutil
@@ -65,6 +64,7 @@ if str(REPO) not in sys.path:
 
 from pydantic import TypeAdapter  # noqa: E402
 
+from bench.common import load_average, number  # noqa: E402
 from indexer.search import SearchRequest  # noqa: E402
 from indexer.store import LabelStore, MediaRecord, MediaStatus  # noqa: E402
 from search_api.query_parser import QueryParser  # noqa: E402
@@ -784,7 +784,7 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
             "timed": "store calls only (begin_run, write_frames, finish_run; search); generating and validating "
                      "FrameLabels is reported as generate_s and not counted",
         },
-        "load_average": {"start": _load()},
+        "load_average": {"start": load_average()},
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "backends": {},
@@ -801,26 +801,13 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
             min_repeats=min_repeats, budget_s=budget_s, masks=masks,
             workdir=Path(workdir) if workdir is not None else None, log=log)
         report["backends"][name]["wall_s"] = round(time.perf_counter() - started, 1)
-    report["load_average"]["end"] = _load()
+    report["load_average"]["end"] = load_average()
     return report
 
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 # --- the summary ---------------------------------------------------------------------------------
 
-
-def _n(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}" if value >= 1 else f"{value:.2f}"
-    return f"{value:,}"
 
 
 def _size(frames: int) -> str:
@@ -854,10 +841,10 @@ def summary_markdown(report: dict) -> str:
             i = run_["index"]
             disk = run_.get("disk_bytes")
             lines.append(
-                f"| {name} | {_n(run_['frames'])} | {_n(i['videos'])} | {_n(run_['moments'])} "
-                f"| {_n(i['write_frames_per_s'])} ({_n(i['write_frames_per_cpu_s'])}) "
-                f"| {_n(i['finish_run_s'])} ({_n(i['finish_run_frames_per_s'])}) "
-                f"| {_n(i['frames_per_s'])} ({_n(i['frames_per_cpu_s'])}) "
+                f"| {name} | {number(run_['frames'])} | {number(i['videos'])} | {number(run_['moments'])} "
+                f"| {number(i['write_frames_per_s'])} ({number(i['write_frames_per_cpu_s'])}) "
+                f"| {number(i['finish_run_s'])} ({number(i['finish_run_frames_per_s'])}) "
+                f"| {number(i['frames_per_s'])} ({number(i['frames_per_cpu_s'])}) "
                 f"| {f'{disk / 2**30:.2f} GiB' if disk else '-'} |")
         if result.get("not_run"):
             notes.append(f"- {name}: not run at {', '.join(_size(s) for s in result['not_run']['sizes'])} "
@@ -882,13 +869,13 @@ def summary_markdown(report: dict) -> str:
             cells = []
             for r in runs:
                 s = r["search"]["queries"][q]
-                cells.append(f"{_n(s['total'])} | {_n(s['p50_ms'])} | {_n(s['p95_ms'])} | {_n(s['p99_ms'])} "
-                             f"| {_n(s['cpu_p50_ms'])}")
+                cells.append(f"{number(s['total'])} | {number(s['p50_ms'])} | {number(s['p95_ms'])} | {number(s['p99_ms'])} "
+                             f"| {number(s['cpu_p50_ms'])}")
             lines.append(f"| {spec['name']} | {spec['kind']} | {' | '.join(cells)} |")
         cells = []
         for r in runs:
             o = r["search"]["overall"]
-            cells.append(f" | {_n(o['p50_ms'])} | {_n(o['p95_ms'])} | {_n(o['p99_ms'])} | {_n(o['cpu_p50_ms'])}")
+            cells.append(f" | {number(o['p50_ms'])} | {number(o['p95_ms'])} | {number(o['p99_ms'])} | {number(o['cpu_p50_ms'])}")
         lines.append(f"| **all queries** | |{' | '.join(cells)} |")
     load = report.get("load_average")
     if load:

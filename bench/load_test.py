@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import load_average, number  # noqa: E402
 from bench.index_bench import QUERIES, SEED, QuerySpec, generate, percentile  # noqa: E402
 
 FRAMES = 20_000
@@ -72,12 +73,6 @@ ERROR_SAMPLES = 10
 def _log(message: str) -> None:
     print(f"[load_test {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 # --- the store ---------------------------------------------------------------------------------------
@@ -377,7 +372,7 @@ def run(quick: bool = False, *, frames: int | None = None, duration_s: float | N
         },
         "machine": {"python": platform.python_version(), "logical_cpus": os.cpu_count(),
                     "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None},
-        "load_average": {"start": _load()},
+        "load_average": {"start": load_average()},
     }
     temporary = workdir is None
     root = Path(tempfile.mkdtemp(prefix="vestis-load-")) if temporary else Path(workdir)
@@ -405,19 +400,12 @@ def run(quick: bool = False, *, frames: int | None = None, duration_s: float | N
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-    report["load_average"]["end"] = _load()
+    report["load_average"]["end"] = load_average()
     return report
 
 
 # --- the summary -------------------------------------------------------------------------------------
 
-
-def _n(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}" if value >= 1 else f"{value:.2f}"
-    return f"{value:,}"
 
 
 def summary_markdown(report: dict) -> str:
@@ -425,14 +413,14 @@ def summary_markdown(report: dict) -> str:
     lines = [
         "## HTTP load",
         "",
-        f"The app under uvicorn on loopback over an embedded store of {_n(store['frames'])} synthetic frames "
-        f"({store['videos']} videos, {_n(store['moments'])} moments); {config['clients']} concurrent clients "
+        f"The app under uvicorn on loopback over an embedded store of {number(store['frames'])} synthetic frames "
+        f"({store['videos']} videos, {number(store['moments'])} moments); {config['clients']} concurrent clients "
         f"(closed loop, keep-alive) for {config['duration_s']:g} s: 70% searches (a tenth of them page 2), "
         f"20% thumbnails, 10% frames with boxes drawn. Latency: sending to the last byte of the answer."
         + (" **Quick run: small store, a few seconds.**" if report.get("quick") else ""),
         "",
-        f"**{_n(results['requests'])} requests, {results['errors']} errors, {_n(results['requests_per_s'])} "
-        f"requests/s**; server CPU {_n(results['server_cpu_ms_per_request'])} ms per request.",
+        f"**{number(results['requests'])} requests, {results['errors']} errors, {number(results['requests_per_s'])} "
+        f"requests/s**; server CPU {number(results['server_cpu_ms_per_request'])} ms per request.",
         "",
         "| requests | count | errors | p50 ms | p95 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -440,8 +428,8 @@ def summary_markdown(report: dict) -> str:
     rows = [("all", {**results["latency"], "errors": results["errors"]}), *results["by_kind"].items()]
     for name, r in rows:
         if r.get("requests"):
-            lines.append(f"| {name} | {_n(r['requests'])} | {r['errors']} | {_n(r['p50_ms'])} | {_n(r['p95_ms'])} "
-                         f"| {_n(r['p99_ms'])} | {_n(r['max_ms'])} |")
+            lines.append(f"| {name} | {number(r['requests'])} | {r['errors']} | {number(r['p50_ms'])} | {number(r['p95_ms'])} "
+                         f"| {number(r['p99_ms'])} | {number(r['max_ms'])} |")
     if results["error_samples"]:
         lines += ["", "Errors (first few):", *[f"- `{e}`" for e in results["error_samples"]]]
     load = report.get("load_average")

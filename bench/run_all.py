@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import load_average  # noqa: E402
+
 # (report key, module, title in the markdown when it has no summary of its own)
 BENCHMARKS = (
     ("pipeline", "bench.pipeline_bench", "Pipeline speed"),
@@ -65,12 +67,6 @@ def _git_commit() -> str | None:
         return None
     return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def machine() -> dict:
@@ -167,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "load_average": {"start": _load()},
+        "load_average": {"start": load_average()},
         "benchmarks": {},
     }
     summaries: dict[str, str | None] = {}
@@ -179,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries[key] = summary
         failed |= str(result.get("status", "")).startswith("failed")
         print(f"[run_all] {key}: {result.get('status', 'done')}", file=sys.stderr, flush=True)
-    report["load_average"]["end"] = _load()
+    report["load_average"]["end"] = load_average()
     report["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
