@@ -183,15 +183,18 @@ def live_server(tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def page(browser: Browser, live_server: str) -> Iterator[Page]:
-    """A fresh page (own cookies and cache) whose relative URLs go to the live server.
+@contextmanager
+def fresh_page(browser: Browser, base_url: str, init_script: str | None = None) -> Iterator[Page]:
+    """A fresh page (own cookies and cache) whose relative URLs go to `base_url`, with `init_script`
+    run before any page script.
 
     Uncaught script errors fail the test: a page that throws can still look right in a screenshot.
     """
-    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     opened = context.new_page()
+    if init_script:
+        opened.add_init_script(init_script)
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     try:
@@ -199,3 +202,10 @@ def page(browser: Browser, live_server: str) -> Iterator[Page]:
     finally:
         context.close()
     assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: str) -> Iterator[Page]:
+    """A fresh page on the live server (see fresh_page)."""
+    with fresh_page(browser, live_server) as opened:
+        yield opened

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ pytest.importorskip("playwright.sync_api", exc_type=ImportError,
                     reason="Playwright is not installed: pip install -e '.[dev]'")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from tests.browser.conftest import create_test_app, serve  # noqa: E402
+from tests.browser.conftest import create_test_app, fresh_page, serve  # noqa: E402
 from tests.search_api.test_review_api_page_flows import (  # noqa: E402
     DRESS_COLOR,
     REVIEWERS,
@@ -53,25 +54,17 @@ def open_page(browser: Browser, review_server) -> Iterator[Callable[..., Page]]:
     storage, so own token), at `address`, once its frame is shown (`wait`). Uncaught script errors
     fail the test."""
     url, _ = review_server
-    contexts, errors = [], []
+    with ExitStack() as pages:
 
-    def opened(reviewer: str | None = None, address: str = "/review", wait: bool = True) -> Page:
-        context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        if reviewer:
-            context.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {REVIEWERS[reviewer]!r});")
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(address)
-        if wait:
-            shown(page)
-        return page
+        def opened(reviewer: str | None = None, address: str = "/review", wait: bool = True) -> Page:
+            token = f"sessionStorage.setItem({TOKEN_KEY!r}, {REVIEWERS[reviewer]!r});" if reviewer else None
+            page = pages.enter_context(fresh_page(browser, url, init_script=token))
+            page.goto(address)
+            if wait:
+                shown(page)
+            return page
 
-    yield opened
-    for context in contexts:
-        context.close()
-    assert not errors, f"the page threw: {errors}"
+        yield opened
 
 
 def shown(page: Page) -> None:

@@ -24,7 +24,7 @@ from configs import Settings  # noqa: E402
 from indexer import open_store  # noqa: E402
 from indexer.frame_images import FrameImageStore  # noqa: E402
 from search_api.app import PAGE_POLICY  # noqa: E402
-from tests.browser.conftest import create_test_app, make_long_video, serve  # noqa: E402
+from tests.browser.conftest import create_test_app, fresh_page, make_long_video, serve  # noqa: E402
 from tests.indexer.test_store_search import catwalk, index  # noqa: E402
 from vision.labels import Label  # noqa: E402
 
@@ -65,17 +65,8 @@ def crafted_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def crafted_page(browser: Browser, crafted_server: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=crafted_server, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    opened = context.new_page()
-    opened.add_init_script(WATCH)
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+    with fresh_page(browser, crafted_server, init_script=WATCH) as opened:
         yield opened
-    finally:
-        context.close()
-    assert not errors, f"the page threw: {errors}"
 
 
 def nothing_ran(page: Page) -> None:
