@@ -44,13 +44,9 @@ def shared_videos(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def es_server():
     """URL of an osmem-server standing in for Elasticsearch; skips when it cannot be had."""
-    pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
-    from tests.indexer.elasticsearch_server import OsmemProcess, OsmemUnavailable
+    from tests.indexer.backends import start_osmem_or_skip
 
-    try:
-        server = OsmemProcess.start()
-    except OsmemUnavailable as exc:
-        pytest.skip(str(exc))
+    server = start_osmem_or_skip()
     yield server.url
     server.stop()
 

@@ -10,8 +10,22 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from indexer.embedded import EmbeddedStore
 from indexer.store import LabelStore
+
+
+def start_osmem_or_skip():
+    """An osmem-server of the caller's own (tests/indexer/elasticsearch_server.py), or a skip of the
+    test where the `elasticsearch` client or the server cannot be had. The caller stops it."""
+    pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
+    from tests.indexer.elasticsearch_server import OsmemProcess, OsmemUnavailable
+
+    try:
+        return OsmemProcess.start()
+    except OsmemUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 class EmbeddedBackend:

@@ -36,6 +36,7 @@ from indexer import MediaStatus, StoreUnavailable, open_store
 from pipelines.ingest import run_ingest
 from pipelines.media import fingerprint
 from pipelines.sampling import sample_frames
+from tests.indexer.backends import start_osmem_or_skip
 from vision.pass_through import PassThroughStage
 
 pytestmark = pytest.mark.slow
@@ -422,13 +423,7 @@ WORKER_ES_TIMEOUT_S = 0.5
 @pytest.fixture(scope="module")
 def osmem():
     """A server of our own: these tests pause, stop and restart it."""
-    pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
-    from tests.indexer.elasticsearch_server import OsmemProcess, OsmemUnavailable
-
-    try:
-        server = OsmemProcess.start()
-    except OsmemUnavailable as exc:
-        pytest.skip(str(exc))
+    server = start_osmem_or_skip()
     yield server
     server.stop()
 
