@@ -50,21 +50,35 @@ PAGES: dict[str, Callable] = {
 }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"pages to take (default all: {', '.join(PAGES)})")
+def page_parser(description: str, pages: dict) -> argparse.ArgumentParser:
+    """The command line both screenshot scripts share: page names and the output folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"pages to take (default all: {', '.join(pages)})")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images", help="folder for <name>.png")
-    args = parser.parse_args()
-    unknown = [name for name in args.names if name not in PAGES]
+    return parser
+
+
+def checked_setup(parser: argparse.ArgumentParser, args: argparse.Namespace, pages: dict) -> Path | None:
+    """Refuse unknown page names; the browser to use, or None (said on stderr) when there is none."""
+    unknown = [name for name in args.names if name not in pages]
     if unknown:
-        parser.error(f"unknown page {', '.join(unknown)}; known: {', '.join(PAGES)}")
+        parser.error(f"unknown page {', '.join(unknown)}; known: {', '.join(pages)}")
     try:
         chromium = find_chromium(install=False)
     except BrowserUnavailable as exc:
-        print(f"screenshot_pages.py: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return None
+    args.out.mkdir(parents=True, exist_ok=True)
+    return chromium
+
+
+def main() -> int:
+    parser = page_parser(__doc__.split("\n\n")[0], PAGES)
+    args = parser.parse_args()
+    chromium = checked_setup(parser, args, PAGES)
+    if chromium is None:
         return 1
 
-    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vestis-screenshots-") as root:
         settings = browser_scene(Path(root))
         with serve(create_test_app(settings)) as url, launch_chromium(chromium) as browser:

@@ -12,7 +12,6 @@ app's URL (a conflict needs two reviewers, so two pages) and returns the page to
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,12 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # `tests` is a namespace package at the root
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from screenshot_pages import VIEWPORT  # noqa: E402
+from screenshot_pages import VIEWPORT, checked_setup, page_parser  # noqa: E402
 
 from tests.browser.conftest import (  # noqa: E402
-    BrowserUnavailable,
     create_test_app,
-    find_chromium,
     launch_chromium,
     serve,
 )
@@ -110,22 +107,13 @@ REAL_DATA = {"review-sample-video"}  # taken over `--data-dir`, an ingest of rea
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"pages to take (default all: {', '.join(PAGES)})")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images", help="folder for <name>.png")
+    parser = page_parser(__doc__.split("\n\n")[0], PAGES)
     parser.add_argument("--data-dir", type=Path, help="an ingested data dir for the pages of real media "
                         "(e.g. after `vestis ingest ../shared/data/videos/one-by-one-person-detection.mp4`)")
     args = parser.parse_args()
-    unknown = [name for name in args.names if name not in PAGES]
-    if unknown:
-        parser.error(f"unknown page {', '.join(unknown)}; known: {', '.join(PAGES)}")
-    try:
-        chromium = find_chromium(install=False)
-    except BrowserUnavailable as exc:
-        print(f"screenshot_review.py: {exc}", file=sys.stderr)
+    chromium = checked_setup(parser, args, PAGES)
+    if chromium is None:
         return 1
-
-    args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names or [n for n in PAGES if n not in REAL_DATA or args.data_dir]:
         if name in REAL_DATA:
             if args.data_dir is None:
