@@ -196,6 +196,7 @@ class EmbeddedStore:
             if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
                 self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
         self._moments_checked = False  # see _ensure_moments
+        self._queue_columns_filled = False  # see _fill_queue_columns
 
     # -- helpers -------------------------------------------------------------------------------
     def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
@@ -504,10 +505,14 @@ class EmbeddedStore:
         return [FrameLabels.model_validate_json(r[0]) for r in rows]
 
     def _fill_queue_columns(self) -> None:
-        """Databases from before review: compute the queue columns of frames that lack them, once."""
+        """Databases from before review: compute the queue columns of frames that lack them, once per
+        store object (the check scans the frames table; every frame written since fills them itself)."""
+        if self._queue_columns_filled:
+            return
         while True:
             rows = self._query("SELECT frame_id, run_id, doc FROM frames WHERE label_values IS NULL LIMIT 2000")
             if not rows:
+                self._queue_columns_filled = True
                 return
             updates = []
             for frame_id, run_id, doc in rows:

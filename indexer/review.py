@@ -354,9 +354,9 @@ def undo_last(store, frame_id: str, version: str, reviewer: str) -> ReviewedFram
         raise InvalidEdit(f"no visible frame {frame_id!r}")
     if current.version != version:
         raise EditConflict(frame_id, version, current.version)
-    undone = {e.undoes for e in store.audit_log(frame_id=frame_id, limit=10_000) if e.undoes is not None}
-    target = next((e for e in store.audit_log(frame_id=frame_id, limit=10_000)
-                   if e.action != "undo" and e.entry_id not in undone), None)
+    history = store.audit_log(frame_id=frame_id, limit=10_000)  # newest first
+    undone = {e.undoes for e in history if e.undoes is not None}
+    target = next((e for e in history if e.action != "undo" and e.entry_id not in undone), None)
     if target is None:
         raise InvalidEdit(f"frame {frame_id} has no edit left to undo")
     entry = AuditEntry(frame_id=frame_id, media_id=current.labels.media_id, reviewer=reviewer, action="undo",

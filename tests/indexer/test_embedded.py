@@ -148,3 +148,15 @@ def test_moments_without_a_scoring_view_are_ranked_from_the_whole_document(embed
         db.execute("UPDATE moments SET summary = NULL")
     assert {text: store_view(search(embedded, text)) for text in before} == before
     assert search(embedded, "red dress").hits[0].moment.frame_ids  # the page still has the whole moment
+
+
+def test_a_database_from_before_review_gets_its_queue_columns_on_first_queue(embedded):
+    from indexer.review import QueueRequest
+
+    index(embedded, "catwalk", catwalk())
+    with sqlite3.connect(embedded.path) as db:
+        db.execute("UPDATE frames SET lowest_confidence = NULL, label_values = NULL")
+    page = embedded.review_queue(QueueRequest(label="dress"))
+    assert page.total == 5 and page.items[0].lowest_confidence == pytest.approx(0.7)
+    with sqlite3.connect(embedded.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM frames WHERE label_values IS NULL").fetchone()[0] == 0
