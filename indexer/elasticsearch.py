@@ -441,6 +441,14 @@ class ElasticsearchStore:
             return []
         return self._run_frames(media_id, record.visible_run_id)
 
+    def frame_ids_of(self, media_id: str) -> set[str]:
+        record = self.get_media(media_id)
+        if record is None or not record.visible_run_id:
+            return set()
+        self._refresh("frames")
+        query = {"bool": {"filter": [{"term": {"media_id": media_id}}, {"term": {"run_id": record.visible_run_id}}]}}
+        return {h["_source"]["frame_id"] for h in self._scan("frames", query, [{"frame_id": "asc"}], source=["frame_id"])}
+
     def _moment_actions(self, index: str, run_id: str, moments: list[Moment], media_name: str) -> Iterator[dict]:
         for order, m in enumerate(moments):
             yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",

@@ -327,6 +327,12 @@ class EmbeddedStore:
         )
         return [FrameLabels.model_validate(json.loads(r[0])) for r in rows]
 
+    def frame_ids_of(self, media_id: str) -> set[str]:
+        rows = self._query(
+            "SELECT f.frame_id FROM frames f JOIN media m ON m.media_id = f.media_id AND f.run_id = m.visible_run_id "
+            "WHERE f.media_id = ?", (media_id,))
+        return {r[0] for r in rows}
+
     # -- moments -------------------------------------------------------------------------------
     def _run_frames(self, media_id: str, run_id: str, db: sqlite3.Connection | None = None) -> list[FrameLabels]:
         """The run's frames, each in its human version where a reviewer edited it: a re-ingest never

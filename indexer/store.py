@@ -81,6 +81,9 @@ class LabelStore(Protocol):
     def frames_of(self, media_id: str) -> list[FrameLabels]:
         """The visible frames of a media file, in time order."""
 
+    def frame_ids_of(self, media_id: str) -> set[str]:
+        """The ids of the visible frames of a media file, without reading the frames themselves."""
+
     def moment(self, moment_id: str) -> Moment | None:
         """A visible moment by id (what a result link points to), or None."""
 

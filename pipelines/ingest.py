@@ -169,7 +169,7 @@ def run_ingest(
             store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
             outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
         # Pictures of frames no longer in the store (a failed run's, a replaced run's) must not be served.
-        images.prune(media_id, {frame.frame_id for frame in store.frames_of(media_id)})
+        images.prune(media_id, store.frame_ids_of(media_id))
         del runs[media_id]
         settle(outcome)
 

@@ -28,11 +28,12 @@ def record(media_id: str, run_id: str, path: str | None = None) -> MediaRecord:
 def test_finished_run_makes_frames_visible(store):
     store.begin_run(record("m1", "run-a"))
     store.write_frames("run-a", labels("m1", [2.0, 0.0, 1.0]))
-    assert store.frames_of("m1") == []  # nothing searchable before the run finishes
+    assert store.frames_of("m1") == [] and store.frame_ids_of("m1") == set()  # nothing visible before the finish
     assert store.get_media("m1").status == MediaStatus.PENDING
     store.finish_run("m1", "run-a", 3, 0, 0, 1.5)
     frames = store.frames_of("m1")
     assert [f.timestamp for f in frames] == [0.0, 1.0, 2.0]  # time order
+    assert store.frame_ids_of("m1") == {f.frame_id for f in frames}
     media = store.get_media("m1")
     assert (media.status, media.frames, media.visible_run_id, media.seconds) == (MediaStatus.DONE, 3, "run-a", 1.5)
     assert [m.media_id for m in store.list_media()] == ["m1"]
@@ -58,6 +59,7 @@ def test_failed_run_drops_only_its_own_frames(backend, store):
     store.begin_run(record("m1", "run-b"))
     store.write_frames("run-b", labels("m1", [0.0, 0.5, 1.0, 1.5]))
     assert [f.timestamp for f in store.frames_of("m1")] == [0.0, 1.0]  # still the finished run
+    assert store.frame_ids_of("m1") == {f.frame_id for f in labels("m1", [0.0, 1.0])}  # not the pending run's
     store.fail_run("m1", "run-b", "ffmpeg could not decode the video: boom")
 
     media = store.get_media("m1")
