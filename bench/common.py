@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 
 def load_average() -> list[float] | None:
@@ -20,3 +22,14 @@ def number(value) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}" if value >= 1 else f"{value:.2f}"
     return f"{value:,}"
+
+
+def write_report(report: dict, out: Path | None, summary: str) -> None:
+    """The JSON report to `out` with the markdown summary on stdout, or the JSON on stdout."""
+    text = json.dumps(report, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        print(summary)
+    else:
+        print(text)

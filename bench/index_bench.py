@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import math
 import platform
 import random
@@ -64,7 +63,7 @@ if str(REPO) not in sys.path:
 
 from pydantic import TypeAdapter  # noqa: E402
 
-from bench.common import load_average, number  # noqa: E402
+from bench.common import load_average, number, write_report  # noqa: E402
 from indexer.search import SearchRequest  # noqa: E402
 from indexer.store import LabelStore, MediaRecord, MediaStatus  # noqa: E402
 from search_api.query_parser import QueryParser  # noqa: E402
@@ -901,13 +900,7 @@ def main(argv: list[str] | None = None) -> int:
                  backends=[b.strip() for b in args.backends.split(",") if b.strip()], seed=args.seed,
                  batch_size=args.batch_size, repeats=args.repeats, budget_s=args.budget, workdir=args.workdir)
     report["command"] = " ".join(["python", "bench/index_bench.py", *(argv if argv is not None else sys.argv[1:])])
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        print(summary_markdown(report))
-    else:
-        print(text)
+    write_report(report, args.out, summary_markdown(report))
     return 0
 
 

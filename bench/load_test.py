@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import load_average, number  # noqa: E402
+from bench.common import load_average, number, write_report  # noqa: E402
 from bench.index_bench import QUERIES, SEED, QuerySpec, generate, percentile  # noqa: E402
 
 FRAMES = 20_000
@@ -458,13 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(quick=args.quick, frames=args.frames, duration_s=args.duration, clients=args.clients,
                  seed=args.seed, workdir=args.workdir)
     report["command"] = " ".join(["python", "bench/load_test.py", *(argv if argv is not None else sys.argv[1:])])
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        print(summary_markdown(report))
-    else:
-        print(text)
+    write_report(report, args.out, summary_markdown(report))
     return 0
 
 
