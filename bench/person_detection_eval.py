@@ -1,7 +1,7 @@
 """Measure the person-detection stage on the shared data (the numbers in docs/models/person-detection.md).
 
     .venv/bin/python bench/person_detection_eval.py [--data ../shared/data] [--cache-dir DIR]
-        [--input-size 416] [--threads 1] [--skip-ccp] [--skip-video]
+        [--input-size 416] [--zoom-out 1.6] [--threads 1] [--skip-ccp] [--skip-video]
 
 CCP (704 street-fashion photos, one main person each, often with passers-by behind; pixel masks):
 how many photos get exactly one person, how many get a box that matches the bounding box of the
@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/vestis/models").expanduser())
     parser.add_argument("--input-size", type=int, default=None, help="square network input (default: the manifest's)")
+    parser.add_argument("--zoom-out", type=float, default=None,
+                        help="second pass on a canvas this much larger (default: the settings'; 1 = off)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="only the first N CCP photos")
     parser.add_argument("--skip-ccp", action="store_true")
@@ -130,8 +132,9 @@ def main() -> None:
     fetch_model(load_manifest().get(MODEL_NAME), args.cache_dir)
     settings = Settings(models={"cache_dir": args.cache_dir}, vision={"device": "cpu", "batch_size": BATCH})
     size = (args.input_size, args.input_size) if args.input_size else None
-    stage = PersonDetectionStage(settings, confidence_threshold=min(THRESHOLDS), input_size=size)
-    print(f"{stage.model_version}: input {stage.input_width}x{stage.input_height}, NMS IoU {stage.nms_iou}")
+    stage = PersonDetectionStage(settings, confidence_threshold=min(THRESHOLDS), input_size=size, zoom_out=args.zoom_out)
+    print(f"{stage.model_version}: input {stage.input_width}x{stage.input_height}, NMS IoU {stage.nms_iou}, "
+          f"zoom-out pass {stage.zoom_out}")
     if not args.skip_ccp:
         eval_ccp(stage, args.data, args.limit)
     if not args.skip_video:

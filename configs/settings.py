@@ -51,10 +51,21 @@ class ClusterSettings(_Section):
         return "off" if value is False else value
 
 
+class PersonDetectionSettings(_Section):
+    # Class-aware confidence (objectness x P(person)) a box needs to become a Person.
+    confidence_threshold: float = Field(0.25, gt=0, le=1)
+    nms_iou: float = Field(0.45, gt=0, le=1)
+    # A second pass sees the frame shrunk into a canvas this many times larger (grey around it):
+    # people who fill the frame score under the threshold at full size and well above it so.
+    # 1 turns the second pass off.
+    zoom_out: float = Field(1.6, ge=1, le=4)
+
+
 class VisionSettings(_Section):
     stages: list[str] = ["person_detection", "garments", "face_expression"]
     device: str = "auto"
     batch_size: int = Field(8, ge=1, le=1024)
+    person_detection: PersonDetectionSettings = PersonDetectionSettings()
 
 
 class ModelSettings(_Section):

@@ -236,12 +236,16 @@ class YoloHead(nn.Module):
 class Darknet(nn.Module):
     """A darknet network built from its cfg; call `load_weights` (or use `from_files`) for trained weights."""
 
-    def __init__(self, cfg: str | Path | list[dict[str, str]]):
+    def __init__(self, cfg: str | Path | list[dict[str, str]], yolo_masks: list[list[int]] | None = None):
+        """yolo_masks: the anchor indices of each [yolo] layer in cfg order, replacing the cfg's `mask`
+        lines (a cfg shipped with the wrong mask for its weights is corrected in the model record)."""
         super().__init__()
         if isinstance(cfg, Path) or (isinstance(cfg, str) and "\n" not in cfg and Path(cfg).is_file()):
             cfg = parse_cfg(Path(cfg).read_text())
         elif isinstance(cfg, str):
             cfg = parse_cfg(cfg)
+        if yolo_masks is not None:
+            cfg = _with_yolo_masks(cfg, yolo_masks)
         net, layers = cfg[0], cfg[1:]
         self.width = int(net.get("width", 416))
         self.height = int(net.get("height", 416))
@@ -284,13 +288,13 @@ class Darknet(nn.Module):
         self.header: dict[str, Any] = {}
 
     @classmethod
-    def from_files(cls, files: dict[str, Path]) -> "Darknet":
+    def from_files(cls, files: dict[str, Path], yolo_masks: list[list[int]] | None = None) -> "Darknet":
         """Build from a model's files by name (as `vision.model_files.model_files` returns them)."""
         cfgs = [p for p in files.values() if Path(p).suffix == ".cfg"]
         weights = [p for p in files.values() if Path(p).suffix == ".weights"]
         if len(cfgs) != 1 or len(weights) != 1:
             raise DarknetError(f"need exactly one .cfg and one .weights file, got {sorted(files)}")
-        model = cls(Path(cfgs[0]))
+        model = cls(Path(cfgs[0]), yolo_masks=yolo_masks)
         model.load_weights(weights[0])
         return model.eval()
 
@@ -330,35 +334,11 @@ class Darknet(nn.Module):
         return torch.cat(detections, dim=1)
 
 
-def boxes_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), both x1, y1, x2, y2."""
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return inter / union.clamp(min=1e-9)
-
-
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression; indices of the kept boxes, highest score first."""
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    order = scores.argsort(descending=True)
-    iou = box_iou(boxes[order], boxes[order])
-    suppressed = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
-    keep = []
-    iou_cpu = iou.cpu()
-    suppressed = suppressed.cpu()
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou_cpu[i] > iou_threshold
-    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
+def _with_yolo_masks(cfg: list[dict[str, str]], masks: list[list[int]]) -> list[dict[str, str]]:
+    yolo = [k for k, options in enumerate(cfg) if options.get("type") == "yolo"]
+    if len(masks) != len(yolo):
+        raise DarknetError(f"yolo_masks has {len(masks)} entries, the cfg has {len(yolo)} [yolo] layers")
+    cfg = [dict(options) for options in cfg]
+    for k, mask in zip(yolo, masks):
+        cfg[k]["mask"] = ",".join(str(int(m)) for m in mask)
+    return cfg

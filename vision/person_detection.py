@@ -4,7 +4,12 @@ The model comes from the manifest record `yolov3-tiny-coco` (configs/models/yolo
 its files must be in the model cache (`vestis models fetch`). Each frame is letterboxed to the
 network input (aspect ratio kept, grey padding, as darknet does), the YOLO heads are decoded, the
 class-aware confidence objectness * P(person) is thresholded, overlapping boxes are merged by NMS,
-and the boxes are mapped back to the frame's pixels. Model card: docs/models/person-detection.md
+and the boxes are mapped back to the frame's pixels.
+
+A second pass sees the frame shrunk into a larger grey canvas (`vision.person_detection.zoom_out`):
+YOLOv3-tiny scores a person who fills the whole input at 0.1-0.25 (close portraits, tight crops,
+the astronaut photo) and the same person with room around them at 0.8-0.99. Both passes' boxes go
+through one NMS. Model card: docs/models/person-detection.md
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from torchvision.ops import box_convert, clip_boxes_to_image, nms
 
 from configs import Settings
 from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
-from vision.darknet import boxes_cxcywh_to_xyxy, nms
 from vision.device import resolve_device
 from vision.labels import Box, Label, Person
 from vision.model_files import model_files
@@ -28,13 +33,11 @@ from vision.stage import Frame, Stage
 MODEL_NAME = "yolov3-tiny-coco"
 PERSON_CLASS = "person"
 
-# Class-aware confidence (objectness x P(person)) a detection needs to become a Person label.
-# 0.25 is the default the darknet YOLO page documents; on the shared data it finds the main person
-# in 91.8% of the CCP photos (89.3% at 0.3) and still no person in any empty video frame (none
-# scores even 0.1 there). Numbers: docs/models/person-detection.md.
-DEFAULT_CONFIDENCE_THRESHOLD = 0.25
-DEFAULT_NMS_IOU = 0.45
 MAX_PERSONS_PER_FRAME = 100
+# The zoomed-out pass keeps only boxes at least this share of the frame's width or height: smaller
+# people are seen at a better resolution in the full-size pass, and the coarse pass would add
+# duplicates of their parts.
+LARGE_SHARE = 0.5
 
 
 def _bundled_version() -> str:
@@ -49,7 +52,8 @@ def _bundled_version() -> str:
 def _build_model(record: ModelRecord, files: dict[str, Path]) -> torch.nn.Module:
     module_name, _, class_name = record.entry_point.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_files(files)
+    masks = record.preprocessing.get("yolo_masks")  # a correction of the cfg's anchor masks
+    return cls.from_files(files, yolo_masks=masks) if masks is not None else cls.from_files(files)
 
 
 class PersonDetectionStage(Stage):
@@ -59,11 +63,14 @@ class PersonDetectionStage(Stage):
     def __init__(
         self,
         settings: Settings,
-        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+        confidence_threshold: float | None = None,
         nms_iou: float | None = None,
         input_size: tuple[int, int] | None = None,
         model_name: str = MODEL_NAME,
+        zoom_out: float | None = None,
     ):
+        options = settings.vision.person_detection
+        confidence_threshold = options.confidence_threshold if confidence_threshold is None else confidence_threshold
         if not 0.0 < confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be in (0, 1], got {confidence_threshold}")
         self.record = load_manifest(settings.models.manifest).get(model_name)
@@ -74,7 +81,10 @@ class PersonDetectionStage(Stage):
         self.model_version = f"{self.record.name}@{self.record.version}"
         self.confidence_threshold = float(confidence_threshold)
         pre = self.record.preprocessing
-        self.nms_iou = float(nms_iou if nms_iou is not None else pre.get("nms_iou", DEFAULT_NMS_IOU))
+        self.nms_iou = float(options.nms_iou if nms_iou is None else nms_iou)
+        self.zoom_out = float(options.zoom_out if zoom_out is None else zoom_out)
+        if self.zoom_out < 1.0:
+            raise ValueError(f"zoom_out must be at least 1, got {self.zoom_out}")
         self.pad_value = float(pre.get("pad_value", 0.5))
         self.batch_size = settings.vision.batch_size
 
@@ -91,13 +101,14 @@ class PersonDetectionStage(Stage):
 
     # -- preprocessing -----------------------------------------------------------------------
 
-    def _letterbox(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[float, float], int, int]:
-        """The frame scaled into the network input with its aspect ratio kept; (x, y) scale; x and y offset."""
+    def _letterbox(self, image: np.ndarray, zoom_out: float = 1.0) -> tuple[torch.Tensor, tuple[float, float], int, int]:
+        """The frame scaled into the network input with its aspect ratio kept (and shrunk `zoom_out`
+        times more, centred); (x, y) scale; x and y offset."""
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         image = image[:, :, :3]
         height, width = image.shape[:2]
-        scale = min(self.input_width / width, self.input_height / height)
+        scale = min(self.input_width / width, self.input_height / height) / zoom_out
         new_w = max(1, min(self.input_width, round(width * scale)))
         new_h = max(1, min(self.input_height, round(height * scale)))
         image = np.ascontiguousarray(image)
@@ -123,31 +134,42 @@ class PersonDetectionStage(Stage):
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[list[tuple[float, float, float, float, float]]]:
         """Person boxes (x1, y1, x2, y2, confidence) in each image's pixels, highest confidence first."""
-        results: list[list[tuple[float, float, float, float, float]]] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            letterboxed = [self._letterbox(image) for image in chunk]
+        zooms = [1.0] if self.zoom_out == 1.0 else [1.0, self.zoom_out]
+        jobs = [(k, zoom) for k in range(len(images)) for zoom in zooms]
+        found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in images]
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start : start + self.batch_size]
+            letterboxed = [self._letterbox(images[k], zoom) for k, zoom in chunk]
             batch = torch.stack([item[0] for item in letterboxed]).to(self.dtype)
             batch = batch.contiguous(memory_format=torch.channels_last)
             predictions = self.model(batch)  # (n, boxes, 5 + classes), float32
             scores = predictions[..., 4] * predictions[..., 5 + self.person_index]
-            for image, (_, scale, dx, dy), preds, score in zip(chunk, letterboxed, predictions, scores):
-                results.append(self._postprocess(image.shape[0], image.shape[1], scale, dx, dy, preds, score))
-        return results
+            for (k, zoom), (_, scale, dx, dy), preds, score in zip(chunk, letterboxed, predictions, scores):
+                boxes, score = self._candidates(images[k].shape[0], images[k].shape[1], scale, dx, dy, preds, score)
+                if zoom != 1.0:  # this pass is for people who fill the frame; smaller ones are seen better at full size
+                    large = ((boxes[:, 2] - boxes[:, 0]) >= LARGE_SHARE * images[k].shape[1]) | (
+                        (boxes[:, 3] - boxes[:, 1]) >= LARGE_SHARE * images[k].shape[0])
+                    boxes, score = boxes[large], score[large]
+                found[k].append((boxes, score))
+        return [self._merge(passes) for passes in found]
 
-    def _postprocess(self, height, width, scale, dx, dy, preds, score):
+    def _candidates(self, height, width, scale, dx, dy, preds, score) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass's boxes above the threshold, in the frame's pixels."""
         keep = score >= self.confidence_threshold
-        if not bool(keep.any()):
-            return []
-        boxes = boxes_cxcywh_to_xyxy(preds[keep, :4])
+        boxes = box_convert(preds[keep, :4], "cxcywh", "xyxy")
         score = score[keep]
         sx, sy = scale
         boxes = boxes - torch.tensor([dx, dy, dx, dy], device=boxes.device, dtype=boxes.dtype)
         boxes = boxes / torch.tensor([sx, sy, sx, sy], device=boxes.device, dtype=boxes.dtype)
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+        boxes = clip_boxes_to_image(boxes, (height, width))
         inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # not wholly in the padding
-        boxes, score = boxes[inside], score[inside]
+        return boxes[inside], score[inside]
+
+    def _merge(self, passes: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[float, float, float, float, float]]:
+        boxes = torch.cat([b for b, _ in passes])
+        score = torch.cat([s for _, s in passes])
+        if not len(score):
+            return []
         kept = nms(boxes, score, self.nms_iou)[:MAX_PERSONS_PER_FRAME]
         boxes, score = boxes[kept].cpu().tolist(), score[kept].cpu().tolist()
         return [(*box, conf) for box, conf in zip(boxes, score)]

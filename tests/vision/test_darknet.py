@@ -11,7 +11,9 @@ import torch.nn.functional as F
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.darknet import Darknet, DarknetError, MaxPool, box_iou, boxes_cxcywh_to_xyxy, nms, parse_cfg
+from torchvision.ops import box_convert, box_iou
+
+from vision.darknet import Darknet, DarknetError, MaxPool, parse_cfg
 from vision.model_files import ModelFilesMissing, fetch_model
 
 
@@ -112,7 +114,7 @@ def test_real_network_runs_at_other_input_sizes(yolo, shared_data):
             # back to pixels of the photo (550x832): undo the letterbox's scale and x offset
             scale = size / 832
             dx = (size - round(550 * scale)) // 2
-            boxes[size] = (boxes_cxcywh_to_xyxy(out[best, :4]) - torch.tensor([dx, 0, dx, 0])) / scale
+            boxes[size] = (box_convert(out[best, :4], "cxcywh", "xyxy") - torch.tensor([dx, 0, dx, 0])) / scale
     assert box_iou(boxes[416][None], boxes[320][None]).item() > 0.8
 
 
@@ -317,12 +319,14 @@ def test_cfg_errors_are_named():
         Darknet("[net]\n[route]\nlayers=-3\n[yolo]\nanchors=1,1\n")
 
 
-def test_nms_keeps_the_best_of_each_overlapping_group():
-    boxes = torch.tensor(
-        [[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60], [0, 0, 10, 10.5], [52, 50, 62, 60]], dtype=torch.float32
-    )
-    scores = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.6])
-    assert nms(boxes, scores, 0.5).tolist() == [3, 2]
-    assert nms(boxes, scores, 0.99).tolist() == [3, 0, 1, 2, 4]
-    assert nms(torch.empty(0, 4), torch.empty(0), 0.5).numel() == 0
-
+def test_yolo_masks_replace_the_cfgs_anchor_masks(yolo_files):
+    # The package's cfg says mask=0,1,2 on the 26x26 head; the record corrects it to the 1,2,3 the
+    # weights were trained with, and a wrong count of masks is refused by name.
+    plain = Darknet.from_files(yolo_files)
+    fixed = Darknet.from_files(yolo_files, yolo_masks=[[3, 4, 5], [1, 2, 3]])
+    heads = [[m for m in model.layers if m.__class__.__name__ == "YoloHead"] for model in (plain, fixed)]
+    assert heads[0][1].anchors.tolist() == [[10, 14], [23, 27], [37, 58]]
+    assert heads[1][1].anchors.tolist() == [[23, 27], [37, 58], [81, 82]]
+    assert heads[0][0].anchors.tolist() == heads[1][0].anchors.tolist()
+    with pytest.raises(DarknetError, match="2 \\[yolo\\] layers"):
+        Darknet.from_files(yolo_files, yolo_masks=[[0, 1, 2]])

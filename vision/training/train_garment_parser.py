@@ -27,7 +27,7 @@ from PIL import Image
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.darknet import box_iou
+from torchvision.ops import box_iou
 from vision.evaluation.parsing import ParsingScores, person_boxes
 from vision.garment_parser import PARSER_CLASSES, GarmentParser, GarmentParserHead, head_inputs
 from vision.model_files import model_files
