@@ -86,11 +86,13 @@ class PersonDetectionStage(Stage):
         if self.zoom_out < 1.0:
             raise ValueError(f"zoom_out must be at least 1, got {self.zoom_out}")
         self.pad_value = float(pre.get("pad_value", 0.5))
-        self.batch_size = settings.vision.batch_size
+        self.batch_size = options.batch_size
 
         files = model_files(self.record, settings.models.cache_dir)
         self.device = resolve_device(settings.vision.device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        if self.batch_size is None:
+            self.batch_size = settings.vision.batch_size if self.device.type == "cuda" else 1
         model = _build_model(self.record, files)
         size = input_size or pre.get("input_size") or (model.width, model.height)
         self.input_width, self.input_height = int(size[0]), int(size[1])

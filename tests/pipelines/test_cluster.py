@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import logging
 import shutil
 import time
@@ -92,6 +94,15 @@ def test_connect_local_cluster_size(tmp_path):
         assert len(workers) == 2
         assert all(w["nthreads"] == 1 for w in workers.values())
         assert all(not w.get("resources") for w in workers.values())
+
+
+def test_local_workers_run_without_distributeds_malloc_trim_threshold(tmp_path, monkeypatch):
+    # distributed's default (65536) more than doubled the CPU of an ingest; the workers must not get it.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    settings = settings_for(tmp_path, cluster={"workers": 1, "gpu": "off"})
+    with connect(settings) as client:
+        [value] = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()
+    assert value is None
 
 
 def test_connect_to_existing_scheduler(cpu_client, tmp_path):

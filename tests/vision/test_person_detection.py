@@ -38,7 +38,8 @@ def model_cache() -> Path:
 
 
 def _settings(cache: Path, batch_size: int = 8, **vision) -> Settings:
-    return Settings(models={"cache_dir": cache}, vision={"device": "cpu", "batch_size": batch_size, **vision})
+    return Settings(models={"cache_dir": cache},
+                    vision={"device": "cpu", "person_detection": {"batch_size": batch_size}, **vision})
 
 
 @pytest.fixture(scope="session")
@@ -233,3 +234,4 @@ def test_detection_settings_reach_the_stage(model_cache):
     stage = PersonDetectionStage(Settings(models={"cache_dir": model_cache}, vision={
         "device": "cpu", "person_detection": {"confidence_threshold": 0.4, "nms_iou": 0.3, "zoom_out": 1.0}}))
     assert (stage.confidence_threshold, stage.nms_iou, stage.zoom_out) == (0.4, 0.3, 1.0)
+    assert stage.batch_size == 1  # on CPU unless set
