@@ -38,7 +38,7 @@ from indexer.review import (
     label_paths,
     undo_last,
 )
-from vision.labels import FrameLabels
+from vision.labels import Alternative, FrameLabels
 
 _bearer = HTTPBearer(auto_error=False, description="a reviewer token from the settings (review.reviewers)")
 
@@ -93,6 +93,7 @@ class LabelRow(_Model):
     model: str
     reviewed_by: str | None
     box: list[float] | None = Field(None, description="x1, y1, x2, y2 of the person or garment it belongs to")
+    alternatives: list[Alternative] = Field([], description="the model's most probable values, best first")
 
 
 class FrameView(_Model):
@@ -143,7 +144,8 @@ def label_rows(frame: FrameLabels) -> list[LabelRow]:
         last = path.split(".")[-1]
         field = last if not last.isdigit() else "category"
         rows.append(LabelRow(path=path, field=field, value=label.value, confidence=label.confidence, model=label.model,
-                             reviewed_by=label.reviewed_by, box=_box_of(frame, path)))
+                             reviewed_by=label.reviewed_by, box=_box_of(frame, path),
+                             alternatives=label.alternatives))
     return rows
 
 

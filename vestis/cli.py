@@ -323,6 +323,9 @@ def eval_parsing(
                                          exists=True, dir_okay=False)],
     holdout_every: Annotated[Optional[int], typer.Option(
         help="Only every N-th photo by name: 5 gives the garment parser's held-out CCP photos.")] = None,
+    level: Annotated[str, typer.Option(
+        help="garments: the garment stage's output (whole garments, their categories); parser: the parser's "
+             "own pixel map.")] = "garments",
     out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
@@ -330,9 +333,12 @@ def eval_parsing(
     """Garment-parsing IoU per class and mean IoU against pixel masks (CCP layout)."""
     from vision.evaluation.runner import evaluate_parsing
 
+    if level not in ("garments", "parser"):
+        raise typer.BadParameter("garments or parser", param_hint="--level")
     settings = _settings(config, sets)
-    report = _run_eval(lambda progress: evaluate_parsing(settings, images, masks, labels, holdout_every, progress), out)
-    table = Table(title=f"Garment parsing on {report['images']} photos")
+    report = _run_eval(lambda progress: evaluate_parsing(settings, images, masks, labels, holdout_every, progress,
+                                                         level), out)
+    table = Table(title=f"Garment parsing ({level}) on {report['images']} photos")
     table.add_column("class")
     table.add_column("IoU", justify="right")
     for name, value in report["iou"].items():
@@ -359,11 +365,12 @@ def eval_attributes(
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress), out)
     table = Table(title=f"Upper-garment attributes on {report['images']} photos")
-    for column in ("attribute", "n", "accuracy", "macro-F1", "unpredicted", "majority baseline"):
+    for column in ("attribute", "n", "accuracy", "macro-F1", "F1 of yes", "unpredicted", "majority baseline"):
         table.add_column(column, justify="left" if column == "attribute" else "right")
     for name, row in report["attributes"].items():
         table.add_row(name, str(row["n"]), f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}",
-                      str(row["unpredicted"]), f"{row['majority_baseline']:.3f}")
+                      f"{row['f1']:.3f}" if "f1" in row else "", str(row["unpredicted"]),
+                      f"{row['majority_baseline']:.3f}")
     console.print(table)
     console.print(f"colours, mean accuracy: {report['color_mean_accuracy']:.3f}; all attributes, mean accuracy: "
                   f"{report['mean_accuracy']:.3f}")

@@ -1,55 +1,80 @@
-"""Garment stage: each detected person's garments with category, mask, colours, pattern and sleeve length.
+"""Garment stage: each detected person's whole garments with category, mask, colours, pattern and sleeve length.
 
 Runs after person detection. All persons of a batch of frames are parsed together
 (vision/garment_parser.py); per person, the parse is read inside the person's box (a little
-enlarged), so a neighbour inside the crop window does not lend this person a garment. Each garment
-category with enough pixels becomes one Garment: its pixels are the mask, their mean class
-probability the category confidence. Then, on the garment's own pixels: colour names
-(vision/colors.py), pattern (vision/patterns.py) and, for tops, outerwear and dresses, sleeve length
-from the arms' landmarks (vision/sleeves.py). A top (t-shirt, shirt/blouse, sweater) found
-sleeveless is named "tank top", the one category the parser has too few examples to learn.
+enlarged), so a neighbour inside the crop window does not lend this person a garment.
+
+The parser's regions are fragments: it often splits one jacket into coat, shirt and sweater
+pixels. They are merged into whole garments before anything is named: one upper-body garment (the
+outermost layer: a top, a jacket or suit, or a dress), one lower garment, and one each of shoes,
+bag, hat and scarf. The upper and lower garments are then named from their crop by the garment
+heads (vision/garment_heads.py: linear classifiers over ImageNet EfficientNet-Lite features,
+vision/backbone.py, trained on CCP, ccp-tags and clothing-dataset), which also give the sleeve
+length; their calibrated probabilities become the labels' confidences and alternatives. A dress
+takes the skirt pixels below it. Where the upper garment is an outer layer and the parser sees a
+sizeable top under it, that top is kept as a second, inner garment. Shoes, bags, hats and scarves
+keep the parser's category. Colour names come from each garment's own pixels (vision/colors.py);
+the pattern of every garment but shoes, bags and hats from the same crop features (the pattern head,
+trained on synthetic prints painted onto real garments).
 
 Model card: docs/models/garment-parsing.md
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 
 from configs import Settings
 from configs.manifest import BUNDLED_MANIFEST, Manifest, load_manifest
-from vision import colors, patterns
+from vision import colors
+from vision.backbone import GarmentBackbone
 from vision.device import resolve_device
+from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES, GarmentHeads
 from vision.garment_parser import PARSER_CLASSES, GarmentParser
 from vision.garment_pixels import TooFewPixels
-from vision.labels import Box, Garment, Label, Person
+from vision.labels import Alternative, Box, Garment, Label, Person
 from vision.masks import encode_mask
 from vision.model_files import model_files
 from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
-from vision.sleeves import arm_coverage, sleeve_length, sleeve_owner
 from vision.stage import Frame, Stage
-from vision.vocabulary import GARMENT_CATEGORIES, has_sleeves
+from vision.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 
 HEAD_MODEL = "garment-parser"
+BACKBONE_MODEL = "efficientnet-lite0"
+CLASSIFIER_MODEL = "garment-heads"
 BOX_MARGIN = 0.08  # the person's box is enlarged this much (each side) before reading the parse
 MIN_GARMENT_SHARE = 0.004  # of the person box's area: smaller regions are parsing noise
 MIN_GARMENT_PIXELS = 60
+# An inner top under an outer layer is kept as its own garment when it has this share of the
+# upper-body pixels (an open jacket over a shirt); less is a collar or a sliver.
+MIN_INNER_SHARE = 0.2
+MIN_OUTER_SHARE = 0.3  # ... and the outer layer keeps at least this share of them
 PARSE_CHUNK = 16  # person crops per forward pass
+ALTERNATIVES = 3  # values kept on a classified label, best first
 SKIN = PARSER_CLASSES.index("skin")
 SLEEVED = frozenset(i for i, c in enumerate(PARSER_CLASSES) if c in GARMENT_CATEGORIES and has_sleeves(c))
-TANK_TOP_FROM = {"t-shirt", "shirt/blouse", "sweater"}
-NO_PATTERN = {"shoes"}  # too small and too shiny to tell a pattern from highlights
+UPPER = tuple(PARSER_CLASSES.index(c) for c in ("t-shirt", "shirt/blouse", "sweater", "coat/jacket", "suit", "dress"))
+INNER = tuple(PARSER_CLASSES.index(c) for c in ("t-shirt", "shirt/blouse", "sweater"))
+OUTER_CATEGORIES = {"coat/jacket", "suit"}
+LOWER = tuple(PARSER_CLASSES.index(c) for c in LOWER_CATEGORIES)
+SKIRT = PARSER_CLASSES.index("skirt")
+# Garments the parser names itself, one each per person.
+SINGLE = tuple(PARSER_CLASSES.index(c) for c in ("shoes", "bag", "hat", "scarf"))
+# Shoes are too small and shiny to tell a pattern from highlights; nobody searches bags or hats by print.
+NO_PATTERN = {"shoes", "bag", "hat"}
 
 COLOR_MODEL, COLOR_VERSION = "color-namer", "oklab-shares-1"
-PATTERN_MODEL, PATTERN_VERSION = patterns.model_version().split("@")
-SLEEVE_MODEL, SLEEVE_VERSION = "sleeve-geometry", "2"
 
 
 def _stage_version(manifest: Manifest) -> str:
     """Every model and rule set behind the stage's labels: a change to any one re-ingests."""
-    return (f"{HEAD_MODEL}@{manifest.get(HEAD_MODEL).version}+{POSE_MODEL}@{manifest.get(POSE_MODEL).version}"
-            f"+{COLOR_VERSION}+{PATTERN_MODEL}-{PATTERN_VERSION}+{SLEEVE_MODEL}-{SLEEVE_VERSION}")
+    return "+".join([*(f"{name}@{manifest.get(name).version}"
+                       for name in (HEAD_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL)),
+                     COLOR_VERSION, "whole-garments-1"])
 
 
 def _bundled_version() -> str:
@@ -57,6 +82,43 @@ def _bundled_version() -> str:
         return _stage_version(load_manifest(BUNDLED_MANIFEST))
     except Exception:  # noqa: BLE001 - a broken manifest must not break importing the stage list
         return f"{HEAD_MODEL}@unknown"
+
+
+@dataclass
+class WholeGarment:
+    """One garment of a person before it is named: its role, the parser's guess and its pixels
+    (a boolean map over the person's region)."""
+
+    role: str  # "upper", "inner", "lower" or "single"
+    parser_class: int
+    pixels: np.ndarray
+    parser_confidence: float
+
+
+def whole_garments(labels: np.ndarray, confidence: np.ndarray, min_pixels: float) -> list[WholeGarment]:
+    """Merge the parser's fragments into at most one garment per region: upper body (the outermost
+    layer), an inner top where an outer layer leaves a sizeable one in view, lower body, and one
+    each of shoes, bag, hat and scarf."""
+    found: list[WholeGarment] = []
+
+    def majority(pixels: np.ndarray, classes: tuple[int, ...]) -> int:
+        counts = np.bincount(labels[pixels], minlength=len(PARSER_CLASSES))
+        return max(classes, key=lambda c: counts[c])
+
+    upper = np.isin(labels, UPPER)
+    if upper.sum() >= min_pixels:
+        found.append(WholeGarment("upper", majority(upper, UPPER), upper, float(confidence[upper].mean())))
+        inner = np.isin(labels, INNER)
+        if inner.sum() >= max(min_pixels, MIN_INNER_SHARE * upper.sum()):
+            found.append(WholeGarment("inner", majority(inner, INNER), inner, float(confidence[inner].mean())))
+    lower = np.isin(labels, LOWER)
+    if lower.sum() >= min_pixels:
+        found.append(WholeGarment("lower", majority(lower, LOWER), lower, float(confidence[lower].mean())))
+    for cls in SINGLE:
+        pixels = labels == cls
+        if pixels.sum() >= min_pixels:
+            found.append(WholeGarment("single", cls, pixels, float(confidence[pixels].mean())))
+    return found
 
 
 class GarmentStage(Stage):
@@ -67,13 +129,22 @@ class GarmentStage(Stage):
         manifest = load_manifest(settings.models.manifest)
         self.pose_record = manifest.get(POSE_MODEL)
         self.head_record = manifest.get(HEAD_MODEL)
+        self.backbone_record = manifest.get(BACKBONE_MODEL)
+        self.classifier_record = manifest.get(CLASSIFIER_MODEL)
         self.model_version = _stage_version(manifest)
         self.device = resolve_device(settings.vision.device)
-        pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, settings.models.cache_dir))
-        head_files = model_files(self.head_record, settings.models.cache_dir)
+        cache = settings.models.cache_dir
+        pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, cache))
+        head_files = model_files(self.head_record, cache)
         self.parser = GarmentParser.from_files(pose, next(iter(head_files.values()))).to(self.device).eval()
+        pre = self.backbone_record.preprocessing
+        self.backbone = GarmentBackbone.from_files(model_files(self.backbone_record, cache),
+                                                   variant=pre.get("variant", "efficientnet-lite0"),
+                                                   input_size=int(pre.get("input_size", 224))).to(self.device)
+        self.classifier = GarmentHeads.from_files(model_files(self.classifier_record, cache))
         if self.device.type == "cuda":
             self.parser = self.parser.half()
+            self.backbone = self.backbone.half()
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         jobs = [(frame, person) for frame in frames for person in frame.labels.persons]
@@ -82,51 +153,121 @@ class GarmentStage(Stage):
             by_frame: dict[int, list[int]] = {}
             for k, (frame, _) in enumerate(chunk):
                 by_frame.setdefault(id(frame), []).append(k)
-            parses = [None] * len(chunk)
             for members in by_frame.values():
                 frame = chunk[members[0]][0]
-                boxes = [_box_tuple(chunk[k][1].box) for k in members]
-                for k, parse in zip(members, self.parser.parse(frame.image, boxes)):
-                    parses[k] = parse
-            for (frame, person), parse in zip(chunk, parses):
-                self._describe(frame, person, parse)
+                persons = [chunk[k][1] for k in members]
+                parses = self.parser.parse(frame.image, [_box_tuple(p.box) for p in persons])
+                self.describe(frame, persons, parses)
         return frames
 
-    def _describe(self, frame: Frame, person: Person, parse) -> None:
+    def describe(self, frame: Frame, persons: list[Person], parses) -> None:
+        """Give each person (and their parse) of one frame a mask and whole, named garments."""
         height, width = frame.image.shape[:2]
-        x0, y0, x1, y1 = _enlarged(person.box, width, height)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return
-        labels, confidence = parse.region_labels(x0, y0, x1, y1)
-        worn = labels > 0
-        if worn.any():
-            person.mask = encode_mask(_paste(worn, x0, y0, width, height))
-        min_pixels = max(MIN_GARMENT_PIXELS, MIN_GARMENT_SHARE * (x1 - x0) * (y1 - y0))
-        region_rgb = frame.image[y0:y1, x0:x1]
-        garments: dict[int, Garment] = {}
-        sizes: dict[int, int] = {}
-        for class_index, category in enumerate(PARSER_CLASSES):
-            if category not in GARMENT_CATEGORIES:
+        pending = []  # (person, region origin, garments found) of persons with a region to read
+        crops: list[list[float]] = []  # frame boxes of the garments the heads name, in order
+        for person, parse in zip(persons, parses):
+            x0, y0, x1, y1 = _enlarged(person.box, width, height)
+            if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            pixels = labels == class_index
-            count = int(pixels.sum())
-            if count < min_pixels:
-                continue
-            ys, xs = np.nonzero(pixels)
-            garment = Garment(
-                category=Label(value=category, confidence=_unit(confidence[pixels].mean()),
-                               model=HEAD_MODEL, model_version=self.head_record.version),
-                box=Box(x1=float(x0 + xs.min()), y1=float(y0 + ys.min()),
-                        x2=float(x0 + xs.max() + 1), y2=float(y0 + ys.max() + 1)),
-                mask=encode_mask(_paste(pixels, x0, y0, width, height)),
-            )
-            self._colors(garment, region_rgb, pixels)
-            if category not in NO_PATTERN:
-                self._pattern(garment, region_rgb, pixels)
-            garments[class_index] = garment
-            sizes[class_index] = count
-        self._sleeve(garments, sizes, labels, (x0, y0), parse)
-        person.garments = list(garments.values())
+            labels, confidence = parse.region_labels(x0, y0, x1, y1)
+            worn = labels > 0
+            if worn.any():
+                person.mask = encode_mask(_paste(worn, x0, y0, width, height))
+            min_pixels = max(MIN_GARMENT_PIXELS, MIN_GARMENT_SHARE * (x1 - x0) * (y1 - y0))
+            found = whole_garments(labels, confidence, min_pixels)
+            for garment in found:
+                if _has_crop(garment):
+                    crops.append(_pixel_box(garment.pixels, x0, y0))
+            pending.append((person, (x0, y0, x1, y1), found))
+        # one backbone call for every garment of the frame
+        features = self.backbone.features(frame.image, crops).to(torch.float32) if crops else torch.zeros(0)
+        k = 0
+        for person, (x0, y0, x1, y1), found in pending:
+            named: dict[str, dict[str, torch.Tensor]] = {}
+            for garment in found:
+                if not _has_crop(garment):
+                    continue
+                f = features[k:k + 1]
+                k += 1
+                key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
+                named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0]}
+                if garment.role == "upper":
+                    named[key]["category"] = self.classifier.probabilities("upper", f)[0]
+                    named[key]["sleeve"] = self.classifier.probabilities("sleeve", f)[0]
+                elif garment.role == "lower":
+                    named[key]["category"] = self.classifier.probabilities("lower", f)[0]
+            person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height)
+
+    def _garments(self, region_rgb: np.ndarray, found: list[WholeGarment], named: dict, x0: int, y0: int,
+                  width: int, height: int) -> list[Garment]:
+        lower_category = LOWER_CATEGORIES[int(named["lower"]["category"].argmax())] if "lower" in named else None
+        upper_category = None
+        if "upper" in named:
+            if lower_category in ("pants/jeans", "shorts"):
+                # a dress covers the legs: over trousers or shorts the upper garment is something else
+                probs = named["upper"]["category"].clone()
+                probs[UPPER_CATEGORIES.index("dress")] = 0.0
+                named["upper"]["category"] = probs / probs.sum().clamp(min=1e-9)
+            upper_category = UPPER_CATEGORIES[int(named["upper"]["category"].argmax())]
+        by_role = {g.role: g for g in found if g.role != "single"}
+        garments: list[Garment] = []
+        if "upper" in by_role:
+            upper = by_role["upper"]
+            pixels = upper.pixels
+            inner = by_role.get("inner") if upper_category in OUTER_CATEGORIES else None
+            if inner is not None and (pixels & ~inner.pixels).sum() < MIN_OUTER_SHARE * pixels.sum():
+                inner = None  # the parser saw mostly a top where the heads see a jacket: one garment
+            if inner is not None:
+                pixels = pixels & ~inner.pixels  # the outer layer is what the inner top does not show
+            if upper_category == "dress" and lower_category == "skirt" and "lower" in by_role:
+                pixels = pixels | by_role.pop("lower").pixels  # the skirt is the dress's own
+            garment = self._garment(self._classified(UPPER_CATEGORIES, named["upper"]["category"]), region_rgb,
+                                    pixels, x0, y0, width, height, named["upper"]["pattern"])
+            if garment is not None:
+                garment.sleeve = self._classified(SLEEVE_CLASSES, named["upper"]["sleeve"])
+                if garment.sleeve.value == "sleeveless" and garment.category.value in ("t-shirt", "shirt/blouse",
+                                                                                       "sweater"):
+                    garment.category = garment.category.model_copy(update={"value": "tank top"})
+                garments.append(garment)
+            if inner is not None:
+                label = self._parsed(inner)
+                garment = self._garment(label, region_rgb, inner.pixels, x0, y0, width, height,
+                                        named["inner"]["pattern"])
+                if garment is not None:
+                    garments.append(garment)
+        if "lower" in by_role:
+            garment = self._garment(self._classified(LOWER_CATEGORIES, named["lower"]["category"]), region_rgb,
+                                    by_role["lower"].pixels, x0, y0, width, height, named["lower"]["pattern"])
+            if garment is not None:
+                garments.append(garment)
+        for single in (g for g in found if g.role == "single"):
+            pattern = named.get(PARSER_CLASSES[single.parser_class], {}).get("pattern")
+            garment = self._garment(self._parsed(single), region_rgb, single.pixels, x0, y0, width, height, pattern)
+            if garment is not None:
+                garments.append(garment)
+        return garments
+
+    def _classified(self, classes: tuple[str, ...], probs: torch.Tensor) -> Label:
+        order = torch.argsort(probs, descending=True)[:ALTERNATIVES].tolist()
+        return Label(value=classes[order[0]], confidence=_unit(float(probs[order[0]])),
+                     model=CLASSIFIER_MODEL, model_version=self.classifier_record.version,
+                     alternatives=[Alternative(value=classes[i], probability=_unit(float(probs[i]))) for i in order])
+
+    def _parsed(self, garment: WholeGarment) -> Label:
+        return Label(value=PARSER_CLASSES[garment.parser_class], confidence=_unit(garment.parser_confidence),
+                     model=HEAD_MODEL, model_version=self.head_record.version)
+
+    def _garment(self, category: Label, region_rgb: np.ndarray, pixels: np.ndarray, x0: int, y0: int,
+                 width: int, height: int, pattern: torch.Tensor | None = None) -> Garment | None:
+        if not pixels.any():
+            return None
+        x1b, y1b, x2b, y2b = _pixel_box(pixels, x0, y0)
+        garment = Garment(category=category, box=Box(x1=x1b, y1=y1b, x2=x2b, y2=y2b),
+                          mask=encode_mask(_paste(pixels, x0, y0, width, height)))
+        self._colors(garment, region_rgb, pixels)
+        if pattern is not None:
+            garment.pattern = self._classified(PATTERNS, pattern)
+        return garment
 
     @staticmethod
     def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
@@ -134,43 +275,24 @@ class GarmentStage(Stage):
             named = colors.name_colors(rgb, pixels)
         except TooFewPixels:
             return
+        # the alternatives are the namer's pixel shares (how much of the garment each name fits)
+        ranked = sorted(named.shares.items(), key=lambda item: item[1], reverse=True)[:ALTERNATIVES]
         garment.color = Label(value=named.dominant, confidence=_unit(named.dominant_confidence),
-                              model=COLOR_MODEL, model_version=COLOR_VERSION)
+                              model=COLOR_MODEL, model_version=COLOR_VERSION,
+                              alternatives=[Alternative(value=v, probability=_unit(p)) for v, p in ranked if p > 0])
         if named.secondary is not None:
             garment.secondary_color = Label(value=named.secondary, confidence=_unit(named.secondary_share),
                                             model=COLOR_MODEL, model_version=COLOR_VERSION)
 
-    @staticmethod
-    def _pattern(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
-        try:
-            result = patterns.classify_pattern(rgb, pixels)
-        except TooFewPixels:
-            return
-        garment.pattern = Label(value=result.label, confidence=_unit(result.confidence),
-                                model=PATTERN_MODEL, model_version=PATTERN_VERSION)
 
-    @staticmethod
-    def _sleeve(garments: dict[int, Garment], sizes: dict[int, int], labels: np.ndarray, origin: tuple[int, int],
-                parse) -> None:
-        """One sleeve length per person, given to the garment whose sleeves cover the arms (the
-        outermost) and to the largest top. Any sleeved class counts as covering: the parser often
-        gives one garment's sleeves a neighbouring category."""
-        sleeved = {k: size for k, size in sizes.items() if k in SLEEVED}
-        if not sleeved:
-            return
-        found = sleeve_length(arm_coverage(labels, origin, parse.landmarks, parse.visibility, SLEEVED, SKIN))
-        if found is None:
-            return
-        sleeve, confidence = found
-        owner = sleeve_owner(labels, origin, parse.landmarks, parse.visibility, SLEEVED) if sleeve != "sleeveless" else None
-        largest = max(sleeved, key=sleeved.get)
-        # the largest top gets it too: the parser often splits one garment into neighbouring categories
-        for k in {largest, owner} & set(sleeved):
-            garment = garments[k]
-            garment.sleeve = Label(value=sleeve, confidence=_unit(confidence), model=SLEEVE_MODEL,
-                                   model_version=SLEEVE_VERSION)
-            if sleeve == "sleeveless" and garment.category.value in TANK_TOP_FROM:
-                garment.category = garment.category.model_copy(update={"value": "tank top"})
+def _has_crop(garment: WholeGarment) -> bool:
+    """Named from its crop by the heads: the upper, inner and lower garments, and scarves (pattern)."""
+    return garment.role != "single" or PARSER_CLASSES[garment.parser_class] not in NO_PATTERN
+
+
+def _pixel_box(pixels: np.ndarray, x0: int, y0: int) -> list[float]:
+    ys, xs = np.nonzero(pixels)
+    return [float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1), float(y0 + ys.max() + 1)]
 
 
 def _box_tuple(box: Box) -> tuple[float, float, float, float]:
@@ -191,4 +313,3 @@ def _paste(region: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.
 
 def _unit(value: float) -> float:
     return float(min(1.0, max(0.0, value)))
-

@@ -32,12 +32,23 @@ class Mask(_Record):
     counts: list[int]
 
 
+class Alternative(_Record):
+    """A value the model also considered for a label, with its calibrated probability."""
+
+    value: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
 class Label(_Record):
     value: str
     confidence: float = Field(ge=0.0, le=1.0)
     model: str
     model_version: str
     reviewed_by: str | None = Field(None, description="the reviewer who accepted or made it (indexer/review.py)")
+    alternatives: list[Alternative] = Field(
+        default_factory=list,
+        description="the model's most probable values, best first (the label's own value among them), with "
+                    "calibrated probabilities; empty for rules and human labels")
 
 
 class Garment(_Record):

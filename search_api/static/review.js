@@ -447,8 +447,15 @@ function renderLabels() {
     if (label.reviewed_by) row.classList.add("reviewed");
     const conf = el("td", { class: "num conf" }, label.confidence.toFixed(2));
     if (!label.reviewed_by && label.confidence < 0.6) conf.classList.add("low");
+    const value = el("td", { class: "value" }, label.value);
+    // what else the model thought it might be: "suit 0.30 · sweater 0.10"
+    const others = (label.alternatives || []).filter((a) => a.value !== label.value);
+    if (others.length && !label.reviewed_by) {
+      value.append(el("span", { class: "alternatives" },
+                      others.map((a) => `${a.value} ${a.probability.toFixed(2)}`).join(" · ")));
+    }
     row.append(el("td", { class: "field" }, label.field),
-               el("td", { class: "value" }, label.value),
+               value,
                conf,
                el("td", { class: "model" }, label.model),
                el("td", { class: "mark" }, label.reviewed_by ? `✓ ${label.reviewed_by}` : ""));

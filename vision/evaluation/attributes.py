@@ -3,7 +3,7 @@
 labels.csv: one row per image with `category`, `sleevelength`, one-hot `pattern_*` columns and binary
 colour columns; a blank cell means the annotators disagreed and is skipped. The pipeline runs as in
 ingest (person detection, then the garment stage); the main person is the largest box, and their
-upper garment the largest garment among tops, outerwear and dresses. Where no person, no upper
+upper garment the outer layer if there is one, else the largest garment among tops and dresses. Where no person, no upper
 garment or no sleeve label is found, the prediction counts as wrong (and is counted separately),
 so the accuracy is over all labelled images, not over the easy ones.
 """
@@ -41,7 +41,10 @@ def main_person_upper_garment(labels: FrameLabels) -> Garment | None:
     uppers = [g for g in person.garments if garment_region(g.category.value) in UPPER_REGIONS]
     if not uppers:
         return None
-    return max(uppers, key=lambda g: int(decode_mask(g.mask).sum()) if g.mask else 0)
+    # The data set labels the garment a person is seen in: an outer layer over a top, whatever
+    # shows more pixels (an open jacket over a shirt).
+    outer = [g for g in uppers if garment_region(g.category.value) == "outer"]
+    return max(outer or uppers, key=lambda g: int(decode_mask(g.mask).sum()) if g.mask else 0)
 
 
 def predicted_colors(garment: Garment) -> set[str]:
@@ -94,11 +97,21 @@ class AttributeScores:
                 "unpredicted": sum(p is None for p in pred),
                 "majority_baseline": Counter(truth).most_common(1)[0][1] / len(truth),
             }
+        for attribute, scores in out["attributes"].items():
+            if attribute.startswith("color:"):  # does the garment have this colour: F1 of "yes"
+                scores["f1"] = _f1_of(self.pairs[attribute], "1")
         colors = [v["accuracy"] for k, v in out["attributes"].items() if k.startswith("color:")]
         out["color_mean_accuracy"] = float(np.mean(colors)) if colors else None
         main = [out["attributes"][k]["accuracy"] for k in ("category", "sleeve", "pattern") if k in out["attributes"]]
         out["mean_accuracy"] = float(np.mean(main + colors)) if main or colors else None
         return out
+
+
+def _f1_of(pairs: list[tuple[str, str | None]], positive: str) -> float:
+    tp = sum(t == positive and p == positive for t, p in pairs)
+    fp = sum(t != positive and p == positive for t, p in pairs)
+    fn = sum(t == positive and p != positive for t, p in pairs)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def _macro_f1(truth: list[str], predicted: list[str | None]) -> float:

@@ -1,8 +1,12 @@
-"""Garment-parsing quality: per-class IoU of the parser's frame label maps against pixel masks.
+"""Garment-parsing quality: per-class IoU of frame label maps against pixel masks.
 
-The parser runs as it does in ingest: the person detector's boxes, one parse per person, the persons'
-maps merged by taking, per pixel, the most confident person. IoU is accumulated over the whole set
-(one confusion matrix), so large and small images weigh by their pixels, as usual for mIoU.
+Two levels. "parser": the parser's own map as it runs in ingest (the person detector's boxes, one
+parse per person, the persons' maps merged by taking, per pixel, the most confident person).
+"garments": what the garment stage outputs: the same map with each whole garment's pixels painted
+with the category the stage gave it (the garment heads' for upper and lower garments), so a jacket
+the parser split into coat, shirt and sweater pixels counts as the one jacket the user sees. IoU is
+accumulated over the whole set (one confusion matrix), so large and small images weigh by their
+pixels, as usual for mIoU.
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
+from vision.labels import FrameLabels
+from vision.masks import decode_mask
 from vision.stage import Frame, Stage
+
+# Stage categories that are not parser classes, as the masks' classes name them (a tank top is
+# CCP's "top", which the parser's classes fold into shirt/blouse).
+CATEGORY_AS_CLASS = {"tank top": "shirt/blouse"}
 
 
 def person_boxes(detector: Stage, image: np.ndarray) -> list[tuple[float, float, float, float]]:
@@ -37,6 +47,21 @@ def merged_label_map(parses: list[PersonParse], height: int, width: int) -> np.n
         labels[take] = person_labels[take]
         best[take] = confidence[take]
     return labels
+
+
+def garment_label_map(parser_map: np.ndarray, labels: FrameLabels) -> np.ndarray:
+    """The parser's map with every garment the stage output painted with its category; persons in
+    order of size, the largest last (in front), each person's garments in their order (an inner top
+    after the outer layer it shows through)."""
+    painted = parser_map.copy()
+    persons = sorted(labels.persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1))
+    for person in persons:
+        for garment in person.garments:
+            if garment.mask is None:
+                continue
+            category = CATEGORY_AS_CLASS.get(garment.category.value, garment.category.value)
+            painted[decode_mask(garment.mask)] = PARSER_CLASSES.index(category)
+    return painted
 
 
 @dataclass

