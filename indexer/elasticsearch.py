@@ -47,7 +47,7 @@ from indexer.review import (
 from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
 SCHEMA_VERSION = 1

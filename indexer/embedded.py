@@ -53,7 +53,7 @@ from indexer.search import (
     scoring_view,
 )
 from indexer.store import MediaRecord, MediaStatus
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (

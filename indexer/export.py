@@ -16,8 +16,8 @@ from typing import Any
 
 from indexer.review import GARMENT_FIELDS, ReviewStatus, review_status
 from indexer.store import LabelStore
-from vision.labels import Box, FrameLabels, Label, Mask
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels import Box, FrameLabels, Label, Mask
+from labels.vocabulary import GARMENT_CATEGORIES
 
 CATEGORIES = ["person", *GARMENT_CATEGORIES]
 

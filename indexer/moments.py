@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.review import ReviewStatus, review_status
-from vision.labels import Box, FrameLabels, Garment, Label, Person
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels import Box, FrameLabels, Garment, Label, Person
+from labels.vocabulary import GARMENT_CATEGORIES
 
 # Regions whose garments identify an outfit; shoes and accessories come and go (see docstring).
 _CLOTHING_REGIONS = frozenset({"upper", "outer", "full", "lower"})

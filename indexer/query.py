@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vision.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES, has_sleeves
+from labels.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES, has_sleeves
 
 AttributeField = Literal["category", "color", "pattern", "sleeve", "expression"]
 GarmentField = Literal["category", "color", "pattern", "sleeve"]

@@ -21,8 +21,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vision.labels import Box, FrameLabels, Garment, Label, Person
-from vision.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
+from labels import Box, FrameLabels, Garment, Label, Person
+from labels.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
 
 HUMAN_MODEL_VERSION = "review"
 

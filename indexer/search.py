@@ -64,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from indexer.moments import Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.review import ReviewStatus
-from vision.labels import Box
+from labels import Box
 
 # The most a perfect text match adds: enough to order equally matched moments, too little to lift a
 # weak constraint match over a strong one (label confidences differ by more than this in practice).

@@ -20,7 +20,7 @@ from typing import Protocol
 from indexer.moments import Moment
 from indexer.review import AuditEntry, QueuePage, QueueRequest, ReviewedFrame
 from indexer.search import SearchPage, SearchRequest
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 
 class StoreUnavailable(RuntimeError):

@@ -57,8 +57,8 @@ from indexer.query import ParsedQuery
 from indexer.review import ReviewStatus
 from indexer.search import MAX_LIMIT, InvalidCursor, MomentHit, SearchRequest, TermMatch
 from search_api.review import Id, MediaFilter, media_ids, review_router
-from vision.labels import Box, FrameLabels
-from vision.masks import decode_mask
+from labels import Box, FrameLabels
+from labels.masks import decode_mask
 
 if TYPE_CHECKING:  # importing it loads torch: only when a search needs it (build_parser)
     from search_api.query_parser import QueryParser

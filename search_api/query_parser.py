@@ -1,7 +1,7 @@
 """Free text to a structured query: `red striped dress` -> garment(color=red, pattern=striped, category=dress).
 
 People type what they see, in their words; the index holds labels from a fixed vocabulary
-(vision/vocabulary.py). The parser bridges the two in four steps:
+(labels/vocabulary.py). The parser bridges the two in four steps:
 
 1. Tokens: lower-cased words; hyphenated words are split into parts so that `t-shirt` and `t shirt`,
    `long-sleeved` and `long sleeved`, `non-black` and `non black` read alike.
@@ -31,7 +31,7 @@ from typing import Literal
 
 from indexer.query import VOCABULARY, AttributeField, AttributeTerm, GarmentConstraint, ParsedQuery
 from search_api.text_embedding import TextEmbedder
-from vision.vocabulary import has_sleeves
+from labels.vocabulary import has_sleeves
 
 # Chosen on the labelled word list in tests/search_api/test_query_parser.py for precision, since a
 # wrong term filters out the right results: at 0.6, 92% of the words mapped are mapped right and 35%

@@ -38,7 +38,7 @@ from indexer.review import (
     label_paths,
     undo_last,
 )
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 _bearer = HTTPBearer(auto_error=False, description="a reviewer token from the settings (review.reviewers)")
 

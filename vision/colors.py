@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vision.garment_pixels import TooFewPixels, garment_pixel_count
-from vision.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
+from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
 # Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
 # is dropped, a few dozen samples remain).

@@ -25,7 +25,7 @@ import yaml
 from configs import Settings
 from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
 from vision.device import resolve_device
-from vision.labels import Box, Face, Label
+from labels import Box, Face, Label
 from vision.model_files import model_files
 from vision.stage import Frame, Stage
 

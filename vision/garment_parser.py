@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vision.pose import INPUT_SIZE, CropWindow, PoseLandmarker, crops_tensor
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels.vocabulary import GARMENT_CATEGORIES
 
 # Pixel classes. Garments use the vocabulary's category words; "tank top" is not a pixel class (too
 # few labelled examples): it is named from the sleeve length of a sleeveless top (vision/garments.py).

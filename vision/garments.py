@@ -22,14 +22,14 @@ from vision import colors, patterns
 from vision.device import resolve_device
 from vision.garment_parser import PARSER_CLASSES, GarmentParser
 from vision.garment_pixels import TooFewPixels
-from vision.labels import Box, Garment, Label, Person
-from vision.masks import encode_mask
+from labels import Box, Garment, Label, Person
+from labels.masks import encode_mask
 from vision.model_files import model_files
 from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
 from vision.sleeves import arm_coverage, sleeve_length, sleeve_owner
 from vision.stage import Frame, Stage
-from vision.vocabulary import GARMENT_CATEGORIES, has_sleeves
+from labels.vocabulary import GARMENT_CATEGORIES, has_sleeves
 
 HEAD_MODEL = "garment-parser"
 BOX_MARGIN = 0.08  # the person's box is enlarged this much (each side) before reading the parse

@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from vision.garment_pixels import TooFewPixels, garment_pixel_count
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "pattern-classifier.json"
 MODEL_NAME = "vestis-pattern-texture"

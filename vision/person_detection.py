@@ -21,7 +21,7 @@ from configs import Settings
 from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
 from vision.darknet import boxes_cxcywh_to_xyxy, nms
 from vision.device import resolve_device
-from vision.labels import Box, Label, Person
+from labels import Box, Label, Person
 from vision.model_files import model_files
 from vision.stage import Frame, Stage
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 
 @dataclass

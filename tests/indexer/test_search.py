@@ -23,7 +23,7 @@ from indexer.search import (
     sort_key,
 )
 from search_api.query_parser import QueryParser
-from vision.labels import Box, Face, FrameLabels, Garment, Label, Person
+from labels import Box, Face, FrameLabels, Garment, Label, Person
 
 PARSER = QueryParser()  # exact words and synonyms; no text model needed
 

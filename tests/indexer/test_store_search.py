@@ -23,7 +23,7 @@ from tests.indexer.test_search import (
     red_shirt_blue_jacket,
     red_striped_dress,
 )
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 PARSER = QueryParser()
 

@@ -25,7 +25,7 @@ from search_api.app import PERSON_COLOUR, create_app
 from search_api.query_parser import QueryParser
 from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
-from vision.masks import encode_mask
+from labels.masks import encode_mask
 
 PARSER = QueryParser()  # exact words and synonyms: no text model needed, same answers everywhere
 

@@ -13,7 +13,7 @@ import torch
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import Box, FrameLabels, Label, Person
+from labels import Box, FrameLabels, Label, Person
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.stage import Frame
 from vision.tflite_to_torch import (

@@ -10,7 +10,7 @@ import pytest
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import FrameLabels
+from labels import FrameLabels
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.person_detection import DEFAULT_CONFIDENCE_THRESHOLD, PersonDetectionStage
 from vision.registry import build_stages, stages_version

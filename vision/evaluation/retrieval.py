@@ -246,7 +246,7 @@ def index_photos(settings: Settings, store, images: Path, rows: Sequence[dict[st
     from indexer.store import MediaRecord, MediaStatus
     from pipelines.media import MediaError, frame_id
     from pipelines.sampling import load_image
-    from vision.labels import FrameLabels
+    from labels import FrameLabels
     from vision.registry import build_stages, run_stages
     from vision.stage import Frame
 

@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from vision.patterns import FEATURE_NAMES, WEIGHTS, pattern_features
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "1"
