@@ -1,6 +1,6 @@
 """The backend-neutral query model: what a search asks for, in the label vocabulary.
 
-The query parser (search_api/query_parser.py) turns free text into a `ParsedQuery`; each index
+The query parser (indexer/query_parser.py) turns free text into a `ParsedQuery`; each index
 backend (embedded SQLite, Elasticsearch) translates it into its own query. The model keeps what a
 backend needs to get "red striped dress" right: the terms of one `GarmentConstraint` must all hold on
 the same garment (not red shirt + striped skirt), and negation is explicit at both levels ("without a

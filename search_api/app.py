@@ -61,7 +61,7 @@ from labels import Box, FrameLabels
 from labels.masks import decode_mask
 
 if TYPE_CHECKING:  # importing it loads torch: only when a search needs it (build_parser)
-    from search_api.query_parser import QueryParser
+    from indexer.query_parser import QueryParser
 
 STATIC_DIR = Path(__file__).with_name("static")
 THUMBNAIL_SIDE = 320
@@ -259,8 +259,8 @@ class ParserChoice:
 
 def build_parser(settings: Settings) -> tuple[QueryParser, str | None]:
     """(QueryParser, notice): with MiniLM when its files are cached, else exact words and synonyms."""
-    from search_api.query_parser import QueryParser
-    from search_api.text_embedding import TextEmbedder
+    from indexer.query_parser import QueryParser
+    from vision.text_embedding import TextEmbedder
     from vision.model_files import ModelFilesMissing
 
     try:

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import search_api.app as api
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import build_scene
 from vestis import cli

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import search_api.app as api
 from indexer.embedded import EmbeddedStore
 from indexer.search import SearchRequest
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from vestis import cli
 
 pytestmark = pytest.mark.timeout(600)

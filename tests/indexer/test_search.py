@@ -22,7 +22,7 @@ from indexer.search import (
     rank_moments,
     sort_key,
 )
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from labels import Box, Face, FrameLabels, Garment, Label, Person
 
 PARSER = QueryParser()  # exact words and synonyms; no text model needed

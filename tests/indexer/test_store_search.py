@@ -13,7 +13,7 @@ import pytest
 
 from indexer.search import InvalidCursor, SearchPage, SearchRequest, rank_moments
 from indexer.store import LabelStore, MediaRecord, MediaStatus
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import (
     black_jacket_blue_jeans,
     frame_id,

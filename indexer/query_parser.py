@@ -8,7 +8,7 @@ People type what they see, in their words; the index holds labels from a fixed v
 2. Lexicon: the longest phrase starting at each word is looked up among the vocabulary words (exact)
    and a synonym table (tee, jeans, hoodie, crimson, navy, gown, long sleeve, polka dot, ...); a final
    plural `s`/`es` is tried off when the word itself is unknown.
-3. Meaning: words still unknown are embedded with MiniLM (search_api/text_embedding.py) and mapped to
+3. Meaning: words still unknown are embedded with MiniLM (vision/text_embedding.py) and mapped to
    the vocabulary word whose embedding (or whose synonyms' embeddings) is nearest, when the cosine
    similarity reaches the threshold. Stop words, person nouns and size/shade modifiers never are.
    MiniLM judges single words weakly (it puts "maroon" nearer beige than red, and "frock" nowhere
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from indexer.query import VOCABULARY, AttributeField, AttributeTerm, GarmentConstraint, ParsedQuery
-from search_api.text_embedding import TextEmbedder
+from vision.text_embedding import TextEmbedder
 from labels.vocabulary import has_sleeves
 
-# Chosen on the labelled word list in tests/search_api/test_query_parser.py for precision, since a
+# Chosen on the labelled word list in tests/indexer/test_query_parser.py for precision, since a
 # wrong term filters out the right results: at 0.6, 92% of the words mapped are mapped right and 35%
 # of the labelled words are mapped; no unrelated word of the list reaches 0.58.
 DEFAULT_THRESHOLD = 0.6
