@@ -328,7 +328,7 @@ def eval_parsing(
     sets: SetOption = None,
 ) -> None:
     """Garment-parsing IoU per class and mean IoU against pixel masks (CCP layout)."""
-    from vision.evaluation.runner import evaluate_parsing
+    from evaluation.runner import evaluate_parsing
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_parsing(settings, images, masks, labels, holdout_every, progress), out)
@@ -354,7 +354,7 @@ def eval_attributes(
     sets: SetOption = None,
 ) -> None:
     """Accuracy and macro-F1 of the main person's upper-garment category, sleeve, pattern and colours."""
-    from vision.evaluation.runner import evaluate_attributes
+    from evaluation.runner import evaluate_attributes
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress), out)
@@ -383,7 +383,7 @@ def eval_retrieval(
     sets: SetOption = None,
 ) -> None:
     """Index the labelled photos, search with queries made from their labels: recall@1/5/10 and MAP."""
-    from vision.evaluation.retrieval import evaluate_retrieval, table
+    from evaluation.retrieval import evaluate_retrieval, table
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress), out)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import vestis.cli as cli
 from indexer.query_parser import QueryParser
-from vision.evaluation.retrieval import (
+from evaluation.retrieval import (
     CATEGORY_WORDS,
     PATTERN_WORDS,
     SLEEVE_WORDS,
