@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import search_api.app as api
+import search_api.results as results
 from indexer.query_parser import QueryParser
 from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import build_scene
@@ -19,7 +19,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def plain_console_and_parser(monkeypatch, plain_cli):
     # exact words and synonyms, as in the API tests: no text model to load on this busy machine
-    monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), None))
+    monkeypatch.setattr(results, "build_parser", lambda settings: (QueryParser(), None))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_search_filters_and_empty_answers(data_dir):
 
 
 def test_missing_text_model_is_noted(data_dir, monkeypatch):
-    monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), "the text model's files are missing"))
+    monkeypatch.setattr(results, "build_parser", lambda settings: (QueryParser(), "the text model's files are missing"))
     code, out = invoke("search", "red dress", "--data-dir", data_dir)
     assert code == 0 and "note: the text model's files are missing" in out
 

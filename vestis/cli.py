@@ -169,7 +169,7 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
-    from search_api.app import ParserChoice, describe_matches, search_moments
+    from search_api.results import ParserChoice, describe_matches, search_moments
 
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings)

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from configs import Settings  # noqa: E402
 from indexer import open_store  # noqa: E402
 from indexer.frame_images import FrameImageStore  # noqa: E402
-from search_api.app import PAGE_POLICY  # noqa: E402
+from search_api.middleware import PAGE_POLICY  # noqa: E402
 from tests.browser.conftest import create_test_app, fresh_page, make_long_video, serve  # noqa: E402
 from tests.indexer.test_store_search import catwalk, index  # noqa: E402
 from labels import Label  # noqa: E402

@@ -21,7 +21,8 @@ from PIL import Image
 from configs import Settings
 from indexer import open_store
 from indexer.frame_images import FrameImageStore
-from search_api.app import PERSON_COLOUR, create_app
+from search_api.annotators import PERSON_COLOUR
+from search_api.app import create_app
 from indexer.query_parser import QueryParser
 from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
