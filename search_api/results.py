@@ -165,7 +165,7 @@ def frame_url(frame_id: str, overlay: str | None = None) -> str:
 
 class ParserChoice:
     """The query parser, built once and on first use (torch and MiniLM load in seconds; the media and
-    image endpoints never need them).
+    image endpoints never need them, and a search needs them only when `search.text_model` names one).
 
     With MiniLM's files absent the parser still knows the vocabulary and the synonym table; the
     answer then says so in `notice`, since a word like "frock" silently matching nothing would
@@ -190,16 +190,21 @@ class ParserChoice:
 
 
 def build_parser(settings: Settings) -> tuple[QueryParser, str | None]:
-    """(QueryParser, notice): with MiniLM when its files are cached, else exact words and synonyms."""
+    """(QueryParser, notice): with the text model `search.text_model` names (MiniLM) when its files are
+    cached, else exact words and synonyms. With no text model configured, torch is never imported."""
+    name = settings.search.text_model
+    if name is None:
+        return QueryParser(), ("Words outside the label vocabulary and its synonyms are not understood: no text "
+                               "model is configured (search.text_model).")
     from vision.model_files import ModelFilesMissing
     from vision.text_embedding import TextEmbedder
 
     try:
-        return QueryParser(TextEmbedder(settings)), None
+        return QueryParser(TextEmbedder(settings, model_name=name)), None
     except ModelFilesMissing as exc:
         return QueryParser(), (
             "Words outside the label vocabulary and its synonyms are not understood: the text model's files "
-            f"are missing ({exc}). `vestis models fetch minilm-l6-v2` gets them."
+            f"are missing ({exc}). `vestis models fetch {name}` gets them."
         )
 
 
