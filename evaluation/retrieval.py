@@ -331,7 +331,7 @@ def evaluate_retrieval(settings: Settings, images: Path, labels: Path, limit: in
             store.close()
     from vision.registry import stages_version
 
-    return {"images": len(rows), "no_person": no_person, "stages": stages_version(list(settings.vision.stages)),
+    return {"images": len(rows), "no_person": no_person, "stages": stages_version(list(settings.vision.stages), settings),
             "definitions": DEFINITIONS, **scores.report()}
 
 

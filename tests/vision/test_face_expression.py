@@ -165,7 +165,7 @@ def test_model_version_names_both_models(stage):
     manifest = load_manifest()
     expected = (f"mtcnn@{manifest.get('mtcnn').version}+"
                 f"fer-mini-xception@{manifest.get('fer-mini-xception').version}")
-    assert FaceExpressionStage.model_version == expected == stage.model_version
+    assert FaceExpressionStage.version(Settings()) == expected == stage.model_version
     assert manifest.get("fer-mini-xception").classes == CLASSES == stage.expressions
 
 

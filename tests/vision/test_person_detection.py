@@ -97,7 +97,7 @@ def video_frames(shared_videos) -> dict[float, np.ndarray]:
 
 def test_model_version_is_known_without_loading_the_model():
     record = load_manifest().get(MODEL)
-    assert PersonDetectionStage.model_version == f"{MODEL}@{record.version}"
+    assert PersonDetectionStage.version(Settings()) == f"{MODEL}@{record.version}"
     assert stages_version(["person_detection"]) == f"person_detection@{MODEL}@{record.version}"
 
 
