@@ -48,6 +48,7 @@ from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
 from labels import FrameLabels
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
 SCHEMA_VERSION = 1
@@ -73,11 +74,10 @@ _LABEL = {
         "model_version": _KEYWORD,
     }
 }
-_GARMENT_LABELS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
 def _garments(extra: dict | None = None) -> dict:
-    return {"type": "nested", "properties": {**{f: _LABEL for f in _GARMENT_LABELS}, **(extra or {})}}
+    return {"type": "nested", "properties": {**{f: _LABEL for f in GARMENT_LABEL_FIELDS}, **(extra or {})}}
 
 
 # Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
@@ -174,7 +174,7 @@ def _is(field: str, value: str, floor: float) -> dict:
 
 
 def _term_query(term: AttributeTerm, prefix: str, floor: float) -> dict:
-    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    fields = term.label_fields
     fields = tuple(f"{prefix}.{f}" for f in fields)
     has = {"bool": {"should": [_is(f, term.value, floor) for f in fields], "minimum_should_match": 1}}
     if not term.negated:

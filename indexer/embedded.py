@@ -54,6 +54,7 @@ from indexer.search import (
 )
 from indexer.store import MediaRecord, MediaStatus
 from labels import FrameLabels
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
@@ -160,7 +161,6 @@ CREATE INDEX IF NOT EXISTS audit_by_frame ON audit(frame_id, entry_id);
 CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 """
 
-_GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
@@ -365,7 +365,7 @@ class EmbeddedStore:
             for index, person in enumerate(m.persons):
                 for g in person.garments:
                     row: list = [m.moment_id, m.media_id, index]
-                    for name in _GARMENT_FIELDS:
+                    for name in GARMENT_LABEL_FIELDS:
                         label = getattr(g, name)
                         row += [label.value, label.confidence] if label is not None else ["", 0.0]
                     garment_rows.append(tuple(row))
@@ -374,7 +374,7 @@ class EmbeddedStore:
             (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
               "expression, expression_confidence, doc, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
              moment_rows),
-            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(_GARMENT_FIELDS)))})", garment_rows),
+            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(GARMENT_LABEL_FIELDS)))})", garment_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
         ])
 
@@ -572,7 +572,7 @@ class EmbeddedStore:
 
 def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
     """SQL on a moment_garments row `g` for one term; a label under `floor` counts as absent."""
-    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    fields = term.label_fields
     has = [f"(g.{f} = ? AND g.{f}_confidence >= ?)" for f in fields]
     has_params = [p for _ in fields for p in (term.value, floor)]
     if not term.negated:

@@ -4,6 +4,6 @@ stores them, the review page edits them, export writes them), the fixed vocabula
 Imports nothing of Vestis but `configs`; see docs/architecture.md.
 """
 
-from labels.labels import Box, Face, FrameLabels, Garment, Label, Mask, Person, SampleReason
+from labels.labels import Box, Face, FrameLabels, Garment, Label, Mask, Person, Provenance, RuleSet, SampleReason
 
-__all__ = ["Box", "Face", "FrameLabels", "Garment", "Label", "Mask", "Person", "SampleReason"]
+__all__ = ["Box", "Face", "FrameLabels", "Garment", "Label", "Mask", "Person", "Provenance", "RuleSet", "SampleReason"]

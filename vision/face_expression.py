@@ -237,11 +237,9 @@ class FaceExpressionStage(Stage):
             x1, y1, x2, y2 = box
             person = frame.labels.persons[crop.person]
             person.face = Face(
-                detection=Label(value="face", confidence=min(1.0, max(0.0, score)), model=det.name,
-                                model_version=det.version),
+                detection=Label.made_by(det, "face", score),
                 box=Box(x1=min(max(x1, 0.0), width), y1=min(max(y1, 0.0), height),
                         x2=min(max(x2, 0.0), width), y2=min(max(y2, 0.0), height)),
-                expression=Label(value=self.expressions[k], confidence=min(1.0, max(0.0, conf)),
-                                 model=cls.name, model_version=cls.version),
+                expression=Label.made_by(cls, self.expressions[k], conf),
             )
         return frames
