@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout
+from elastic_transport import ConnectionTimeout, ObjectApiResponse
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import BulkIndexError, streaming_bulk
 
@@ -281,7 +281,7 @@ class ElasticsearchStore:
 
     def _create_index(self, kind: str, generation: int, with_alias: bool) -> str:
         name = self._index_name(kind, generation)
-        aliases = {self.aliases[kind]: {}} if with_alias else None
+        aliases: dict[str, Any] | None = {self.aliases[kind]: {}} if with_alias else None
         try:
             self.client.indices.create(index=name, aliases=aliases)
         except BadRequestError as exc:
@@ -356,7 +356,7 @@ class ElasticsearchStore:
         values["status"] = MediaStatus(values["status"])
         return MediaRecord(**values)
 
-    def _get_media_hit(self, media_id: str) -> dict | None:
+    def _get_media_hit(self, media_id: str) -> ObjectApiResponse[Any] | None:
         try:
             return self._retry(lambda: self.client.get(index=self.aliases["media"], id=media_id))
         except NotFoundError:
@@ -380,7 +380,7 @@ class ElasticsearchStore:
         hits = self._scan("media", {"match_all": {}}, [{"path": "asc"}, {"media_id": "asc"}])
         return [self._record(h["_source"]) for h in hits]
 
-    def _put_media(self, doc: dict, expected: dict | None = None) -> None:
+    def _put_media(self, doc: dict, expected: ObjectApiResponse[Any] | None = None) -> None:
         """Write the media document; with `expected` (a previous GET) only if nobody changed it since."""
         kwargs: dict[str, Any] = {"index": self.aliases["media"], "id": doc["media_id"], "document": doc,
                                   "refresh": True}
@@ -598,7 +598,7 @@ class ElasticsearchStore:
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod
-    def _version(hit: dict | None) -> str:
+    def _version(hit: ObjectApiResponse[Any] | None) -> str:
         return f"{hit['_seq_no']}.{hit['_primary_term']}" if hit else "0"
 
     def _visible_frame(self, frame_id: str) -> FrameLabels | None:
@@ -612,7 +612,7 @@ class ElasticsearchStore:
                 return FrameLabels.model_validate({k: v for k, v in h["_source"].items() if k != "run_id"})
         return None
 
-    def _review_hit(self, frame_id: str) -> dict | None:
+    def _review_hit(self, frame_id: str) -> ObjectApiResponse[Any] | None:
         try:
             return self._retry(lambda: self.client.get(index=self.aliases["reviews"], id=frame_id))
         except NotFoundError:
@@ -666,7 +666,7 @@ class ElasticsearchStore:
         self._refresh("audit")
         response = self._retry(lambda: self.client.search(
             index=self.aliases["audit"], query={"bool": {"filter": filters}}, size=limit,
-            sort=[{"entry_id": "desc"}, {"frame_id": "desc"}], _source=["entry"]))
+            sort=[{"entry_id": "desc"}, {"frame_id": "desc"}], source={"includes": ["entry"]}))
         return [AuditEntry.model_validate(h["_source"]["entry"]) for h in response["hits"]["hits"]]
 
     def _visible_frames(self, media_ids: list[str] | None) -> Iterator[FrameLabels]:

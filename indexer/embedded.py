@@ -26,8 +26,9 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from indexer.moments import Moment, build_moments
 from indexer.query import AttributeTerm, GarmentConstraint
@@ -437,7 +438,7 @@ class EmbeddedStore:
         sql, params = _candidates(request)
         rows = self._query(sql, params)
 
-        def full(view: dict) -> dict:
+        def full(view: Mapping[str, Any]) -> dict:
             return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
 
         return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request, full)
@@ -492,7 +493,8 @@ class EmbeddedStore:
         return ReviewedFrame(labels=labels, version=str(saved["version"]), status=saved["status"])
 
     def audit_log(self, *, frame_id: str | None = None, media_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if frame_id is not None:
             where.append("frame_id = ?")
             params.append(frame_id)
@@ -533,7 +535,8 @@ class EmbeddedStore:
         # A frame with nothing left to confirm sorts and filters as fully sure.
         lowest = "COALESCE(CASE WHEN r.frame_id IS NULL THEN f.lowest_confidence ELSE r.lowest_confidence END, 1.0)"
         values = "COALESCE(r.label_values, f.label_values)"
-        where, params = ["1"], []
+        where = ["1"]
+        params: list[Any] = []
         if request.media_ids is not None:
             where.append(f"f.media_id IN ({', '.join('?' * len(request.media_ids))})")
             params += request.media_ids
@@ -585,7 +588,8 @@ def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[st
     """A moment_id subquery: the moments (of these media) with a garment on which all the constraint's
     terms hold. The media filter is repeated here: SQLite would otherwise list the garments of the
     whole store before the outer query drops the other media."""
-    parts, params = ["g.category_confidence >= ?"], [floor]
+    parts = ["g.category_confidence >= ?"]
+    params: list[Any] = [floor]
     if media_ids is not None:
         parts.append(f"g.media_id IN ({', '.join('?' * len(media_ids))})")
         params += media_ids
@@ -599,7 +603,8 @@ def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[st
 def _candidates(request: SearchRequest) -> tuple[str, list]:
     """The SELECT of (doc, media path) for the moments the request may match."""
     query, floor = request.query, request.min_confidence
-    where, params = ["m.run_id = md.visible_run_id"], []
+    where = ["m.run_id = md.visible_run_id"]
+    params: list[Any] = []
     if request.media_ids is not None:
         where.append(f"m.media_id IN ({', '.join('?' * len(request.media_ids))})")
         params += request.media_ids

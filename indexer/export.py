@@ -41,7 +41,8 @@ def coco_from_frames(frames: Iterable[FrameLabels], media_paths: dict[str, str],
                      only: set[ReviewStatus] | None = None) -> dict[str, Any]:
     """COCO for these frames; `only`: keep frames in these review states."""
     category_id = {name: i + 1 for i, name in enumerate(CATEGORIES)}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for frame in frames:
         status = review_status(frame)
         if only is not None and status not in only:

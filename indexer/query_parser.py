@@ -181,8 +181,8 @@ def build_lexicon() -> dict[tuple[str, ...], tuple[AttributeField, str, str]]:
             for synonym in synonyms:
                 lexicon[_phrase_key(synonym)] = (name, value, "synonym")
     # Vocabulary words win over synonyms; "shirt/blouse" is matched by "shirt" and by "blouse".
-    for name, values in VOCABULARY.items():
-        for value in values:
+    for name, words in VOCABULARY.items():
+        for value in words:
             if (name, value) in _SYNONYMS_ONLY:
                 continue
             for part in value.split("/"):
@@ -234,7 +234,7 @@ class QueryParser:
                 _end_clause(state, coordination=item.word in COORDINATORS, next_item=_next_content(items, index))
             elif item.kind == "word":
                 state.text.append(item.word)
-            elif item.kind == "term":
+            elif item.kind == "term" and item.term is not None:
                 _take_term(state, item.term, next_item=_next_content(items, index))
         _end_clause(state, coordination=False, next_item=None)
         return ParsedQuery(

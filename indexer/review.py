@@ -214,6 +214,7 @@ def _set_label(frame: FrameLabels, path: str, make, *, allow_missing: bool = Fal
         label = make(person.detection)
         return _replace_person(frame, p, None if label is None else person.model_copy(update={"detection": label}))
     if g is None:  # the face expression
+        assert person.face is not None  # the path named it (checked on the way in)
         face = person.face.model_copy(update={"expression": make(person.face.expression)})
         return _replace_person(frame, p, person.model_copy(update={"face": face}))
     garment = person.garments[g]

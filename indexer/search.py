@@ -404,7 +404,9 @@ def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest
     hits = []
     for _, raw, media_name in page[: request.limit]:
         doc = json.loads(raw) if isinstance(raw, str) else raw
-        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), _evaluate(doc, request, media_name)))
+        evaluation = _evaluate(doc, request, media_name)
+        assert evaluation is not None  # ranked above: only documents that matched
+        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), evaluation))
     return SearchPage(hits=hits, total=total,
                       next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None)
 

@@ -19,7 +19,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Hashable, Protocol
 
 from distributed import Client, Future, as_completed
 
@@ -154,8 +154,8 @@ class IngestJob:
         self.version = pipeline_version(settings)
         self.images = FrameImageStore(settings.data_dir)
         self.runs: dict[str, _Run] = {}  # media id -> its score while segments are out
-        self.tasks: dict[str, _Task] = {}  # future key -> what it is for, while it is out
-        self.outstanding: dict[str, Future] = {}
+        self.tasks: dict[Hashable, _Task] = {}  # future key -> what it is for, while it is out
+        self.outstanding: dict[Hashable, Future] = {}
         self.pending_images: list[tuple] = []
         self.queue = as_completed([])
 
@@ -255,6 +255,7 @@ class IngestJob:
 
     def start(self, inspection: Inspection) -> None:
         info = inspection.info
+        assert info is not None  # an inspection without one has an error and was settled
         existing = self.store.get_media(info.media_id)
         if (
             not self.force and existing is not None and existing.status == MediaStatus.DONE

