@@ -46,7 +46,7 @@ from indexer.review import (
 )
 from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
-from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
+from indexer.store import MediaRecord, MediaStatus, StoreUnavailable, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
@@ -462,7 +462,7 @@ class ElasticsearchStore:
         source = hit["_source"]
         self._refresh("frames")
         moments = build_moments(self._run_frames(media_id, run_id))
-        name = source["path"].rsplit("/", 1)[-1]
+        name = media_name(source["path"])
         self._bulk(self._moment_actions(self.aliases["moments"], run_id, moments, name), refresh=True)
         doc = {**source, "status": MediaStatus.DONE.value, "reason": "", "frames": frames, "persons": persons,
                "garments": garments, "seconds": seconds, "visible_run_id": run_id, "moments_run_id": run_id,
@@ -545,7 +545,7 @@ class ElasticsearchStore:
     def _rebuild_in(self, index: str, media: dict) -> None:
         media_id, run_id = media["media_id"], media["visible_run_id"]
         moments = build_moments(self._run_frames(media_id, run_id))
-        self._bulk(self._moment_actions(index, run_id, moments, media["path"].rsplit("/", 1)[-1]), refresh=True)
+        self._bulk(self._moment_actions(index, run_id, moments, media_name(media["path"])), refresh=True)
         keep = [f"{run_id}:{m.moment_id}" for m in moments]
         self._retry(lambda: self.client.delete_by_query(
             index=index, refresh=True, conflicts="proceed",
@@ -593,7 +593,7 @@ class ElasticsearchStore:
         if request.media_ids is not None and not request.media_ids:
             return SearchPage(hits=[], total=0)
         hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
-        docs = ((doc, media["path"].rsplit("/", 1)[-1]) for doc, media in self._visible(hits))
+        docs = ((doc, media_name(media["path"])) for doc, media in self._visible(hits))
         return rank_documents(docs, request)
 
     # -- review --------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from indexer.search import (
     rank_documents,
     scoring_view,
 )
-from indexer.store import MediaRecord, MediaStatus
+from indexer.store import MediaRecord, MediaStatus, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
@@ -441,7 +441,7 @@ class EmbeddedStore:
         def full(view: Mapping[str, Any]) -> dict:
             return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
 
-        return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request, full)
+        return rank_documents(((doc, media_name(path)) for doc, path in rows), request, full)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:

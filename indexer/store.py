@@ -54,7 +54,12 @@ class MediaRecord:
 
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        return media_name(self.path)
+
+
+def media_name(path: str) -> str:
+    """A media file's name as results show it and free text matches it: the last part of its path."""
+    return path.rsplit("/", 1)[-1]
 
 
 class LabelStore(Protocol):

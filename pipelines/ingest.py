@@ -26,6 +26,7 @@ from distributed import Client, Future, as_completed
 from configs import Settings
 from indexer import LabelStore, MediaRecord, MediaStatus, StoreUnavailable
 from indexer.frame_images import FrameImageStore
+from indexer.store import media_name
 from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
 from pipelines.segments import plan_segments
@@ -67,7 +68,7 @@ class FileOutcome:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return media_name(self.path)
 
 
 @dataclass

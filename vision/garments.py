@@ -20,7 +20,7 @@ from configs import Settings
 from configs.manifest import Manifest, load_manifest
 from vision import colors, patterns
 from vision.device import resolve_device
-from vision.garment_parser import PARSER_CLASSES, GarmentParser
+from vision.garment_parser import PARSER_CLASSES
 from vision.garment_pixels import TooFewPixels
 from labels import Box, Garment, Label, Person
 from labels.masks import encode_mask

@@ -24,14 +24,7 @@ from configs.manifest import load_manifest
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.text_embedding import MODEL_NAME, TextEmbedder
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The machine has two cores shared with other work; more threads only contend.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
