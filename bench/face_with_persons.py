@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from configs import Settings  # noqa: E402
-from vision.labels import FrameLabels  # noqa: E402
+from labels import FrameLabels  # noqa: E402
 from vision.stage import Frame  # noqa: E402
 
 

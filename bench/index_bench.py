@@ -66,9 +66,9 @@ from pydantic import TypeAdapter  # noqa: E402
 from bench.common import load_average, number, write_report  # noqa: E402
 from indexer.search import SearchRequest  # noqa: E402
 from indexer.store import LabelStore, MediaRecord, MediaStatus  # noqa: E402
-from search_api.query_parser import QueryParser  # noqa: E402
-from vision.labels import FrameLabels  # noqa: E402
-from vision.vocabulary import GARMENT_CATEGORIES, SLEEVED_REGIONS  # noqa: E402
+from indexer.query_parser import QueryParser  # noqa: E402
+from labels import FrameLabels  # noqa: E402
+from labels.vocabulary import GARMENT_CATEGORIES, SLEEVED_REGIONS  # noqa: E402
 
 SEED = 20240604
 SIZES = (100_000, 1_000_000)

@@ -135,7 +135,7 @@ def serve(data_dir: Path) -> None:
 
     from configs import Settings
     from search_api.app import create_app
-    from search_api.query_parser import QueryParser
+    from indexer.query_parser import QueryParser
 
     app = create_app(Settings(data_dir=data_dir), parser=QueryParser())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -37,7 +37,7 @@ from configs import Settings
 from vision.patterns import TooFewPixels, classify_pattern, model_version
 from vision.person_detection import PersonDetectionStage
 from vision.stage import Frame
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT.parent / "shared" / "data" / "attributes-dev"

@@ -269,7 +269,7 @@ def bench_stages(
 ) -> dict:
     import torch
 
-    from vision.labels import FrameLabels
+    from labels import FrameLabels
     from vision.registry import build_stages
     from vision.stage import Frame
 

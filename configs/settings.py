@@ -76,6 +76,17 @@ class ModelSettings(_Section):
     manifest: Path | None = None  # a user manifest replacing configs/models.yaml
 
 
+class SearchSettings(_Section):
+    # Manifest record of the text model that maps words outside the vocabulary by meaning; empty or
+    # null: exact words and synonyms only, and a search loads no torch.
+    text_model: str | None = "minilm-l6-v2"
+
+    @field_validator("text_model")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
 class ReviewSettings(_Section):
     # reviewer name -> token; the review page's writes need one (Authorization: Bearer <token>). Better
     # set as VESTIS_REVIEW__REVIEWERS='{"alice": "..."}' than in a file. Empty: review is read-only.
@@ -117,6 +128,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     vision: VisionSettings = VisionSettings()
     models: ModelSettings = ModelSettings()
+    search: SearchSettings = SearchSettings()
     review: ReviewSettings = ReviewSettings()
     server: ServerSettings = ServerSettings()
 

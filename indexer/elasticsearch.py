@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout
+from elastic_transport import ConnectionTimeout, ObjectApiResponse
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import BulkIndexError, streaming_bulk
 
@@ -46,8 +46,9 @@ from indexer.review import (
 )
 from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
-from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
-from vision.labels import FrameLabels
+from indexer.store import MediaRecord, MediaStatus, StoreUnavailable, media_name
+from labels import FrameLabels
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
 SCHEMA_VERSION = 1
@@ -73,11 +74,10 @@ _LABEL = {
         "model_version": _KEYWORD,
     }
 }
-_GARMENT_LABELS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
 def _garments(extra: dict | None = None) -> dict:
-    return {"type": "nested", "properties": {**{f: _LABEL for f in _GARMENT_LABELS}, **(extra or {})}}
+    return {"type": "nested", "properties": {**{f: _LABEL for f in GARMENT_LABEL_FIELDS}, **(extra or {})}}
 
 
 # Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
@@ -174,7 +174,7 @@ def _is(field: str, value: str, floor: float) -> dict:
 
 
 def _term_query(term: AttributeTerm, prefix: str, floor: float) -> dict:
-    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    fields = term.label_fields
     fields = tuple(f"{prefix}.{f}" for f in fields)
     has = {"bool": {"should": [_is(f, term.value, floor) for f in fields], "minimum_should_match": 1}}
     if not term.negated:
@@ -281,7 +281,7 @@ class ElasticsearchStore:
 
     def _create_index(self, kind: str, generation: int, with_alias: bool) -> str:
         name = self._index_name(kind, generation)
-        aliases = {self.aliases[kind]: {}} if with_alias else None
+        aliases: dict[str, Any] | None = {self.aliases[kind]: {}} if with_alias else None
         try:
             self.client.indices.create(index=name, aliases=aliases)
         except BadRequestError as exc:
@@ -356,7 +356,7 @@ class ElasticsearchStore:
         values["status"] = MediaStatus(values["status"])
         return MediaRecord(**values)
 
-    def _get_media_hit(self, media_id: str) -> dict | None:
+    def _get_media_hit(self, media_id: str) -> ObjectApiResponse[Any] | None:
         try:
             return self._retry(lambda: self.client.get(index=self.aliases["media"], id=media_id))
         except NotFoundError:
@@ -380,7 +380,7 @@ class ElasticsearchStore:
         hits = self._scan("media", {"match_all": {}}, [{"path": "asc"}, {"media_id": "asc"}])
         return [self._record(h["_source"]) for h in hits]
 
-    def _put_media(self, doc: dict, expected: dict | None = None) -> None:
+    def _put_media(self, doc: dict, expected: ObjectApiResponse[Any] | None = None) -> None:
         """Write the media document; with `expected` (a previous GET) only if nobody changed it since."""
         kwargs: dict[str, Any] = {"index": self.aliases["media"], "id": doc["media_id"], "document": doc,
                                   "refresh": True}
@@ -462,7 +462,7 @@ class ElasticsearchStore:
         source = hit["_source"]
         self._refresh("frames")
         moments = build_moments(self._run_frames(media_id, run_id))
-        name = source["path"].rsplit("/", 1)[-1]
+        name = media_name(source["path"])
         self._bulk(self._moment_actions(self.aliases["moments"], run_id, moments, name), refresh=True)
         doc = {**source, "status": MediaStatus.DONE.value, "reason": "", "frames": frames, "persons": persons,
                "garments": garments, "seconds": seconds, "visible_run_id": run_id, "moments_run_id": run_id,
@@ -545,7 +545,7 @@ class ElasticsearchStore:
     def _rebuild_in(self, index: str, media: dict) -> None:
         media_id, run_id = media["media_id"], media["visible_run_id"]
         moments = build_moments(self._run_frames(media_id, run_id))
-        self._bulk(self._moment_actions(index, run_id, moments, media["path"].rsplit("/", 1)[-1]), refresh=True)
+        self._bulk(self._moment_actions(index, run_id, moments, media_name(media["path"])), refresh=True)
         keep = [f"{run_id}:{m.moment_id}" for m in moments]
         self._retry(lambda: self.client.delete_by_query(
             index=index, refresh=True, conflicts="proceed",
@@ -593,12 +593,12 @@ class ElasticsearchStore:
         if request.media_ids is not None and not request.media_ids:
             return SearchPage(hits=[], total=0)
         hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
-        docs = ((doc, media["path"].rsplit("/", 1)[-1]) for doc, media in self._visible(hits))
+        docs = ((doc, media_name(media["path"])) for doc, media in self._visible(hits))
         return rank_documents(docs, request)
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod
-    def _version(hit: dict | None) -> str:
+    def _version(hit: ObjectApiResponse[Any] | None) -> str:
         return f"{hit['_seq_no']}.{hit['_primary_term']}" if hit else "0"
 
     def _visible_frame(self, frame_id: str) -> FrameLabels | None:
@@ -612,7 +612,7 @@ class ElasticsearchStore:
                 return FrameLabels.model_validate({k: v for k, v in h["_source"].items() if k != "run_id"})
         return None
 
-    def _review_hit(self, frame_id: str) -> dict | None:
+    def _review_hit(self, frame_id: str) -> ObjectApiResponse[Any] | None:
         try:
             return self._retry(lambda: self.client.get(index=self.aliases["reviews"], id=frame_id))
         except NotFoundError:
@@ -666,7 +666,7 @@ class ElasticsearchStore:
         self._refresh("audit")
         response = self._retry(lambda: self.client.search(
             index=self.aliases["audit"], query={"bool": {"filter": filters}}, size=limit,
-            sort=[{"entry_id": "desc"}, {"frame_id": "desc"}], _source=["entry"]))
+            sort=[{"entry_id": "desc"}, {"frame_id": "desc"}], source={"includes": ["entry"]}))
         return [AuditEntry.model_validate(h["_source"]["entry"]) for h in response["hits"]["hits"]]
 
     def _visible_frames(self, media_ids: list[str] | None) -> Iterator[FrameLabels]:

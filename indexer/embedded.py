@@ -26,8 +26,9 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from indexer.moments import Moment, build_moments
 from indexer.query import AttributeTerm, GarmentConstraint
@@ -52,8 +53,9 @@ from indexer.search import (
     rank_documents,
     scoring_view,
 )
-from indexer.store import MediaRecord, MediaStatus
-from vision.labels import FrameLabels
+from indexer.store import MediaRecord, MediaStatus, media_name
+from labels import FrameLabels
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
@@ -160,7 +162,6 @@ CREATE INDEX IF NOT EXISTS audit_by_frame ON audit(frame_id, entry_id);
 CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 """
 
-_GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
@@ -365,7 +366,7 @@ class EmbeddedStore:
             for index, person in enumerate(m.persons):
                 for g in person.garments:
                     row: list = [m.moment_id, m.media_id, index]
-                    for name in _GARMENT_FIELDS:
+                    for name in GARMENT_LABEL_FIELDS:
                         label = getattr(g, name)
                         row += [label.value, label.confidence] if label is not None else ["", 0.0]
                     garment_rows.append(tuple(row))
@@ -374,7 +375,7 @@ class EmbeddedStore:
             (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
               "expression, expression_confidence, doc, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
              moment_rows),
-            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(_GARMENT_FIELDS)))})", garment_rows),
+            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(GARMENT_LABEL_FIELDS)))})", garment_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
         ])
 
@@ -437,10 +438,10 @@ class EmbeddedStore:
         sql, params = _candidates(request)
         rows = self._query(sql, params)
 
-        def full(view: dict) -> dict:
+        def full(view: Mapping[str, Any]) -> dict:
             return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
 
-        return rank_documents(((doc, path.rsplit("/", 1)[-1]) for doc, path in rows), request, full)
+        return rank_documents(((doc, media_name(path)) for doc, path in rows), request, full)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
@@ -492,7 +493,8 @@ class EmbeddedStore:
         return ReviewedFrame(labels=labels, version=str(saved["version"]), status=saved["status"])
 
     def audit_log(self, *, frame_id: str | None = None, media_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if frame_id is not None:
             where.append("frame_id = ?")
             params.append(frame_id)
@@ -533,7 +535,8 @@ class EmbeddedStore:
         # A frame with nothing left to confirm sorts and filters as fully sure.
         lowest = "COALESCE(CASE WHEN r.frame_id IS NULL THEN f.lowest_confidence ELSE r.lowest_confidence END, 1.0)"
         values = "COALESCE(r.label_values, f.label_values)"
-        where, params = ["1"], []
+        where = ["1"]
+        params: list[Any] = []
         if request.media_ids is not None:
             where.append(f"f.media_id IN ({', '.join('?' * len(request.media_ids))})")
             params += request.media_ids
@@ -572,7 +575,7 @@ class EmbeddedStore:
 
 def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
     """SQL on a moment_garments row `g` for one term; a label under `floor` counts as absent."""
-    fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+    fields = term.label_fields
     has = [f"(g.{f} = ? AND g.{f}_confidence >= ?)" for f in fields]
     has_params = [p for _ in fields for p in (term.value, floor)]
     if not term.negated:
@@ -585,7 +588,8 @@ def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[st
     """A moment_id subquery: the moments (of these media) with a garment on which all the constraint's
     terms hold. The media filter is repeated here: SQLite would otherwise list the garments of the
     whole store before the outer query drops the other media."""
-    parts, params = ["g.category_confidence >= ?"], [floor]
+    parts = ["g.category_confidence >= ?"]
+    params: list[Any] = [floor]
     if media_ids is not None:
         parts.append(f"g.media_id IN ({', '.join('?' * len(media_ids))})")
         params += media_ids
@@ -599,7 +603,8 @@ def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[st
 def _candidates(request: SearchRequest) -> tuple[str, list]:
     """The SELECT of (doc, media path) for the moments the request may match."""
     query, floor = request.query, request.min_confidence
-    where, params = ["m.run_id = md.visible_run_id"], []
+    where = ["m.run_id = md.visible_run_id"]
+    params: list[Any] = []
     if request.media_ids is not None:
         where.append(f"m.media_id IN ({', '.join('?' * len(request.media_ids))})")
         params += request.media_ids

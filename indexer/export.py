@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from indexer.review import GARMENT_FIELDS, ReviewStatus, review_status
+from indexer.review import ReviewStatus, review_status
 from indexer.store import LabelStore
-from vision.labels import Box, FrameLabels, Label, Mask
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels import Box, FrameLabels, Label, Mask
+from labels.vocabulary import GARMENT_CATEGORIES, GARMENT_LABEL_FIELDS
 
 CATEGORIES = ["person", *GARMENT_CATEGORIES]
 
@@ -41,7 +41,8 @@ def coco_from_frames(frames: Iterable[FrameLabels], media_paths: dict[str, str],
                      only: set[ReviewStatus] | None = None) -> dict[str, Any]:
     """COCO for these frames; `only`: keep frames in these review states."""
     category_id = {name: i + 1 for i, name in enumerate(CATEGORIES)}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for frame in frames:
         status = review_status(frame)
         if only is not None and status not in only:
@@ -58,7 +59,7 @@ def coco_from_frames(frames: Iterable[FrameLabels], media_paths: dict[str, str],
             expression = person.face.expression if person.face is not None else None
             annotations.append({
                 "id": person_id, "image_id": image_id, "category_id": category_id["person"],
-                "bbox": _bbox(person.box), "area": (person.box.x2 - person.box.x1) * (person.box.y2 - person.box.y1),
+                "bbox": _bbox(person.box), "area": person.box.area,
                 "iscrowd": 0, **({"segmentation": _rle(person.mask)} if person.mask is not None else {}),
                 "attributes": {"detection": _label(person.detection), "expression": _label(expression)},
             })
@@ -68,9 +69,9 @@ def coco_from_frames(frames: Iterable[FrameLabels], media_paths: dict[str, str],
                 annotations.append({
                     "id": len(annotations) + 1, "image_id": image_id,
                     "category_id": category_id[garment.category.value], "bbox": _bbox(garment.box),
-                    "area": (garment.box.x2 - garment.box.x1) * (garment.box.y2 - garment.box.y1), "iscrowd": 0,
+                    "area": garment.box.area, "iscrowd": 0,
                     **({"segmentation": _rle(garment.mask)} if garment.mask is not None else {}),
-                    "attributes": {name: _label(getattr(garment, name)) for name in GARMENT_FIELDS},
+                    "attributes": {name: _label(getattr(garment, name)) for name in GARMENT_LABEL_FIELDS},
                     "vestis_person_annotation_id": person_id,
                 })
     return {

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.review import ReviewStatus, review_status
-from vision.labels import Box, FrameLabels, Garment, Label, Person
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels import Box, FrameLabels, Garment, Label, Person
+from labels.vocabulary import GARMENT_CATEGORIES
 
 # Regions whose garments identify an outfit; shoes and accessories come and go (see docstring).
 _CLOTHING_REGIONS = frozenset({"upper", "outer", "full", "lower"})
@@ -276,24 +276,10 @@ def _clothing(person: Person) -> Iterable[tuple[str, Garment]]:
 
 def _centre_shift(a: Box, b: Box) -> float:
     """Distance between box centres in box diagonals (the mean of both), so it holds at any zoom."""
-    dx = (a.x1 + a.x2 - b.x1 - b.x2) / 2
-    dy = (a.y1 + a.y2 - b.y1 - b.y2) / 2
+    (ax, ay), (bx, by) = a.centre, b.centre
+    dx, dy = ax - bx, ay - by
     diagonal = (math.hypot(a.x2 - a.x1, a.y2 - a.y1) + math.hypot(b.x2 - b.x1, b.y2 - b.y1)) / 2
     return math.hypot(dx, dy) / max(diagonal, 1.0)
-
-
-def _area(box: Box) -> float:
-    return max(box.x2 - box.x1, 0.0) * max(box.y2 - box.y1, 0.0)
-
-
-def _iou(a: Box, b: Box) -> float:
-    w = min(a.x2, b.x2) - max(a.x1, b.x1)
-    h = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = _area(a) + _area(b) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _geometry(previous: Box, box: Box, dt: float, max_shift: float) -> float | None:
@@ -302,7 +288,7 @@ def _geometry(previous: Box, box: Box, dt: float, max_shift: float) -> float | N
     shift = _centre_shift(previous, box)
     if shift > allowed:
         return None
-    return max(_iou(previous, box), 1.0 - shift / allowed)
+    return max(previous.iou(box), 1.0 - shift / allowed)
 
 
 def _compatible(a: str, b: str) -> bool:
@@ -459,7 +445,7 @@ def _quality(sighting: _Sighting, summary: list[MomentGarment], largest_area: fl
     view that shows the outfit the labels claim, not the one frame whose colour was misread.
     """
     person = sighting.person
-    size = math.sqrt(_area(person.box) / largest_area) if largest_area > 0 else 1.0
+    size = math.sqrt(person.box.area / largest_area) if largest_area > 0 else 1.0
     evidence = 1.0
     if summary:
         present = _garment_by_category(person)
@@ -495,7 +481,7 @@ def _moment(track: _Track, min_garment_share: float) -> Moment:
     ]
     summary.sort(key=lambda g: (_CATEGORY_ORDER.get(g.category.value, len(_CATEGORY_ORDER)), g.category.value))
 
-    largest = max(_area(s.person.box) for s in sightings)
+    largest = max(s.person.box.area for s in sightings)
     qualities = [_quality(s, summary, largest) for s in sightings]
     best = sightings[max(range(len(sightings)), key=lambda i: (qualities[i], -i))]  # earliest of equals
 

@@ -1,6 +1,6 @@
 """The backend-neutral query model: what a search asks for, in the label vocabulary.
 
-The query parser (search_api/query_parser.py) turns free text into a `ParsedQuery`; each index
+The query parser (indexer/query_parser.py) turns free text into a `ParsedQuery`; each index
 backend (embedded SQLite, Elasticsearch) translates it into its own query. The model keeps what a
 backend needs to get "red striped dress" right: the terms of one `GarmentConstraint` must all hold on
 the same garment (not red shirt + striped skirt), and negation is explicit at both levels ("without a
@@ -13,23 +13,17 @@ the interpretation and a backend may weigh a guessed term less than a typed one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vision.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES, has_sleeves
+from labels.vocabulary import LABEL_VOCABULARY, has_sleeves
 
 AttributeField = Literal["category", "color", "pattern", "sleeve", "expression"]
 GarmentField = Literal["category", "color", "pattern", "sleeve"]
 
 # The words each field can take; a term with any other value is refused.
-VOCABULARY: dict[AttributeField, tuple[str, ...]] = {
-    "category": tuple(GARMENT_CATEGORIES),
-    "color": COLORS,
-    "pattern": PATTERNS,
-    "sleeve": SLEEVES,
-    "expression": EXPRESSIONS,
-}
+VOCABULARY: dict[AttributeField, tuple[str, ...]] = {field: LABEL_VOCABULARY[field] for field in get_args(AttributeField)}
 GARMENT_FIELDS: tuple[GarmentField, ...] = ("color", "pattern", "sleeve", "category")
 
 # The order terms are shown in: adjectives before the noun, as the user would say it.
@@ -60,6 +54,11 @@ class AttributeTerm(_Query):
         if self.via != "semantic" and self.similarity != 1.0:
             raise ValueError(f"a term mapped by {self.via} has similarity 1.0, got {self.similarity}")
         return self
+
+    @property
+    def label_fields(self) -> tuple[str, ...]:
+        """The garment label fields the term looks at: a colour is the primary or the secondary one."""
+        return ("color", "secondary_color") if self.field == "color" else (self.field,)
 
     def describe(self) -> str:
         text = f"{self.field}{'!=' if self.negated else '='}{self.value}"

@@ -21,21 +21,11 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vision.labels import Box, FrameLabels, Garment, Label, Person
-from vision.vocabulary import COLORS, EXPRESSIONS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
+from labels import Box, FrameLabels, Garment, Label, Person
+from labels.vocabulary import GARMENT_LABEL_FIELDS, LABEL_VOCABULARY
 
 HUMAN_MODEL_VERSION = "review"
 
-# What each label field may be set to.
-FIELD_VALUES: dict[str, tuple[str, ...]] = {
-    "category": tuple(GARMENT_CATEGORIES),
-    "color": COLORS,
-    "secondary_color": COLORS,
-    "pattern": PATTERNS,
-    "sleeve": SLEEVES,
-    "expression": EXPRESSIONS,
-}
-GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
 class ReviewStatus(str, Enum):
@@ -73,7 +63,7 @@ def label_paths(frame: FrameLabels) -> Iterator[tuple[str, Label]]:
             yield f"persons.{p}.face.expression", person.face.expression
         for g, garment in enumerate(person.garments):
             yield f"persons.{p}.garments.{g}", garment.category
-            for name in GARMENT_FIELDS[1:]:
+            for name in GARMENT_LABEL_FIELDS[1:]:
                 label = getattr(garment, name)
                 if label is not None:
                     yield f"persons.{p}.garments.{g}.{name}", label
@@ -179,7 +169,7 @@ def _parse(frame: FrameLabels, path: str, *, allow_missing: bool = False) -> tup
             g = int(parts[3])
             garment = person.garments[g]
             field = parts[4] if len(parts) == 5 else None
-            if field is not None and (field not in GARMENT_FIELDS[1:]):
+            if field is not None and (field not in GARMENT_LABEL_FIELDS[1:]):
                 raise ValueError
             if field is not None and getattr(garment, field) is None and not allow_missing:
                 raise IndexError
@@ -190,7 +180,7 @@ def _parse(frame: FrameLabels, path: str, *, allow_missing: bool = False) -> tup
 
 
 def _check_value(field: str, value: str) -> None:
-    allowed = FIELD_VALUES.get(field)
+    allowed = LABEL_VOCABULARY.get(field)
     if allowed is None:
         raise InvalidEdit(f"{field} cannot be changed, only accepted, rejected or deleted")
     if value not in allowed:
@@ -224,6 +214,7 @@ def _set_label(frame: FrameLabels, path: str, make, *, allow_missing: bool = Fal
         label = make(person.detection)
         return _replace_person(frame, p, None if label is None else person.model_copy(update={"detection": label}))
     if g is None:  # the face expression
+        assert person.face is not None  # the path named it (checked on the way in)
         face = person.face.model_copy(update={"expression": make(person.face.expression)})
         return _replace_person(frame, p, person.model_copy(update={"face": face}))
     garment = person.garments[g]
@@ -235,15 +226,15 @@ def _set_label(frame: FrameLabels, path: str, make, *, allow_missing: bool = Fal
 
 def _field_of(path: str) -> str:
     parts = path.split(".")
-    if parts[-1] in ("detection", "expression") or parts[-1] in GARMENT_FIELDS:
+    if parts[-1] in ("detection", "expression") or parts[-1] in GARMENT_LABEL_FIELDS:
         return parts[-1]
     return "category"  # persons.P.garments.G
 
 
 def _owner(frame: FrameLabels, box: Box) -> int:
-    cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
-    holding = [(p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1) for p in frame.persons]
-    inside = [i for i, p in enumerate(frame.persons) if p.box.x1 <= cx <= p.box.x2 and p.box.y1 <= cy <= p.box.y2]
+    cx, cy = box.centre
+    holding = [p.box.area for p in frame.persons]
+    inside = [i for i, p in enumerate(frame.persons) if p.box.contains(cx, cy)]
     if not inside:
         raise InvalidEdit("no person's box holds the drawn garment: draw the person first, or name the person")
     return min(inside, key=lambda i: holding[i])  # the smallest: the nearer person when boxes overlap

@@ -64,7 +64,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from indexer.moments import Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.review import ReviewStatus
-from vision.labels import Box
+from labels import Box
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # The most a perfect text match adds: enough to order equally matched moments, too little to lift a
 # weak constraint match over a strong one (label confidences differ by more than this in practice).
@@ -147,7 +148,6 @@ class SearchPage(_Model):
 
 Doc = Mapping[str, Any]  # a Moment, or one of its parts, in JSON form
 _TermFound = tuple[AttributeTerm, str, float]  # term, label value found, its confidence
-_GARMENT_LABELS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
 def has_positive_terms(query: ParsedQuery) -> bool:
@@ -181,7 +181,7 @@ def _garment_match(garment: Doc, constraint: GarmentConstraint, floor: float) ->
         return None  # a garment we are not sure is there
     found: list[_TermFound] = []
     for term in constraint.terms:
-        fields = ("color", "secondary_color") if term.field == "color" else (term.field,)
+        fields = term.label_fields
         labels = [label for f in fields if (label := _trusted(garment.get(f), floor)) is not None]
         hit = _term_on_labels(term, labels)
         if hit is None:
@@ -262,7 +262,7 @@ def _moment_words(doc: Doc, media_name: str) -> set[str]:
         if person.get("expression") is not None:
             values.append(person["expression"]["value"])
         for garment in person["garments"]:
-            values.extend(garment[f]["value"] for f in _GARMENT_LABELS if garment.get(f) is not None)
+            values.extend(garment[f]["value"] for f in GARMENT_LABEL_FIELDS if garment.get(f) is not None)
     words: set[str] = set()
     for value in values:
         lowered = value.lower()
@@ -370,7 +370,7 @@ def scoring_view(moment: Moment) -> dict:
         "review_status": moment.review_status,
         "persons": [
             {"detection": _slim_label(p.detection), "expression": _slim_label(p.expression),
-             "garments": [{name: _slim_label(getattr(g, name)) for name in _GARMENT_LABELS} for g in p.garments]}
+             "garments": [{name: _slim_label(getattr(g, name)) for name in GARMENT_LABEL_FIELDS} for g in p.garments]}
             for p in moment.persons
         ],
     }
@@ -404,7 +404,9 @@ def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest
     hits = []
     for _, raw, media_name in page[: request.limit]:
         doc = json.loads(raw) if isinstance(raw, str) else raw
-        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), _evaluate(doc, request, media_name)))
+        evaluation = _evaluate(doc, request, media_name)
+        assert evaluation is not None  # ranked above: only documents that matched
+        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), evaluation))
     return SearchPage(hits=hits, total=total,
                       next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None)
 

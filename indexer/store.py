@@ -20,7 +20,7 @@ from typing import Protocol
 from indexer.moments import Moment
 from indexer.review import AuditEntry, QueuePage, QueueRequest, ReviewedFrame
 from indexer.search import SearchPage, SearchRequest
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 
 class StoreUnavailable(RuntimeError):
@@ -54,7 +54,12 @@ class MediaRecord:
 
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        return media_name(self.path)
+
+
+def media_name(path: str) -> str:
+    """A media file's name as results show it and free text matches it: the last part of its path."""
+    return path.rsplit("/", 1)[-1]
 
 
 class LabelStore(Protocol):

@@ -19,13 +19,14 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Hashable, Protocol
 
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
 
 from configs import Settings
 from indexer import LabelStore, MediaRecord, MediaStatus, StoreUnavailable
 from indexer.frame_images import FrameImageStore
+from indexer.store import media_name
 from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
 from pipelines.segments import plan_segments
@@ -49,7 +50,7 @@ def pipeline_version(settings: Settings) -> str:
     """What produced a media file's labels; a different version means the file is redone."""
     sampling = settings.sampling
     text = (
-        f"schema={PIPELINE_SCHEMA};stages={stages_version(settings.vision.stages)};"
+        f"schema={PIPELINE_SCHEMA};stages={stages_version(settings.vision.stages, settings)};"
         f"fps={sampling.fps};shot={sampling.shot_threshold};max_side={sampling.max_side}"
     )
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
@@ -67,7 +68,7 @@ class FileOutcome:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return media_name(self.path)
 
 
 @dataclass
@@ -125,154 +126,181 @@ def run_ingest(
     force: bool = False,
     observer: IngestObserver | None = None,
 ) -> IngestReport:
-    observer = observer or _Silent()
-    report = IngestReport(dashboard=client.dashboard_link)
+    """Ingest the media the arguments name (files, folders, globs); see the module's notes on faults."""
+    return IngestJob(settings, client, store, force=force, observer=observer).run(arguments)
 
-    def settle(outcome: FileOutcome) -> None:
-        report.outcomes.append(outcome)
-        observer.media_finished(outcome)
 
-    resources = vision_resources(client, settings.cluster.gpu)
-    version = pipeline_version(settings)
-    images = FrameImageStore(settings.data_dir)
-    discovery = discover_media(arguments)
-    for where, reason in discovery.problems:
-        # Files and folders that exist get a record, so `vestis status` lists them; a path that is not
-        # there (a typo, a glob matching nothing) is only in this run's report.
-        if Path(where).is_file() or Path(where).is_dir():
-            store.record_failure(where, "folder" if Path(where).is_dir() else "unknown", reason)
-        settle(FileOutcome(where, "failed", reason=reason))
-    observer.media_found(len(discovery.media))
-    if not discovery.media:
+@dataclass
+class _Task:
+    """What one future on the cluster is for: inspecting a file, or frames of some media."""
+
+    kind: str  # inspect, segment, images
+    media_ids: list[str] = field(default_factory=list)  # segment, images
+    path: str = ""  # inspect
+    media_kind: str = ""  # inspect
+
+
+class IngestJob:
+    """One `vestis ingest` run on the client: plans, submits, and keeps score as results come back."""
+
+    def __init__(self, settings: Settings, client: Client, store: LabelStore, *, force: bool = False,
+                 observer: IngestObserver | None = None):
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.force = force
+        self.observer: IngestObserver = observer or _Silent()
+        self.report = IngestReport(dashboard=client.dashboard_link)
+        self.resources = vision_resources(client, settings.cluster.gpu)
+        self.version = pipeline_version(settings)
+        self.images = FrameImageStore(settings.data_dir)
+        self.runs: dict[str, _Run] = {}  # media id -> its score while segments are out
+        self.tasks: dict[Hashable, _Task] = {}  # future key -> what it is for, while it is out
+        self.outstanding: dict[Hashable, Future] = {}
+        self.pending_images: list[tuple] = []
+        self.queue = as_completed([])
+
+    def run(self, arguments: list[str]) -> IngestReport:
+        store, report = self.store, self.report
+        discovery = discover_media(arguments)
+        for where, reason in discovery.problems:
+            # Files and folders that exist get a record, so `vestis status` lists them; a path that is not
+            # there (a typo, a glob matching nothing) is only in this run's report.
+            if Path(where).is_file() or Path(where).is_dir():
+                store.record_failure(where, "folder" if Path(where).is_dir() else "unknown", reason)
+            self.settle(FileOutcome(where, "failed", reason=reason))
+        self.observer.media_found(len(discovery.media))
+        if not discovery.media:
+            return report
+        _register_plugin(self.client, self.settings)
+
+        inspections = self.client.map(
+            inspect_media, [str(m.path) for m in discovery.media], [m.kind for m in discovery.media], pure=False,
+            retries=TASK_RETRIES,
+        )
+        for future, media in zip(inspections, discovery.media):
+            self._track(future, _Task("inspect", path=str(media.path), media_kind=media.kind))
+        inspections_left = len(inspections)
+        try:
+            for future in self.queue:
+                self.outstanding.pop(future.key, None)
+                task = self.tasks[future.key]
+                if task.kind == "inspect":
+                    inspections_left -= 1
+                    self._inspected(future, task)
+                    del self.tasks[future.key]  # only now: a store error above leaves it for `stop`
+                    if inspections_left == 0 and self.pending_images:
+                        self._submit_images()
+                else:
+                    del self.tasks[future.key]
+                    results = _result_or_error(future, lambda err: [SegmentResult(m, error=err) for m in task.media_ids])
+                    for result in results if isinstance(results, list) else [results]:
+                        self.absorb(result.media_id, result)
+                future.release()
+        except StoreUnavailable as exc:
+            self.stop(one_line(exc))
+        finally:
+            if self.outstanding:  # stopped, or an error on the way out: leave no task running for nobody
+                self.client.cancel(list(self.outstanding.values()))
         return report
-    _register_plugin(client, settings)
 
-    runs: dict[str, _Run] = {}
-    pending_images: list[tuple] = []
-    inspections = client.map(
-        inspect_media, [str(m.path) for m in discovery.media], [m.kind for m in discovery.media], pure=False,
-        retries=TASK_RETRIES,
-    )
-    outstanding = {f.key: f for f in inspections}
-    queue = as_completed(inspections)
-    work_kind: dict[str, str] = {f.key: "inspect" for f in inspections}
-    work_media: dict[str, list[str]] = {}
-    inspected = {f.key: (str(m.path), m.kind) for f, m in zip(inspections, discovery.media)}
+    def _track(self, future: Future, task: _Task) -> None:
+        self.outstanding[future.key] = future
+        self.tasks[future.key] = task
+        self.queue.add(future)
 
-    def conclude(media_id: str) -> None:
-        run = runs[media_id]  # popped once recorded: a store error here leaves it for `stop`
+    def settle(self, outcome: FileOutcome) -> None:
+        self.report.outcomes.append(outcome)
+        self.observer.media_finished(outcome)
+
+    def _inspected(self, future: Future, task: _Task) -> None:
+        inspection = _result_or_error(future, lambda err: Inspection(task.path, task.media_kind, error=err))
+        if inspection.error:
+            self.store.record_failure(task.path, task.media_kind, inspection.error, inspection.media_id)
+            self.settle(FileOutcome(task.path, "failed", reason=inspection.error))
+        else:
+            self.start(inspection)
+
+    def conclude(self, media_id: str) -> None:
+        run = self.runs[media_id]  # popped once recorded: a store error here leaves it for `stop`
         total, record = run.total, run.record
         if total.error:
-            store.fail_run(media_id, record.run_id, total.error)
+            self.store.fail_run(media_id, record.run_id, total.error)
             outcome = FileOutcome(record.path, "failed", reason=total.error)
         else:
-            store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
+            self.store.finish_run(media_id, record.run_id, total.frames, total.persons, total.garments, total.seconds)
             outcome = FileOutcome(record.path, "done", total.frames, total.persons, total.garments, total.seconds)
         # Pictures of frames no longer in the store (a failed run's, a replaced run's) must not be served.
-        images.prune(media_id, store.frame_ids_of(media_id))
-        del runs[media_id]
-        settle(outcome)
+        self.images.prune(media_id, self.store.frame_ids_of(media_id))
+        del self.runs[media_id]
+        self.settle(outcome)
 
-    def absorb(media_id: str, result: SegmentResult) -> None:
-        run = runs[media_id]
+    def absorb(self, media_id: str, result: SegmentResult) -> None:
+        run = self.runs[media_id]
         total = run.total
         total.frames += result.frames
         total.persons += result.persons
         total.garments += result.garments
         total.seconds += result.seconds
         total.error = total.error or result.error
-        observer.frames_done(result.frames)
+        self.observer.frames_done(result.frames)
         run.remaining -= 1
         if run.remaining == 0:
-            conclude(media_id)
+            self.conclude(media_id)
 
-    def submit_images(batch: list[tuple]) -> None:
-        future = client.submit(process_images, batch, resources=resources, pure=False, retries=TASK_RETRIES)
-        outstanding[future.key] = future
-        work_kind[future.key] = "images"
-        work_media[future.key] = [info.media_id for info, _ in batch]
-        queue.add(future)
+    def _submit_images(self) -> None:
+        batch, self.pending_images = self.pending_images, []
+        future = self.client.submit(process_images, batch, resources=self.resources, pure=False,
+                                    retries=TASK_RETRIES)
+        self._track(future, _Task("images", media_ids=[info.media_id for info, _ in batch]))
 
-    def start(inspection: Inspection) -> None:
+    def start(self, inspection: Inspection) -> None:
         info = inspection.info
-        existing = store.get_media(info.media_id)
+        assert info is not None  # an inspection without one has an error and was settled
+        existing = self.store.get_media(info.media_id)
         if (
-            not force and existing is not None and existing.status == MediaStatus.DONE
-            and existing.pipeline_version == version
+            not self.force and existing is not None and existing.status == MediaStatus.DONE
+            and existing.pipeline_version == self.version
         ):
-            settle(FileOutcome(info.path, "skipped", existing.frames, existing.persons, existing.garments,
-                               reason="already done with this pipeline version"))
+            self.settle(FileOutcome(info.path, "skipped", existing.frames, existing.persons, existing.garments,
+                                    reason="already done with this pipeline version"))
             return
-        if info.media_id in runs:  # the same content under two paths: ingest it once
-            settle(FileOutcome(info.path, "skipped", reason=f"same content as {runs[info.media_id].record.path}"))
+        if info.media_id in self.runs:  # the same content under two paths: ingest it once
+            self.settle(FileOutcome(info.path, "skipped",
+                                    reason=f"same content as {self.runs[info.media_id].record.path}"))
             return
         record = MediaRecord(
             media_id=info.media_id, path=info.path, kind=info.kind, status=MediaStatus.PENDING,
-            pipeline_version=version, duration=info.duration, width=info.width, height=info.height,
+            pipeline_version=self.version, duration=info.duration, width=info.width, height=info.height,
             run_id=uuid.uuid4().hex,
         )
-        store.begin_run(record)
+        self.store.begin_run(record)
         if info.kind == "image":
-            runs[info.media_id] = _Run(record, 1, SegmentResult(info.media_id))
-            observer.frames_expected(1)
-            pending_images.append((info, record.run_id))
-            if len(pending_images) >= IMAGES_PER_TASK:
-                submit_images(pending_images[:])
-                pending_images.clear()
+            self.runs[info.media_id] = _Run(record, 1, SegmentResult(info.media_id))
+            self.observer.frames_expected(1)
+            self.pending_images.append((info, record.run_id))
+            if len(self.pending_images) >= IMAGES_PER_TASK:
+                self._submit_images()
             return
-        segments = plan_segments(info.duration, settings.sampling.segment_seconds, settings.sampling.fps)
-        runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id))
-        observer.frames_expected(max(1, round(info.duration * settings.sampling.fps)))
+        sampling = self.settings.sampling
+        segments = plan_segments(info.duration, sampling.segment_seconds, sampling.fps)
+        self.runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id))
+        self.observer.frames_expected(max(1, round(info.duration * sampling.fps)))
         for segment in segments:
-            future = client.submit(
-                process_segment, info, segment, record.run_id, resources=resources, pure=False,
+            future = self.client.submit(
+                process_segment, info, segment, record.run_id, resources=self.resources, pure=False,
                 retries=TASK_RETRIES,
             )
-            outstanding[future.key] = future
-            work_kind[future.key] = "segment"
-            work_media[future.key] = [info.media_id]
-            queue.add(future)
+            self._track(future, _Task("segment", media_ids=[info.media_id]))
 
-    def stop(reason: str) -> None:
-        """The client lost the store: every media not concluded is failed (the `finally` cancels what is out)."""
-        report.stopped = reason
-        for media_id in list(runs):
-            run = runs.pop(media_id)
-            settle(FileOutcome(run.record.path, "failed", reason=run.total.error or f"not finished: {reason}"))
-        for path, _ in inspected.values():
-            settle(FileOutcome(path, "failed", reason=f"not finished: {reason}"))
-        inspected.clear()
-
-    inspections_left = len(inspections)
-    try:
-        for future in queue:
-            outstanding.pop(future.key, None)
-            kind = work_kind.pop(future.key)
-            if kind == "inspect":
-                inspections_left -= 1
-                path, media_kind = inspected[future.key]
-                inspection = _result_or_error(future, lambda err: Inspection(path, media_kind, error=err))
-                if inspection.error:
-                    store.record_failure(path, media_kind, inspection.error, inspection.media_id)
-                    settle(FileOutcome(path, "failed", reason=inspection.error))
-                else:
-                    start(inspection)
-                del inspected[future.key]  # only now: a store error above leaves it for `stop`
-                if inspections_left == 0 and pending_images:
-                    submit_images(pending_images[:])
-                    pending_images.clear()
-            else:
-                media_ids = work_media.pop(future.key)
-                results = _result_or_error(future, lambda err: [SegmentResult(m, error=err) for m in media_ids])
-                for result in results if isinstance(results, list) else [results]:
-                    absorb(result.media_id, result)
-            future.release()
-    except StoreUnavailable as exc:
-        stop(one_line(exc))
-    finally:
-        if outstanding:  # stopped, or an error on the way out: leave no task running for nobody
-            client.cancel(list(outstanding.values()))
-    return report
+    def stop(self, reason: str) -> None:
+        """The client lost the store: every media not concluded is failed (`run` then cancels what is out)."""
+        self.report.stopped = reason
+        for media_id in list(self.runs):
+            run = self.runs.pop(media_id)
+            self.settle(FileOutcome(run.record.path, "failed", reason=run.total.error or f"not finished: {reason}"))
+        for key in [k for k, task in self.tasks.items() if task.kind == "inspect"]:
+            self.settle(FileOutcome(self.tasks.pop(key).path, "failed", reason=f"not finished: {reason}"))
 
 
 def _result_or_error(future, on_error):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from indexer.store import media_name
+
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".3gp", ".ogv"}
 )
@@ -75,4 +77,4 @@ class MediaInfo:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return media_name(self.path)

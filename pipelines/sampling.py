@@ -106,6 +106,8 @@ def sample_frames(
     process = subprocess.Popen(
         ffmpeg.compile(stream, cmd=ffmpeg_binary()), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    assert process.stdout is not None and process.stderr is not None  # both are pipes
+    stdout, stderr = process.stdout, process.stderr
     # stderr is drained on a thread: a corrupt file can log faster than we read frames.
     infos: queue.Queue = queue.Queue()
     tail: list[str] = []
@@ -113,7 +115,7 @@ def sample_frames(
 
     def drain_stderr() -> None:
         time_base: tuple[int, int] | None = None
-        for raw in process.stderr:
+        for raw in stderr:
             line = raw.decode("utf-8", "replace")
             match = _SHOWINFO.search(line)
             if match:
@@ -140,7 +142,7 @@ def sample_frames(
                 break
             pts_time, width, height = info
             size = width * height * 3
-            data = process.stdout.read(size)
+            data = stdout.read(size)
             if len(data) != size:
                 break
             bucket = _bucket(pts_time, fps)
@@ -150,7 +152,7 @@ def sample_frames(
     finally:
         if process.poll() is None:
             process.kill()
-        process.stdout.close()
+        stdout.close()
         returncode = process.wait()
         reader.join(timeout=5)
     if returncode not in (0, -9):

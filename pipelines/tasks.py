@@ -22,7 +22,7 @@ from pipelines.media import MediaError, MediaInfo, fingerprint, frame_id
 from pipelines.probe import probe_media
 from pipelines.sampling import load_image, sample_frames
 from pipelines.segments import Segment
-from vision.labels import FrameLabels
+from labels import FrameLabels
 from vision.registry import build_stages, run_stages
 from vision.stage import Frame
 
@@ -63,7 +63,9 @@ class VisionWorkerPlugin(WorkerPlugin):
 
 
 def _plugin() -> VisionWorkerPlugin:
-    return get_worker().plugins[PLUGIN_NAME]
+    plugin = get_worker().plugins[PLUGIN_NAME]
+    assert isinstance(plugin, VisionWorkerPlugin)
+    return plugin
 
 
 @dataclass

@@ -1,20 +1,9 @@
 """The HTTP API: search over moments, frames and thumbnails with overlays, media metadata and streams,
 and a plain search page.
 
-A thin shell over `indexer` (see /work/shared/STYLE.md, "a core that works without the app"): what a
-query means and how moments rank is indexer/search.py's. What this module adds is the presentation
-of a page of hits, and it does that in one function, `search_moments`, which `vestis search` calls
-too, so the CLI prints exactly what the API answers.
-
-Shape of a search answer: the page's hits grouped by video, in the order of each video's best hit
-(hits keep their rank order inside a group), so "the red dress" shows up as one video with its
-moments rather than as a list that interleaves files. A later page may hold another group for a video
-already shown; a client merges groups by `media_id` (the search page does).
-
-Links in answers are root-relative paths (`/media/{id}/stream#t=12.5`): they work from the page and
-from any client that knows the server's address, and the CLI can print them without one. The `#t=`
-fragment is the W3C media-fragment syntax browsers honour on <video src>, so a play link opens the
-video at the moment's first second without a player page.
+A thin shell: the answer to /search is search_api/results.py's `search_moments` (which `vestis search`
+prints too), the overlays are search_api/annotators.py's, the body limit and security headers
+search_api/middleware.py's. What this module adds is HTTP: routes, parameter bounds, files.
 
 Boxes are in pixels of the sampled frame as the labels describe it (FrameLabels.width x height),
 not of the original video and not of the stored JPEG, which is smaller; the image endpoints scale
@@ -38,49 +27,50 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
-from urllib.parse import quote
+from typing import Annotated
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageDraw
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from configs import Settings
 from indexer import LabelStore, MediaRecord, open_store
 from indexer.frame_images import FrameImageStore
-from indexer.moments import Moment, MomentGarment
-from indexer.query import ParsedQuery
+from indexer.moments import Moment
+from indexer.query_parser import QueryParser
 from indexer.review import ReviewStatus
-from indexer.search import MAX_LIMIT, InvalidCursor, MomentHit, SearchRequest, TermMatch
+from indexer.search import MAX_LIMIT, InvalidCursor
+from labels import FrameLabels
+from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale
+from search_api.middleware import BodyLimit, SecurityHeaders
+from search_api.results import (
+    MediaDetail,
+    MediaOut,
+    MomentLink,
+    ParserChoice,
+    SearchResponse,
+    describe_garment,
+    media_out,
+    play_url,
+    rounded_time,
+    search_moments,
+    thumbnail_url,
+)
 from search_api.review import Id, MediaFilter, media_ids, review_router
-from vision.labels import Box, FrameLabels
-from vision.masks import decode_mask
-
-if TYPE_CHECKING:  # importing it loads torch: only when a search needs it (build_parser)
-    from search_api.query_parser import QueryParser
 
 STATIC_DIR = Path(__file__).with_name("static")
 THUMBNAIL_SIDE = 320
 FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
 
-# Request limits (the id limits are search_api/review.py's, shared with the review API).
+# Request limits (the id limits are search_api/review.py's, shared with the review API; the body limit
+# is search_api/middleware.py's).
 MAX_QUERY_CHARS = 500       # a search's free text: a long sentence, not a document
 MAX_CURSOR_CHARS = 1024     # next_cursor is base64 of a sort key and a fingerprint: a few hundred characters
 MAX_SECONDS = 10_000_000.0  # time filters: about 115 days of video
 MAX_PERSONS = 1000          # a moment's person index
-MAX_BODY_BYTES = 64 * 1024  # request bodies (review edits are a few hundred bytes)
-
-# Security headers. Every response: no content sniffing (a JSON answer holding a crafted file name
-# is never read as HTML). The pages: only their own scripts, styles, images and media; no framing.
-# /docs and /redoc (FastAPI's, loaded from a CDN with inline script) only get the framing rule.
-NOSNIFF = (b"x-content-type-options", b"nosniff")
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-DOCS_POLICY = "frame-ancestors 'none'"
 
 # Browsers decide from Content-Type whether <video> can play a file; the platform's mimetypes table
 # misses several container formats (mkv, ts) on a bare system, so the common ones are listed here.
@@ -99,335 +89,6 @@ MEDIA_TYPES = {
 # fullmatch, not `$`: "$" also matches before a final newline.
 _FRAME_ID = re.compile(r"(?P<media>[A-Za-z0-9_-]+)-(?P<ms>[0-9]+)")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
-
-
-# --- response models -------------------------------------------------------------------------------
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AttributeMatch(_Out):
-    """One query term and the label that satisfied it, with that label's confidence."""
-
-    field: str
-    value: str = Field(description="what the query asked for")
-    negated: bool = Field(description="the query asked for anything but `value`")
-    label: str = Field(description="the label found (for a negated term: what the garment is instead)")
-    confidence: float
-    via: str = Field(description="how the query word was mapped: exact, synonym or semantic")
-    similarity: float = Field(description="the parser's cosine similarity for `semantic`, else 1.0")
-    source: str = Field(description="the query words the term came from")
-
-
-class GarmentResult(_Out):
-    """The garment chosen for one garment constraint of the query."""
-
-    category: str
-    box: Box | None = Field(None, description="in the best frame; None when the garment is not seen there")
-    score: float
-    attributes: list[AttributeMatch]
-
-
-class MomentResult(_Out):
-    moment_id: str
-    start: float = Field(description="seconds from the media's start")
-    end: float
-    best_time: float = Field(description="seconds: the frame that shows the person best (the thumbnail)")
-    best_frame_id: str
-    score: float
-    thumbnail_url: str
-    frame_url: str = Field(description="the best frame at full stored size, boxes and masks drawn")
-    play_url: str = Field(description="opens the media at the moment's start (#t= media fragment)")
-    person_box: Box = Field(description="the matching person in the best frame")
-    garments: list[GarmentResult] = Field(description="one per positive garment constraint of the query")
-    expression: list[AttributeMatch] = Field(description="one per expression term of the query")
-    text_matched: list[str] = Field(description="free-text words found in the labels or the file name")
-    wearing: list[str] = Field(description="the person's whole outfit over the moment, readable")
-
-
-class VideoResults(_Out):
-    """The moments of one media file on this page, best first."""
-
-    media_id: str
-    name: str
-    kind: str
-    duration: float
-    stream_url: str
-    moments: list[MomentResult]
-
-
-class SearchResponse(_Out):
-    query: str
-    interpretation: str = Field(description="how the query was read, e.g. garment(color=red, category=dress)")
-    parsed: ParsedQuery
-    semantic: bool = Field(description="whether words outside the vocabulary were mapped by meaning (MiniLM)")
-    notice: str | None = Field(None, description="something the user should know about this answer")
-    total: int = Field(description="moments matching, over all pages")
-    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; None on the last")
-    videos: list[VideoResults]
-
-
-class MomentLink(_Out):
-    moment_id: str
-    start: float
-    end: float
-    thumbnail_url: str
-    play_url: str
-    wearing: list[str]
-
-
-class MediaOut(_Out):
-    media_id: str
-    name: str
-    path: str
-    kind: str
-    status: str
-    reason: str = ""
-    duration: float
-    width: int
-    height: int
-    frames: int
-    persons: int
-    garments: int
-    stream_url: str
-
-
-class MediaDetail(MediaOut):
-    moments: list[MomentLink]
-
-
-# --- links -----------------------------------------------------------------------------------------
-
-
-def _ms(t: float) -> float:
-    return round(t, 3)
-
-
-def _seconds(t: float) -> str:
-    """12.5 -> "12.5", 3.0 -> "3": short, and exact to the millisecond frame ids are kept at."""
-    return f"{t:.3f}".rstrip("0").rstrip(".")
-
-
-def stream_url(media_id: str) -> str:
-    return f"/media/{quote(media_id)}/stream"
-
-
-def play_url(media_id: str, t: float, kind: str = "video") -> str:
-    return stream_url(media_id) if kind == "image" else f"{stream_url(media_id)}#t={_seconds(t)}"
-
-
-def thumbnail_url(moment_id: str, person_index: int = 0) -> str:
-    url = f"/moments/{quote(moment_id)}/thumbnail.jpg"
-    return f"{url}?person={person_index}" if person_index else url
-
-
-def frame_url(frame_id: str, overlay: str | None = None) -> str:
-    url = f"/frames/{quote(frame_id)}.jpg"
-    return f"{url}?overlay={overlay}" if overlay else url
-
-
-# --- search: the one function both shells call -----------------------------------------------------
-
-
-class ParserChoice:
-    """The query parser, built once and on first use (torch and MiniLM load in seconds; the media and
-    image endpoints never need them).
-
-    With MiniLM's files absent the parser still knows the vocabulary and the synonym table; the
-    answer then says so in `notice`, since a word like "frock" silently matching nothing would
-    otherwise look like an empty archive.
-    """
-
-    def __init__(self, settings: Settings, parser: QueryParser | None = None):
-        self.settings = settings
-        self._parser = parser
-        self.notice: str | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> QueryParser:
-        with self._lock:
-            if self._parser is None:
-                self._parser, self.notice = build_parser(self.settings)
-            return self._parser
-
-    @property
-    def semantic(self) -> bool:
-        return self.get().embedder is not None
-
-
-def build_parser(settings: Settings) -> tuple[QueryParser, str | None]:
-    """(QueryParser, notice): with MiniLM when its files are cached, else exact words and synonyms."""
-    from search_api.query_parser import QueryParser
-    from search_api.text_embedding import TextEmbedder
-    from vision.model_files import ModelFilesMissing
-
-    try:
-        return QueryParser(TextEmbedder(settings)), None
-    except ModelFilesMissing as exc:
-        return QueryParser(), (
-            "Words outside the label vocabulary and its synonyms are not understood: the text model's files "
-            f"are missing ({exc}). `vestis models fetch minilm-l6-v2` gets them."
-        )
-
-
-def _attribute(match: TermMatch) -> AttributeMatch:
-    term = match.term
-    return AttributeMatch(field=term.field, value=term.value, negated=term.negated, label=match.label,
-                          confidence=round(match.confidence, 4), via=term.via, similarity=term.similarity,
-                          source=term.source)
-
-
-def describe_garment(garment: MomentGarment) -> str:
-    """"red/white striped long-sleeve shirt/blouse": the summary as a person would say it."""
-    colour = "/".join(label.value for label in (garment.color, garment.secondary_color) if label is not None)
-    sleeve = garment.sleeve.value if garment.sleeve else ""
-    if sleeve in ("long", "short"):  # "sleeveless" says it alone
-        sleeve += "-sleeve"
-    words = [colour, garment.pattern.value if garment.pattern else "", sleeve, garment.category.value]
-    return " ".join(word for word in words if word)
-
-
-def _moment_result(hit: MomentHit, kind: str) -> MomentResult:
-    moment = hit.moment
-    person = moment.persons[hit.person_index]
-    return MomentResult(
-        # Times to the millisecond frame ids are kept at (decoding leaves 23.000000000000004).
-        moment_id=moment.moment_id, start=_ms(moment.start), end=_ms(moment.end),
-        best_time=_ms(moment.best_timestamp), best_frame_id=moment.best_frame_id, score=round(hit.score, 4),
-        thumbnail_url=thumbnail_url(moment.moment_id, hit.person_index),
-        frame_url=frame_url(moment.best_frame_id, "boxes"),
-        play_url=play_url(moment.media_id, moment.start, kind),
-        person_box=person.box,
-        garments=[GarmentResult(category=g.category, box=g.box, score=round(g.score, 4),
-                                attributes=[_attribute(t) for t in g.terms]) for g in hit.matched],
-        expression=[_attribute(t) for t in hit.expression_matched],
-        text_matched=hit.text_matched,
-        wearing=[describe_garment(g) for g in person.garments],
-    )
-
-
-def search_moments(
-    store: LabelStore,
-    parser: ParserChoice,
-    q: str = "",
-    *,
-    media_ids: list[str] | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    min_confidence: float = 0.0,
-    review: list[ReviewStatus] | None = None,
-    limit: int = 20,
-    cursor: str | None = None,
-) -> SearchResponse:
-    """One page of moments for free text `q`, grouped by video.
-
-    Raises pydantic.ValidationError for filters that make no request (start after end, a limit out
-    of range) and indexer.search.InvalidCursor for a cursor from another search.
-    """
-    parsed = parser.get().parse(q)
-    request = SearchRequest(query=parsed, media_ids=media_ids or None, start=start, end=end,
-                            min_confidence=min_confidence, review_status=review or None, limit=limit,
-                            cursor=cursor or None)
-    page = store.search(request)
-    groups: dict[str, VideoResults] = {}
-    for hit in page.hits:
-        media_id = hit.moment.media_id
-        group = groups.get(media_id)
-        if group is None:
-            record = store.get_media(media_id)
-            kind = record.kind if record else "video"
-            group = groups[media_id] = VideoResults(
-                media_id=media_id, name=record.name if record else media_id, kind=kind,
-                duration=record.duration if record else 0.0, stream_url=stream_url(media_id), moments=[],
-            )
-        group.moments.append(_moment_result(hit, group.kind))
-    return SearchResponse(
-        query=q, interpretation=parsed.interpretation, parsed=parsed, semantic=parser.semantic,
-        notice=parser.notice, total=page.total, next_cursor=page.next_cursor, videos=list(groups.values()),
-    )
-
-
-def describe_matches(moment: MomentResult) -> str:
-    """What matched, one line: "dress: color=red 0.80, category=dress 0.90; expression=happy 0.70"."""
-    def term(a: AttributeMatch) -> str:
-        said = f"{a.field}!={a.value} ({a.label})" if a.negated else f"{a.field}={a.label}"
-        return f"{said} {a.confidence:.2f}"
-
-    parts = [f"{g.category}: " + ", ".join(term(a) for a in g.attributes) for g in moment.garments]
-    parts += [term(a) for a in moment.expression]
-    if moment.text_matched:
-        parts.append("text: " + " ".join(moment.text_matched))
-    return "; ".join(parts) or "(any person)"
-
-
-# --- drawing ---------------------------------------------------------------------------------------
-# Annotators in the shape of supervision's: one class, one `annotate(image, frame)`, composed by
-# calling one after another. Each scales the labels' frame coordinates to the image it draws on.
-
-Colour = tuple[int, int, int]
-PERSON_COLOUR: Colour = (255, 196, 0)
-GARMENT_COLOURS: list[Colour] = [(0, 200, 255), (255, 64, 160), (64, 220, 96), (160, 96, 255), (255, 120, 32), (0, 160, 160)]
-
-
-def _scale(image: Image.Image, frame: FrameLabels) -> tuple[float, float]:
-    return image.width / max(frame.width, 1), image.height / max(frame.height, 1)
-
-
-def _rectangle(draw: ImageDraw.ImageDraw, box: Box, scale: tuple[float, float], colour: Colour, width: int) -> None:
-    sx, sy = scale
-    draw.rectangle([box.x1 * sx, box.y1 * sy, max(box.x1, box.x2 - 1) * sx, max(box.y1, box.y2 - 1) * sy],
-                   outline=colour, width=width)
-
-
-class Annotator(Protocol):
-    def annotate(self, image: Image.Image, frame: FrameLabels) -> Image.Image: ...
-
-
-class BoxAnnotator:
-    """Persons thick, their garments thin in a colour each, the garment's category written at its corner."""
-
-    def annotate(self, image: Image.Image, frame: FrameLabels) -> Image.Image:
-        draw = ImageDraw.Draw(image)
-        scale = _scale(image, frame)
-        width = max(2, round(image.width / 240))
-        for person in frame.persons:
-            _rectangle(draw, person.box, scale, PERSON_COLOUR, width)
-            for g, garment in enumerate(person.garments):
-                colour = GARMENT_COLOURS[g % len(GARMENT_COLOURS)]
-                _rectangle(draw, garment.box, scale, colour, max(1, width // 2))
-                draw.text((garment.box.x1 * scale[0] + 3, garment.box.y1 * scale[1] + 2),
-                          garment.category.value, fill=colour)
-        return image
-
-
-class MaskAnnotator:
-    """Garment masks tinted half-transparent (the person's mask, when there are no garment masks)."""
-
-    opacity = 0.45
-
-    def annotate(self, image: Image.Image, frame: FrameLabels) -> Image.Image:
-        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-        for person in frame.persons:
-            masks = [(g.mask, GARMENT_COLOURS[i % len(GARMENT_COLOURS)])
-                     for i, g in enumerate(person.garments) if g.mask is not None]
-            if not masks and person.mask is not None:
-                masks = [(person.mask, PERSON_COLOUR)]
-            for mask, colour in masks:
-                area = self._resized(decode_mask(mask), image.size)
-                pixels[area] = (1 - self.opacity) * pixels[area] + self.opacity * np.asarray(colour, np.float32)
-        return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
-
-    @staticmethod
-    def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        if mask.shape[::-1] == size:
-            return mask
-        picture = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
-        return np.asarray(picture) > 127
-
-
-ANNOTATORS: dict[str, Annotator] = {"masks": MaskAnnotator(), "boxes": BoxAnnotator()}  # masks under boxes
 
 
 def _jpeg(image: Image.Image, quality: int = 85) -> Response:
@@ -498,14 +159,6 @@ class FrameLabelCache:
 # --- the app ---------------------------------------------------------------------------------------
 
 
-def _media_out(record: MediaRecord) -> MediaOut:
-    return MediaOut(
-        media_id=record.media_id, name=record.name, path=record.path, kind=record.kind, status=record.status.value,
-        reason=record.reason, duration=record.duration, width=record.width, height=record.height,
-        frames=record.frames, persons=record.persons, garments=record.garments, stream_url=stream_url(record.media_id),
-    )
-
-
 def media_type(path: str) -> str:
     suffix = Path(path).suffix.lower()
     return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -517,78 +170,6 @@ def _parse_overlay(overlay: str | None) -> list[str]:
     if unknown:
         raise HTTPException(422, f"unknown overlay {', '.join(unknown)}; known: {', '.join(ANNOTATORS)}")
     return [name for name in ANNOTATORS if name in names]  # masks first, boxes drawn over them
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a request body over `limit` bytes, told (Content-Length) or sent
-    (chunked). Bodies here are small JSON edits, so a body is read whole before the app sees it."""
-
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        told = dict(scope["headers"]).get(b"content-length", b"")
-        if told.isdigit() and int(told) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as Starlette expects
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope, receive, send) -> None:
-        response = JSONResponse({"detail": f"the request body is larger than {self.limit} bytes"}, status_code=413,
-                                headers={"Connection": "close"})
-        await response(scope, receive, send)
-
-
-class SecurityHeaders:
-    """ASGI middleware: `X-Content-Type-Options: nosniff` on every response; on HTML pages a
-    Content-Security-Policy (PAGE_POLICY, or DOCS_POLICY for the API docs), no framing and no referrer."""
-
-    def __init__(self, app, docs_paths: frozenset[str] = frozenset()):
-        self.app = app
-        self.docs_paths = docs_paths
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                extra = [NOSNIFF]
-                content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
-                if content_type.startswith(b"text/html"):
-                    policy = DOCS_POLICY if scope["path"] in self.docs_paths else PAGE_POLICY
-                    extra += [(b"content-security-policy", policy.encode()), (b"x-frame-options", b"DENY"),
-                              (b"referrer-policy", b"no-referrer")]
-                message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def create_app(settings: Settings, *, parser: QueryParser | None = None) -> FastAPI:
@@ -722,24 +303,24 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         if labels is not None:
             # The labels say the frame's size; the JPEG beside it is smaller. Scale, then shrink.
             width = max(2, round(image.width / 160))
-            _rectangle(ImageDraw.Draw(image), moment.persons[person].box, _scale(image, labels), PERSON_COLOUR, width)
+            draw_box(ImageDraw.Draw(image), moment.persons[person].box, frame_scale(image, labels), PERSON_COLOUR, width)
         image.thumbnail((size, size))
         return _jpeg(image, quality=80)
 
     @app.get("/media", response_model=list[MediaOut], summary="Every media file in the store")
     def media_list() -> list[MediaOut]:
-        return [_media_out(record) for record in store.list_media()]
+        return [media_out(record) for record in store.list_media()]
 
     @app.get("/media/{media_id}", response_model=MediaDetail, summary="One media file and its moments")
     def media_detail(media_id: Id) -> MediaDetail:
         record = media_record(media_id)
         moments = [
-            MomentLink(moment_id=m.moment_id, start=_ms(m.start), end=_ms(m.end),
+            MomentLink(moment_id=m.moment_id, start=rounded_time(m.start), end=rounded_time(m.end),
                        thumbnail_url=thumbnail_url(m.moment_id), play_url=play_url(m.media_id, m.start, record.kind),
                        wearing=[describe_garment(g) for g in m.persons[0].garments])
             for m in store.moments_of(media_id)
         ]
-        return MediaDetail(**_media_out(record).model_dump(), moments=moments)
+        return MediaDetail(**media_out(record).model_dump(), moments=moments)
 
     @app.head("/media/{media_id}/stream", include_in_schema=False)  # players may ask the size first
     @app.get("/media/{media_id}/stream", response_class=FileResponse,

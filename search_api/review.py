@@ -24,8 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from configs import Settings
 from indexer import LabelStore
 from indexer.review import (
-    FIELD_VALUES,
-    GARMENT_FIELDS,
     AuditEntry,
     Edit,
     EditConflict,
@@ -38,7 +36,8 @@ from indexer.review import (
     label_paths,
     undo_last,
 )
-from vision.labels import Alternative, FrameLabels
+from labels import Alternative, FrameLabels
+from labels.vocabulary import GARMENT_LABEL_FIELDS, LABEL_VOCABULARY
 
 _bearer = HTTPBearer(auto_error=False, description="a reviewer token from the settings (review.reviewers)")
 
@@ -55,7 +54,7 @@ Id = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)]
 # than the one the audit trail records.
 _INDEX = r"(?:0|[1-9][0-9]{0,3})"
 LABEL_PATH = re.compile(rf"persons\.{_INDEX}\.(?:detection|face\.expression"
-                        rf"|garments\.{_INDEX}(?:\.(?:{'|'.join(GARMENT_FIELDS[1:])}))?)")
+                        rf"|garments\.{_INDEX}(?:\.(?:{'|'.join(GARMENT_LABEL_FIELDS[1:])}))?)")
 # One `media` value may hold several comma-separated ids, so an item may be as long as the whole filter.
 MediaFilter = Annotated[
     list[Annotated[str, StringConstraints(max_length=MAX_MEDIA_FILTER * (MAX_ID_CHARS + 1))]] | None,
@@ -207,7 +206,7 @@ def review_router(
 
     @router.get("/api/review/vocabulary", summary="The values each label field may take")
     def vocabulary() -> dict[str, list[str]]:
-        return {field: list(values) for field, values in FIELD_VALUES.items()}
+        return {field: list(values) for field, values in LABEL_VOCABULARY.items()}
 
     @router.get("/api/review/queue", response_model=QueueOut, summary="Frames to review, least sure first")
     def queue(

@@ -24,6 +24,18 @@ def plain_cli(monkeypatch):
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tests: the machine has two cores shared with other work (and
+    Dask tests), where more threads only contend. The vision and search API tests use it throughout."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

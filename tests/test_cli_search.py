@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import search_api.app as api
-from search_api.query_parser import QueryParser
+import search_api.results as results
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import build_scene
 from vestis import cli
@@ -19,7 +22,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def plain_console_and_parser(monkeypatch, plain_cli):
     # exact words and synonyms, as in the API tests: no text model to load on this busy machine
-    monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), None))
+    monkeypatch.setattr(results, "build_parser", lambda settings: (QueryParser(), None))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def test_search_filters_and_empty_answers(data_dir):
 
 
 def test_missing_text_model_is_noted(data_dir, monkeypatch):
-    monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), "the text model's files are missing"))
+    monkeypatch.setattr(results, "build_parser", lambda settings: (QueryParser(), "the text model's files are missing"))
     code, out = invoke("search", "red dress", "--data-dir", data_dir)
     assert code == 0 and "note: the text model's files are missing" in out
 
@@ -73,3 +76,21 @@ def test_reindex_rebuilds_the_moments_and_search_answers_the_same(data_dir):
     assert code == 0 and "rebuilt the moments of 2 media file(s)" in out
     code, after = invoke("search", "dress", "--data-dir", data_dir, "--json")
     assert json.loads(after) == json.loads(before)
+
+
+def test_search_without_a_text_model_imports_neither_torch_nor_fastapi(data_dir):
+    # A fresh interpreter: this test process has long imported both.
+    script = (
+        "import sys\n"
+        "from vestis import cli\n"
+        "try:\n"
+        f"    cli.app(['search', 'red striped dress', '--data-dir', {data_dir!r}, '--set', 'search.text_model='])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('loaded:', sorted(m for m in ('torch', 'fastapi', 'starlette') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert "garment(color=red, pattern=striped, category=dress)" in done.stdout
+    assert "loaded: []" in done.stdout

@@ -15,10 +15,10 @@ import imageio_ffmpeg
 import pytest
 from typer.testing import CliRunner
 
-import search_api.app as api
+import search_api.results as results
 from indexer.embedded import EmbeddedStore
 from indexer.search import SearchRequest
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from vestis import cli
 
 pytestmark = pytest.mark.timeout(600)
@@ -47,7 +47,7 @@ def ingested(tmp_path_factory, shared_videos):
 @pytest.fixture(autouse=True)
 def word_parser(monkeypatch):
     # vocabulary words and synonyms only: these queries need no text model, and loading it per call is slow
-    monkeypatch.setattr(api, "build_parser", lambda settings: (QueryParser(), None))
+    monkeypatch.setattr(results, "build_parser", lambda settings: (QueryParser(), None))
 
 
 def search(data_dir, query: str) -> dict:

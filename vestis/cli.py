@@ -169,7 +169,7 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
-    from search_api.app import ParserChoice, describe_matches, search_moments
+    from search_api.results import ParserChoice, describe_matches, search_moments
 
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings)
@@ -331,7 +331,7 @@ def eval_parsing(
     sets: SetOption = None,
 ) -> None:
     """Garment-parsing IoU per class and mean IoU against pixel masks (CCP layout)."""
-    from vision.evaluation.runner import evaluate_parsing
+    from evaluation.runner import evaluate_parsing
 
     if level not in ("garments", "parser"):
         raise typer.BadParameter("garments or parser", param_hint="--level")
@@ -360,7 +360,7 @@ def eval_attributes(
     sets: SetOption = None,
 ) -> None:
     """Accuracy and macro-F1 of the main person's upper-garment category, sleeve, pattern and colours."""
-    from vision.evaluation.runner import evaluate_attributes
+    from evaluation.runner import evaluate_attributes
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress), out)
@@ -390,7 +390,7 @@ def eval_retrieval(
     sets: SetOption = None,
 ) -> None:
     """Index the labelled photos, search with queries made from their labels: recall@1/5/10 and MAP."""
-    from vision.evaluation.retrieval import evaluate_retrieval, table
+    from evaluation.retrieval import evaluate_retrieval, table
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress), out)

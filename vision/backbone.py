@@ -15,6 +15,7 @@ feature the garment heads (vision/garment_heads.py) classify.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ def square_boxes(boxes: np.ndarray | list, margin: float = CROP_MARGIN) -> torch
 
 class GarmentBackbone(nn.Module):
     """Pooled EfficientNet-Lite features of garment crops."""
+
+    network: Any  # efficientnet_lite_pytorch's EfficientNet (untyped)
 
     def __init__(self, network: nn.Module, input_size: int):
         super().__init__()

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vision.garment_pixels import TooFewPixels, garment_pixel_count
-from vision.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
+from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
 # Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
 # is dropped, a few dozen samples remain).
@@ -219,8 +219,8 @@ def _samples(rgb: np.ndarray, mask: np.ndarray, step: int) -> tuple[np.ndarray, 
     garment = sum(mask[i : i + h * step : step, j : j + w * step : step].astype(np.int16) for i, j in offsets)
     # A block is the garment's when most of it is (mixed blocks lie on the edge ring anyway); a mask
     # thinner than a block everywhere (a diagonal strap) keeps every block it touches.
-    inside = garment * 2 >= len(offsets)
-    return linear, inside if inside.any() else garment > 0
+    inside = np.asarray(garment * 2 >= len(offsets))
+    return linear, inside if inside.any() else np.asarray(garment > 0)
 
 
 def _edge_weight(inside: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.ndarray:

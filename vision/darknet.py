@@ -127,6 +127,7 @@ class ConvBlock(nn.Module):
             bias = bias - mean * factor
         with torch.no_grad():
             conv.weight.copy_(weight)
+            assert conv.bias is not None  # the conv is built with a bias to fold batch norm into
             conv.bias.copy_(bias)
         return offset
 
@@ -189,6 +190,7 @@ class Shortcut(nn.Module):
 
 
 class YoloHead(nn.Module):
+    anchors: torch.Tensor
     """Darknet [yolo]: turn a conv output into boxes (pixels of the network input) and probabilities."""
 
     def __init__(self, options: dict[str, str]):
@@ -258,8 +260,9 @@ class Darknet(nn.Module):
         for index, options in enumerate(layers):
             kind = options["type"]
             if kind == "convolutional":
-                module: nn.Module = ConvBlock(channels, options)
-                channels = module.conv.out_channels
+                conv_block = ConvBlock(channels, options)
+                channels = conv_block.conv.out_channels
+                module: nn.Module = conv_block
             elif kind == "maxpool":
                 module = MaxPool(options)
             elif kind == "upsample":

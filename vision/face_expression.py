@@ -13,20 +13,17 @@ FER-2013 classes, kept as they are; `EXPRESSIONS` maps the model's names to thes
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
+from configs.manifest import load_manifest
 from vision.device import resolve_device
-from vision.labels import Box, Face, Label
-from vision.model_files import model_files
+from labels import Box, Face, Label
+from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
 DETECTOR_NAME = "mtcnn"
@@ -55,20 +52,6 @@ DEFAULT_FACE_THRESHOLD = 0.9
 MTCNN_CHUNK = 64  # canvases per MTCNN call (bounds memory on crowded batches)
 
 
-def _bundled_version(name: str) -> str:
-    try:
-        record = yaml.safe_load((BUNDLED_MANIFEST / f"{name}.yaml").read_text())
-        return f"{name}@{record['version']}"
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return f"{name}@unknown"
-
-
-def _build(record: ModelRecord, files: dict[str, Path], **options) -> torch.nn.Module:
-    module_name, _, class_name = record.entry_point.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_files(files, **options)
-
-
 @dataclass
 class _Crop:
     frame: int
@@ -82,7 +65,13 @@ class _Crop:
 
 class FaceExpressionStage(Stage):
     name = "face_expression"
-    model_version = f"{_bundled_version(DETECTOR_NAME)}+{_bundled_version(CLASSIFIER_NAME)}"
+
+    @classmethod
+    def version(cls, settings: Settings, detector_name: str = DETECTOR_NAME,
+                classifier_name: str = CLASSIFIER_NAME) -> str:
+        manifest = load_manifest(settings.models.manifest)
+        detector, classifier = manifest.get(detector_name), manifest.get(classifier_name)
+        return f"{detector.name}@{detector.version}+{classifier.name}@{classifier.version}"
 
     def __init__(self, settings: Settings, face_threshold: float = DEFAULT_FACE_THRESHOLD,
                  detector_name: str = DETECTOR_NAME, classifier_name: str = CLASSIFIER_NAME):
@@ -103,7 +92,7 @@ class FaceExpressionStage(Stage):
         self.device = resolve_device(settings.vision.device)
 
         det = self.detector_record.preprocessing
-        self.detector = _build(
+        self.detector = build_model(
             self.detector_record, model_files(self.detector_record, settings.models.cache_dir),
             min_face_size=int(det.get("min_face_size", 20)),
             thresholds=tuple(det.get("thresholds", (0.6, 0.7, 0.7))),
@@ -117,7 +106,7 @@ class FaceExpressionStage(Stage):
         self.pixel_offset = float(pre.get("offset", -1.0))
         if pre.get("color", "grey") != "grey":
             raise ValueError(f"model {classifier_name}: only grey input is supported")
-        self.classifier = _build(
+        self.classifier = build_model(
             self.classifier_record, model_files(self.classifier_record, settings.models.cache_dir),
             hybrid_activations=pre.get("hybrid_activations", "int8"),
         ).to(self.device).eval()
@@ -248,11 +237,9 @@ class FaceExpressionStage(Stage):
             x1, y1, x2, y2 = box
             person = frame.labels.persons[crop.person]
             person.face = Face(
-                detection=Label(value="face", confidence=min(1.0, max(0.0, score)), model=det.name,
-                                model_version=det.version),
+                detection=Label.made_by(det, "face", score),
                 box=Box(x1=min(max(x1, 0.0), width), y1=min(max(y1, 0.0), height),
                         x2=min(max(x2, 0.0), width), y2=min(max(y2, 0.0), height)),
-                expression=Label(value=self.expressions[k], confidence=min(1.0, max(0.0, conf)),
-                                 model=cls.name, model_version=cls.version),
+                expression=Label.made_by(cls, self.expressions[k], conf),
             )
         return frames

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vision.backbone import FEATURE_DIM
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 # What each head answers, in the vocabulary's words. "upper" is the outermost garment of the upper
 # body (a one-piece dress included); "lower" the garment below the waist.
@@ -27,6 +27,7 @@ HEAD_CLASSES: dict[str, tuple[str, ...]] = {"upper": UPPER_CATEGORIES, "lower": 
 
 
 class GarmentHeads(nn.Module):
+    log_temperature: torch.Tensor
     def __init__(self, feature_dim: int = FEATURE_DIM):
         super().__init__()
         self.heads = nn.ModuleDict({name: nn.Linear(feature_dim, len(classes)) for name, classes in HEAD_CLASSES.items()})

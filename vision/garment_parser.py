@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vision.pose import INPUT_SIZE, CropWindow, PoseLandmarker, crops_tensor
-from vision.vocabulary import GARMENT_CATEGORIES
+from labels.vocabulary import GARMENT_CATEGORIES
 
 # Pixel classes. Garments use the vocabulary's category words; "tank top" is not a pixel class (too
 # few labelled examples): it is named from the sleeve length of a sleeveless top (vision/garments.py).
@@ -112,7 +112,8 @@ class GarmentParser(nn.Module):
         self.head = head
 
     @classmethod
-    def from_files(cls, pose: PoseLandmarker, head_weights: Path) -> "GarmentParser":
+    def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
+        head_weights = next(iter(files.values()))  # the record's one file
         saved = torch.load(head_weights, map_location="cpu", weights_only=True)
         if tuple(saved["classes"]) != PARSER_CLASSES:
             raise ValueError(f"{head_weights}: trained for classes {saved['classes']}, this code has {PARSER_CLASSES}")

@@ -28,20 +28,19 @@ import numpy as np
 import torch
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, Manifest, load_manifest
+from configs.manifest import Manifest, load_manifest
+from labels import Alternative, Box, Garment, Label, Person
+from labels.masks import encode_mask
 from vision import colors
-from vision.backbone import GarmentBackbone
 from vision.device import resolve_device
-from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES, GarmentHeads
-from vision.garment_parser import PARSER_CLASSES, GarmentParser
+from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
+from vision.garment_parser import PARSER_CLASSES
 from vision.garment_pixels import TooFewPixels
-from vision.labels import Alternative, Box, Garment, Label, Person
-from vision.masks import encode_mask
-from vision.model_files import model_files
+from vision.model_files import build_model, model_files
 from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
 from vision.stage import Frame, Stage
-from vision.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
+from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 
 HEAD_MODEL = "garment-parser"
 BACKBONE_MODEL = "efficientnet-lite0"
@@ -75,13 +74,6 @@ def _stage_version(manifest: Manifest) -> str:
     return "+".join([*(f"{name}@{manifest.get(name).version}"
                        for name in (HEAD_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL)),
                      COLOR_VERSION, "whole-garments-1"])
-
-
-def _bundled_version() -> str:
-    try:
-        return _stage_version(load_manifest(BUNDLED_MANIFEST))
-    except Exception:  # noqa: BLE001 - a broken manifest must not break importing the stage list
-        return f"{HEAD_MODEL}@unknown"
 
 
 @dataclass
@@ -123,7 +115,10 @@ def whole_garments(labels: np.ndarray, confidence: np.ndarray, min_pixels: float
 
 class GarmentStage(Stage):
     name = "garments"
-    model_version = _bundled_version()
+
+    @classmethod
+    def version(cls, settings: Settings) -> str:
+        return _stage_version(load_manifest(settings.models.manifest))
 
     def __init__(self, settings: Settings):
         manifest = load_manifest(settings.models.manifest)
@@ -135,13 +130,12 @@ class GarmentStage(Stage):
         self.device = resolve_device(settings.vision.device)
         cache = settings.models.cache_dir
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, cache))
-        head_files = model_files(self.head_record, cache)
-        self.parser = GarmentParser.from_files(pose, next(iter(head_files.values()))).to(self.device).eval()
+        self.parser = build_model(self.head_record, model_files(self.head_record, cache), pose=pose).to(self.device).eval()
         pre = self.backbone_record.preprocessing
-        self.backbone = GarmentBackbone.from_files(model_files(self.backbone_record, cache),
-                                                   variant=pre.get("variant", "efficientnet-lite0"),
-                                                   input_size=int(pre.get("input_size", 224))).to(self.device)
-        self.classifier = GarmentHeads.from_files(model_files(self.classifier_record, cache))
+        self.backbone = build_model(self.backbone_record, model_files(self.backbone_record, cache),
+                                    variant=pre.get("variant", "efficientnet-lite0"),
+                                    input_size=int(pre.get("input_size", 224))).to(self.device)
+        self.classifier = build_model(self.classifier_record, model_files(self.classifier_record, cache))
         if self.device.type == "cuda":
             self.parser = self.parser.half()
             self.backbone = self.backbone.half()

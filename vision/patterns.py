@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from vision.garment_pixels import TooFewPixels, garment_pixel_count
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "pattern-classifier.json"
 MODEL_NAME = "vestis-pattern-texture"
@@ -156,8 +156,8 @@ def _normalised_crop(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.
     """The crop scaled so the mask covers NORMALISED_AREA pixels, and the eroded mask there."""
     scale = np.sqrt(NORMALISED_AREA / mask.sum())
     size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
-    image = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-    soft = Image.fromarray(mask.astype(np.float32)).resize(size, Image.BILINEAR)
+    image = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    soft = Image.fromarray(mask.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
     resized = np.asarray(soft) > 0.5
     inner = _erode(resized, EROSION_PX)
     # A thin garment (a strap, a sleeve seen edge-on) would vanish: keep its unshrunk mask.
@@ -296,7 +296,7 @@ def _coherence(grid: _Grid, band: np.ndarray) -> list[float]:
     z2, z4 = z**2, z**4 / np.maximum(power, _EPS)
     total = power.sum() + _EPS
     weights = grid.values(power)
-    local_power = dict(zip((2, 5), grid.blurs(power, 2, 5)))
+    local_power: dict[float, np.ndarray] = dict(zip((2.0, 5.0), grid.blurs(power, 2, 5)))
 
     def local(z: np.ndarray, sigma: float) -> float:
         size = np.hypot(grid.blur(z.real, sigma), grid.blur(z.imag, sigma))

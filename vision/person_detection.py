@@ -14,20 +14,17 @@ through one NMS. Model card: docs/models/person-detection.md
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torchvision.ops import box_convert, clip_boxes_to_image, nms
 
 from configs import Settings
-from configs.manifest import BUNDLED_MANIFEST, ModelRecord, load_manifest
+from configs.manifest import load_manifest
 from vision.device import resolve_device
-from vision.labels import Box, Label, Person
-from vision.model_files import model_files
+from labels import Box, Label, Person
+from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
 MODEL_NAME = "yolov3-tiny-coco"
@@ -40,25 +37,13 @@ MAX_PERSONS_PER_FRAME = 100
 LARGE_SHARE = 0.5
 
 
-def _bundled_version() -> str:
-    """The bundled record's version, read without loading the model (for the pipeline version)."""
-    try:
-        record = yaml.safe_load((BUNDLED_MANIFEST / f"{MODEL_NAME}.yaml").read_text())
-        return f"{MODEL_NAME}@{record['version']}"
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return f"{MODEL_NAME}@unknown"
-
-
-def _build_model(record: ModelRecord, files: dict[str, Path]) -> torch.nn.Module:
-    module_name, _, class_name = record.entry_point.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    masks = record.preprocessing.get("yolo_masks")  # a correction of the cfg's anchor masks
-    return cls.from_files(files, yolo_masks=masks) if masks is not None else cls.from_files(files)
-
-
 class PersonDetectionStage(Stage):
     name = "person_detection"
-    model_version = _bundled_version()
+
+    @classmethod
+    def version(cls, settings: Settings, model_name: str = MODEL_NAME) -> str:
+        record = load_manifest(settings.models.manifest).get(model_name)
+        return f"{record.name}@{record.version}"
 
     def __init__(
         self,
@@ -86,14 +71,16 @@ class PersonDetectionStage(Stage):
         if self.zoom_out < 1.0:
             raise ValueError(f"zoom_out must be at least 1, got {self.zoom_out}")
         self.pad_value = float(pre.get("pad_value", 0.5))
-        self.batch_size = options.batch_size
+        batch_size = options.batch_size
 
         files = model_files(self.record, settings.models.cache_dir)
         self.device = resolve_device(settings.vision.device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        if self.batch_size is None:
-            self.batch_size = settings.vision.batch_size if self.device.type == "cuda" else 1
-        model = _build_model(self.record, files)
+        if batch_size is None:
+            batch_size = settings.vision.batch_size if self.device.type == "cuda" else 1
+        self.batch_size: int = batch_size
+        masks = pre.get("yolo_masks")  # the record's correction of the cfg's anchor masks
+        model = build_model(self.record, files, **({"yolo_masks": masks} if masks is not None else {}))
         size = input_size or pre.get("input_size") or (model.width, model.height)
         self.input_width, self.input_height = int(size[0]), int(size[1])
         if self.input_width % 32 or self.input_height % 32 or min(size) <= 0:
@@ -173,8 +160,7 @@ class PersonDetectionStage(Stage):
         if not len(score):
             return []
         kept = nms(boxes, score, self.nms_iou)[:MAX_PERSONS_PER_FRAME]
-        boxes, score = boxes[kept].cpu().tolist(), score[kept].cpu().tolist()
-        return [(*box, conf) for box, conf in zip(boxes, score)]
+        return [(*box, conf) for box, conf in zip(boxes[kept].cpu().tolist(), score[kept].cpu().tolist())]
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         detections = self.detect([frame.image for frame in frames])

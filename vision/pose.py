@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from configs.manifest import ModelRecord
+from vision.model_files import build_model
 from vision.tflite_to_torch import TFLiteModule
 
 MODEL_NAME = "blazepose-ghum-full"
@@ -57,7 +58,7 @@ class CropWindow:
     def cut(self, image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
         """The window as a size x size RGB uint8 array; outside the frame is black (MediaPipe pads so)."""
         crop = Image.fromarray(image).crop((self.x0, self.y0, self.x0 + self.side, self.y0 + self.side))
-        return np.asarray(crop.resize((size, size), Image.BILINEAR))
+        return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
 
 
 @dataclass
@@ -79,7 +80,7 @@ class PoseLandmarker(torch.nn.Module):
 
     @classmethod
     def from_record(cls, record: ModelRecord, files: dict[str, Path]) -> "PoseLandmarker":
-        net = TFLiteModule.from_files(files)
+        net = build_model(record, files)  # the record's entry point: a TFLiteModule
         return cls(net, record.preprocessing.get("crop_scale", 1.25)).eval()
 
     def windows(self, boxes: list[tuple[float, float, float, float]]) -> list[CropWindow]:

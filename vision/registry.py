@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable
-
 from configs import Settings
 from vision.stage import Stage
 
-# name -> "module:Class"; a stage class takes the settings in its constructor.
+# name -> "module:Class"; the registry builds a stage with `Class.from_settings(settings)`.
 STAGES: dict[str, str] = {
     "pass_through": "vision.pass_through:PassThroughStage",
     "person_detection": "vision.person_detection:PersonDetectionStage",
@@ -21,7 +19,7 @@ class UnknownStageError(ValueError):
     pass
 
 
-def _stage_class(name: str) -> Callable[..., Stage]:
+def _stage_class(name: str) -> type[Stage]:
     try:
         target = STAGES[name]
     except KeyError:
@@ -35,7 +33,7 @@ def _stage_class(name: str) -> Callable[..., Stage]:
 def build_stages(settings: Settings) -> list[Stage]:
     stages = []
     for name in settings.vision.stages:
-        stages.append(_stage_class(name)(settings))
+        stages.append(_stage_class(name).from_settings(settings))
     return stages
 
 
@@ -45,10 +43,8 @@ def run_stages(stages: list[Stage], frames):
     return frames
 
 
-def stages_version(stages_names: list[str]) -> str:
-    """Part of the pipeline version: which stages run, and each one's model version."""
-    parts = []
-    for name in stages_names:
-        cls = _stage_class(name)
-        parts.append(f"{name}@{getattr(cls, 'model_version', '0')}")
-    return ",".join(parts)
+def stages_version(stages_names: list[str], settings: Settings | None = None) -> str:
+    """Part of the pipeline version: which stages run, and each one's model version, read from the
+    manifest the settings name (the bundled one by default) without loading any model."""
+    settings = settings or Settings()
+    return ",".join(f"{name}@{_stage_class(name).version(settings)}" for name in stages_names)

@@ -96,7 +96,7 @@ def sleeve_length(arms: list[ArmCoverage]) -> tuple[str, float] | None:
         votes[label] = votes.get(label, 0.0) + strength * arm.visibility
     if not votes:
         return None
-    label = max(votes, key=votes.get)
+    label = max(votes, key=lambda name: votes[name])
     # each visible arm adds at most 1: two clear, agreeing arms give high confidence, disagreement less
     confidence = votes[label] / len(arms)
     return label, float(min(1.0, max(0.0, confidence)))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
-from vision.labels import FrameLabels
+from configs import Settings
+from labels import FrameLabels
 
 
 @dataclass
@@ -25,10 +27,27 @@ class Frame:
 
 
 class Stage(ABC):
-    """Built once per worker (models load in __init__), then called on batches of frames."""
+    """Built once per worker (models load when it is built), then called on batches of frames.
+
+    Built after detectron2's `from_config` habit: `from_settings(settings)` is how the registry builds
+    a stage (it resolves the manifest records, model files, device and thresholds the settings name);
+    `version(settings)` is the stage's model version read from the configured manifest without loading
+    weights (it goes into the pipeline version); models are built from their records by
+    `vision.model_files.build_model`, which honours each record's `entry_point`.
+    """
 
     name: str
-    model_version: str
+    model_version: str  # of the records actually used: equals version(settings) of the settings it was built from
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> "Stage":
+        build: Callable[..., Stage] = cls  # a stage class takes the settings first, then its options
+        return build(settings, **options)
+
+    @classmethod
+    @abstractmethod
+    def version(cls, settings: Settings) -> str:
+        """The model version of the stage's labels under these settings, without loading any weights."""
 
     @abstractmethod
     def __call__(self, frames: list[Frame]) -> list[Frame]:

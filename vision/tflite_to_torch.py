@@ -230,12 +230,12 @@ def read_tflite(source: str | Path | bytes) -> TFLiteGraph:
         zero_point = q.vector(10, "q") if q is not None else np.zeros(0, np.int64)
         qdim = q.scalar(16, "i", 0) if q is not None else 0
         raw = buffers[t.scalar(8, "I", 0)] if t.scalar(8, "I", 0) < len(buffers) else b""
-        data = None
+        constant: np.ndarray | None = None
         if raw:
-            data = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).copy()
-            if len(scale) and data.dtype in (np.int8, np.uint8, np.int16):
-                data = _dequantize(data, scale, zero_point, qdim)
-        tensors.append(TFLiteTensor(i, t.string(10), shape, dtype, data, scale, zero_point, qdim))
+            constant = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).copy()
+            if len(scale) and constant.dtype in (np.int8, np.uint8, np.int16):
+                constant = _dequantize(constant, scale, zero_point, qdim)
+        tensors.append(TFLiteTensor(i, t.string(10), shape, dtype, constant, scale, zero_point, qdim))
 
     ops = []
     for k, op in enumerate(graph.tables(10)):
@@ -374,6 +374,7 @@ class TFLiteModule(nn.Module):
             if op.code == OP_DEQUANTIZE and op.inputs[0] in consts:
                 # dequantize a constant once, at load time (float16 or int8 weights)
                 src = consts[op.inputs[0]]
+                assert src.data is not None  # constants only
                 out = graph.tensors[op.outputs[0]]
                 consts[out.index] = TFLiteTensor(out.index, out.name, out.shape, np.float32,
                                                  src.data.astype(np.float32))
@@ -391,7 +392,7 @@ class TFLiteModule(nn.Module):
                     f"tensor {index} ({graph.tensors[index].name}) is a {np.dtype(graph.tensors[index].dtype).name} "
                     "activation; only float activations are supported (no integer-only models)")
         for index, tensor in consts.items():
-            if index in used:
+            if index in used and tensor.data is not None:  # every constant has data
                 self._register_const(index, tensor.data, self._const_role(index))
 
     @classmethod

@@ -8,8 +8,8 @@ import sys
 
 from bench import index_bench
 from indexer.moments import build_moments
-from vision.labels import FrameLabels
-from vision.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
+from labels import FrameLabels
+from labels.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES
 
 FRAMES = 2_000
 

@@ -151,7 +151,7 @@ def browser_scene(root: Path) -> Settings:
 def create_test_app(settings: Settings) -> FastAPI:
     """The app with the exact-words parser: MiniLM is never loaded, answers are the same everywhere."""
     from search_api.app import create_app
-    from search_api.query_parser import QueryParser
+    from indexer.query_parser import QueryParser
 
     return create_app(settings, parser=QueryParser())
 

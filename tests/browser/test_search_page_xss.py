@@ -23,10 +23,10 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from configs import Settings  # noqa: E402
 from indexer import open_store  # noqa: E402
 from indexer.frame_images import FrameImageStore  # noqa: E402
-from search_api.app import PAGE_POLICY  # noqa: E402
+from search_api.middleware import PAGE_POLICY  # noqa: E402
 from tests.browser.conftest import create_test_app, fresh_page, make_long_video, serve  # noqa: E402
 from tests.indexer.test_store_search import catwalk, index  # noqa: E402
-from vision.labels import Label  # noqa: E402
+from labels import Label  # noqa: E402
 
 CRAFTED_NAME = "<img src=x onerror=window.__xss=1>.mp4"
 CRAFTED_LABEL = "<img src=y onerror=window.__xss=2>"

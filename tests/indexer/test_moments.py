@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from indexer.moments import Moment, MomentPerson, build_moments, moment_id
-from vision.labels import Box, Face, FrameLabels, Garment, Label, Person
+from labels import Box, Face, FrameLabels, Garment, Label, Person
 
 MEDIA = "vid"
 

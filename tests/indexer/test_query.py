@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from indexer.query import VOCABULARY, AttributeTerm, GarmentConstraint, ParsedQuery
-from vision import vocabulary
+from labels import vocabulary
 
 
 def term(field: str, value: str, **extra) -> AttributeTerm:

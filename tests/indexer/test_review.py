@@ -27,7 +27,7 @@ from indexer.review import (
 from indexer.search import SearchRequest
 from tests.indexer.test_search import black_jacket_blue_jeans, frame_id, frames, garment, person, red_striped_dress
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans
-from vision.labels import Box
+from labels import Box
 
 
 def dress_frame():

@@ -22,8 +22,8 @@ from indexer.search import (
     rank_moments,
     sort_key,
 )
-from search_api.query_parser import QueryParser
-from vision.labels import Box, Face, FrameLabels, Garment, Label, Person
+from indexer.query_parser import QueryParser
+from labels import Box, Face, FrameLabels, Garment, Label, Person
 
 PARSER = QueryParser()  # exact words and synonyms; no text model needed
 

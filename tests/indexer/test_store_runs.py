@@ -9,7 +9,7 @@ import pytest
 
 from indexer.embedded import path_media_id
 from indexer.store import MediaRecord, MediaStatus
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 
 def labels(media_id: str, times, reason: str = "rate") -> list[FrameLabels]:

@@ -13,7 +13,7 @@ import pytest
 
 from indexer.search import InvalidCursor, SearchPage, SearchRequest, rank_moments
 from indexer.store import LabelStore, MediaRecord, MediaStatus
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import (
     black_jacket_blue_jeans,
     frame_id,
@@ -23,7 +23,7 @@ from tests.indexer.test_search import (
     red_shirt_blue_jacket,
     red_striped_dress,
 )
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 PARSER = QueryParser()
 

@@ -298,7 +298,7 @@ def test_worker_killed_mid_task_the_task_runs_elsewhere_and_counts_match(client,
 WRITER = r"""
 import sys, time
 from indexer.embedded import EmbeddedStore
-from vision.labels import FrameLabels
+from labels import FrameLabels
 
 data_dir, media_id, where = sys.argv[1:4]
 original = EmbeddedStore._run_statements

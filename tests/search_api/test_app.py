@@ -21,11 +21,12 @@ from PIL import Image
 from configs import Settings
 from indexer import open_store
 from indexer.frame_images import FrameImageStore
-from search_api.app import PERSON_COLOUR, create_app
-from search_api.query_parser import QueryParser
+from search_api.annotators import PERSON_COLOUR
+from search_api.app import create_app
+from indexer.query_parser import QueryParser
 from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
-from vision.masks import encode_mask
+from labels.masks import encode_mask
 
 PARSER = QueryParser()  # exact words and synonyms: no text model needed, same answers everywhere
 
@@ -179,7 +180,7 @@ def test_bad_parameters_are_422_with_a_reason(client, params, words):
 
 
 def test_a_missing_text_model_is_said_in_the_answer(scene, monkeypatch):
-    from search_api import text_embedding
+    from vision import text_embedding
     from vision.model_files import ModelFilesMissing
 
     def missing(*_, **__):

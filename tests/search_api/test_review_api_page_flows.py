@@ -24,11 +24,11 @@ from configs import Settings
 from indexer import open_store
 from indexer.frame_images import FrameImageStore
 from search_api.app import create_app
-from search_api.query_parser import QueryParser
+from indexer.query_parser import QueryParser
 from tests.indexer.test_search import frame_id
 from tests.indexer.test_store_search import index
-from vision.labels import Box, Face, FrameLabels, Garment, Label, Person
-from vision.masks import encode_mask
+from labels import Box, Face, FrameLabels, Garment, Label, Person
+from labels.masks import encode_mask
 
 REVIEWERS = {"alice": "alice-review-token", "bob": "bob-review-token"}
 WIDTH, HEIGHT = 1280, 720

@@ -23,15 +23,8 @@ from configs import Settings
 from configs.settings import ConfigError, load_settings
 from indexer import open_store
 from search_api import review as review_module
-from search_api.app import (
-    MAX_BODY_BYTES,
-    MAX_CURSOR_CHARS,
-    MAX_QUERY_CHARS,
-    MAX_SECONDS,
-    PAGE_POLICY,
-    STATIC_DIR,
-    create_app,
-)
+from search_api.app import MAX_CURSOR_CHARS, MAX_QUERY_CHARS, MAX_SECONDS, STATIC_DIR, create_app
+from search_api.middleware import MAX_BODY_BYTES, PAGE_POLICY
 from search_api.review import MAX_ID_CHARS, MAX_MEDIA_FILTER, MAX_VERSION_CHARS
 from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import PARSER, build_scene

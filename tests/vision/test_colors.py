@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from vision.colors import MIN_MASK_PIXELS, ColorNaming, TooFewPixels, name_colors
-from vision.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
+from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
 # Garment shades whose name is not in doubt (checked against colour-name references and by eye).
 REFERENCE = {

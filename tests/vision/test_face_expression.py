@@ -13,7 +13,7 @@ import torch
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import Box, FrameLabels, Label, Person
+from labels import Box, FrameLabels, Label, Person
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.stage import Frame
 from vision.tflite_to_torch import (
@@ -165,7 +165,7 @@ def test_model_version_names_both_models(stage):
     manifest = load_manifest()
     expected = (f"mtcnn@{manifest.get('mtcnn').version}+"
                 f"fer-mini-xception@{manifest.get('fer-mini-xception').version}")
-    assert FaceExpressionStage.model_version == expected == stage.model_version
+    assert FaceExpressionStage.version(Settings()) == expected == stage.model_version
     assert manifest.get("fer-mini-xception").classes == CLASSES == stage.expressions
 
 

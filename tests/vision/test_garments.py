@@ -12,12 +12,12 @@ from PIL import Image
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import FrameLabels
-from vision.masks import decode_mask
+from labels import FrameLabels
+from labels.masks import decode_mask
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.registry import build_stages
 from vision.stage import Frame
-from vision.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES, garment_region
+from labels.vocabulary import COLORS, GARMENT_CATEGORIES, PATTERNS, SLEEVES, garment_region
 
 CACHE_DIR = Settings().models.cache_dir.expanduser()
 

@@ -21,7 +21,7 @@ from vision.patterns import (
     classify_pattern,
     pattern_features,
 )
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 H, W = 260, 220
 YY, XX = np.mgrid[:H, :W].astype(np.float64)

@@ -10,7 +10,7 @@ import pytest
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.labels import FrameLabels
+from labels import FrameLabels
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.person_detection import PersonDetectionStage
 from vision.registry import build_stages, stages_version
@@ -98,7 +98,7 @@ def video_frames(shared_videos) -> dict[float, np.ndarray]:
 
 def test_model_version_is_known_without_loading_the_model():
     record = load_manifest().get(MODEL)
-    assert PersonDetectionStage.model_version == f"{MODEL}@{record.version}"
+    assert PersonDetectionStage.version(Settings()) == f"{MODEL}@{record.version}"
     assert stages_version(["person_detection"]) == f"person_detection@{MODEL}@{record.version}"
 
 

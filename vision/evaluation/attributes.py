@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.labels import FrameLabels, Garment
-from vision.masks import decode_mask
-from vision.vocabulary import garment_region
+from labels import FrameLabels, Garment
+from labels.masks import decode_mask
+from labels.vocabulary import garment_region
 
 # Our words -> the data set's.
 DATASET_CATEGORY = {"t-shirt": "t-shirt", "shirt/blouse": "shirt", "sweater": "sweater", "tank top": "tank top",

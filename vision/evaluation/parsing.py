@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
-from vision.labels import FrameLabels
-from vision.masks import decode_mask
+from labels import FrameLabels
+from labels.masks import decode_mask
 from vision.stage import Frame, Stage
 
 # Stage categories that are not parser classes, as the masks' classes name them (a tank top is

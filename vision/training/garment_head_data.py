@@ -88,15 +88,15 @@ def upper_from_mask(truth: np.ndarray) -> str | None:
     total = sum(areas.values())
     if total < MIN_PIXELS:
         return None
-    outer = max(OUTER, key=areas.get)
+    outer = max(OUTER, key=lambda c: areas[c])
     if areas[outer] >= OUTER_SHARE * total:
         return outer
-    return max(areas, key=areas.get)
+    return max(areas, key=lambda c: areas[c])
 
 
 def lower_from_mask(truth: np.ndarray) -> str | None:
     areas = {c: int((truth == PARSER_CLASSES.index(c)).sum()) for c in LOWER_CATEGORIES}
-    best = max(areas, key=areas.get)
+    best = max(areas, key=lambda c: areas[c])
     return best if areas[best] >= MIN_PIXELS else None
 
 

@@ -28,7 +28,7 @@ from vision.backbone import GarmentBackbone
 from vision.model_files import model_files
 from vision.training.train_pattern_classifier import (CHECK_GARMENTS, HOLDOUT_EVERY, PLAIN_GARMENTS, SEED, degrade,
                                                       load_garment, render)
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -124,13 +124,14 @@ def main() -> None:
         balanced = weight * (counts.sum() / (len(classes) * counts))[y]
         held = torch.tensor([r["split"] == "holdout" and not r["mirrored"] for r in kept])
         check = torch.tensor([r["split"] == "check" for r in kept])
-        best = None
+        best: tuple[float, float, torch.nn.Linear] | None = None
         for l2 in L2_GRID:
             layer = fit_linear(x[train], y[train], balanced[train], len(classes), l2)
             with torch.no_grad():
                 loss = float(F.cross_entropy(layer(x[held]), y[held]))
             if best is None or loss < best[0]:
                 best = (loss, l2, layer)
+        assert best is not None
         _, l2, layer = best
         if name == "pattern":
             with torch.no_grad():
@@ -165,7 +166,7 @@ def main() -> None:
         print(f"{name:7s} l2={l2:g} T={figures['temperature']:.2f} held-out acc {figures['held_out_accuracy']:.3f} "
               f"(majority {figures['majority_share']:.3f}) macro-F1 {figures['held_out_macro_f1']:.3f} "
               f"ECE {figures['ece_before']:.3f} -> {figures['ece_after']:.3f}  n={figures['held_out']}")
-    heads.log_temperature.copy_(torch.tensor(temperatures))
+    heads.log_temperature.copy_(torch.tensor(temperatures))  # the buffer's declared type is on GarmentHeads
     state = {k: v.half() if v.dtype == torch.float32 and k != "log_temperature" else v
              for k, v in heads.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

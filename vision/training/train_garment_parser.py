@@ -65,7 +65,7 @@ def variant_window(box, variant: int, rng: np.random.Generator, crop_scale: floa
 
 def cut_mask(mask: np.ndarray, window: CropWindow, size: int) -> np.ndarray:
     crop = Image.fromarray(mask).crop((window.x0, window.y0, window.x0 + window.side, window.y0 + window.side))
-    return np.asarray(crop.resize((size, size), Image.NEAREST))
+    return np.asarray(crop.resize((size, size), Image.Resampling.NEAREST))
 
 
 @torch.inference_mode()

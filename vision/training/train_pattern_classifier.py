@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from vision.patterns import FEATURE_NAMES, WEIGHTS, pattern_features
-from vision.vocabulary import PATTERNS
+from labels.vocabulary import PATTERNS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "1"
@@ -178,7 +178,7 @@ def draped_grid(rng: np.random.Generator, mask: np.ndarray, unit: float) -> tupl
     amplitude = unit * rng.uniform(0.0, 0.07)
     for grid in (y, x):
         coarse = rng.normal(0, amplitude, (5, 5)).astype(np.float32)
-        grid += np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), dtype=np.float64)
+        grid += np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64)
     return y, x
 
 
@@ -280,7 +280,8 @@ def _to_float(image: Image.Image) -> np.ndarray:
 
 
 def _rgb255(colour: np.ndarray) -> tuple[int, int, int]:
-    return tuple(round(float(c) * 255) for c in colour)
+    r, g, b = (round(float(c) * 255) for c in colour)
+    return r, g, b
 
 
 def _ellipse_polygon(cx: float, cy: float, rx: float, ry: float, angle: float, points: int = 14) -> list[tuple[float, float]]:
@@ -314,7 +315,7 @@ def floral(rng: np.random.Generator, grid: tuple[np.ndarray, np.ndarray], unit: 
             draw.polygon(_ellipse_polygon(cx + 0.5 * r * np.cos(a), cy + 0.5 * r * np.sin(a), 0.5 * r, 0.28 * r, a), fill=_rgb255(petal))
         heart = colours[1 + int(rng.integers(0, len(colours) - 1))]
         draw.ellipse([cx - 0.2 * r, cy - 0.2 * r, cx + 0.2 * r, cy + 0.2 * r], fill=_rgb255(heart))
-    return _to_float(image.resize((w, h), Image.BOX))
+    return _to_float(image.resize((w, h), Image.Resampling.BOX))
 
 
 def print_layer(rng: np.random.Generator, h: int, w: int, unit: float, base: np.ndarray, photos: list[np.ndarray], area: float) -> tuple[Image.Image, Image.Image]:
@@ -328,13 +329,13 @@ def print_layer(rng: np.random.Generator, h: int, w: int, unit: float, base: np.
         ph, pw = photo.shape[:2]
         s = int(rng.uniform(0.3, 0.9) * min(ph, pw))
         y, x = int(rng.integers(0, ph - s + 1)), int(rng.integers(0, pw - s + 1))
-        patch = Image.fromarray(photo[y : y + s, x : x + s]).resize((side, side), Image.BILINEAR)
+        patch = Image.fromarray(photo[y : y + s, x : x + s]).resize((side, side), Image.Resampling.BILINEAR)
         rgb.paste(patch)
-        shape = ImageDraw.Draw(alpha)
+        window = ImageDraw.Draw(alpha)
         if rng.random() < 0.5:
-            shape.rectangle([0, 0, side, side], fill=255)
+            window.rectangle([0, 0, side, side], fill=255)
         else:
-            shape.ellipse([0, 0, side, side], fill=255)
+            window.ellipse([0, 0, side, side], fill=255)
     draw_rgb, draw_alpha = ImageDraw.Draw(rgb), ImageDraw.Draw(alpha)
     if kind in ("shapes", "mixed"):  # a logo or a cartoon: filled shapes, some outlined
         for _ in range(int(rng.integers(1, 9))):
@@ -371,9 +372,10 @@ def paste_prints(rng: np.random.Generator, albedo: np.ndarray, mask: np.ndarray,
     image = Image.fromarray((albedo * 255).astype(np.uint8))
     ys, xs = np.nonzero(mask)
     for _ in range(count):
-        rgb, alpha = print_layer(rng, *albedo.shape[:2], unit, albedo[mask].mean(axis=0), photos, area / count)
+        height, width = albedo.shape[:2]
+        rgb, alpha = print_layer(rng, height, width, unit, albedo[mask].mean(axis=0), photos, area / count)
         angle = rng.normal(0, 8)
-        rgb, alpha = rgb.rotate(angle, resample=Image.BILINEAR, expand=True), alpha.rotate(angle, resample=Image.BILINEAR, expand=True)
+        rgb, alpha = rgb.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True), alpha.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
         cy = np.quantile(ys, rng.uniform(0.25, 0.5))
         cx = np.quantile(xs, rng.uniform(0.35, 0.65))
         image.paste(rgb, (int(cx - rgb.width / 2), int(cy - rgb.height / 2)), alpha)
@@ -435,8 +437,8 @@ def degrade(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> tu
     span = np.exp(rng.uniform(np.log(60), np.log(250)))
     scale = span / np.sqrt(mask.sum())
     size = (max(8, round(image.shape[1] * scale)), max(8, round(image.shape[0] * scale)))
-    picture = Image.fromarray(image).resize(size, Image.BILINEAR)
-    mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) > 127
+    picture = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)
+    mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BILINEAR)) > 127
     if rng.random() < 0.4:
         picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     if rng.random() < 0.4:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from vision.evaluation.attributes import COLOR_FOLD, DATASET_COLORS, AttributeScores, main_person_upper_garment
-from vision.labels import Box, FrameLabels, Garment, Label, Person
-from vision.masks import encode_mask
-from vision.vocabulary import COLORS
+from labels import Box, FrameLabels, Garment, Label, Person
+from labels.masks import encode_mask
+from labels.vocabulary import COLORS
 
 
 def _label(value: str) -> Label:

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import vestis.cli as cli
-from search_api.query_parser import QueryParser
-from vision.evaluation.retrieval import (
+from indexer.query_parser import QueryParser
+from evaluation.retrieval import (
     CATEGORY_WORDS,
     PATTERN_WORDS,
     SLEEVE_WORDS,

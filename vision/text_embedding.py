@@ -24,7 +24,7 @@ from torch import nn
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.model_files import model_files
+from vision.model_files import build_model, model_files
 
 MODEL_NAME = "minilm-l6-v2"
 DEFAULT_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
@@ -165,7 +165,7 @@ class TextEmbedder:
         self.record = load_manifest(settings.models.manifest).get(model_name)
         self.model_version = f"{self.record.name}@{self.record.version}"
         files = model_files(self.record, settings.models.cache_dir)
-        self.model = MiniLM.from_files(files)
+        self.model: MiniLM = build_model(self.record, files)
         max_tokens = min(int(self.record.preprocessing.get("max_tokens", DEFAULT_MAX_TOKENS)), self.model.max_positions)
         self.tokenizer = Tokenizer.from_file(str(files["tokenizer.json"]))
         # The file pads every text to 128 tokens; pad each batch only to its longest text instead.

@@ -49,6 +49,20 @@ SLEEVES: tuple[str, ...] = ("sleeveless", "short", "long")
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
+# The label fields of a Garment record (labels/labels.py) and the words each may hold, category first:
+# the one table the index, the review page and export read.
+GARMENT_LABEL_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "category": tuple(GARMENT_CATEGORIES),
+    "color": COLORS,
+    "secondary_color": COLORS,
+    "pattern": PATTERNS,
+    "sleeve": SLEEVES,
+}
+GARMENT_LABEL_FIELDS: tuple[str, ...] = tuple(GARMENT_LABEL_VOCABULARY)
+# Every label field with words of the vocabulary: a garment's, and a face's expression.
+LABEL_VOCABULARY: dict[str, tuple[str, ...]] = {**GARMENT_LABEL_VOCABULARY, "expression": EXPRESSIONS}
+
+
 def garment_region(category: str) -> GarmentRegion:
     try:
         return GARMENT_CATEGORIES[category]

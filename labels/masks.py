@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.labels import Mask
+from labels import Mask
 
 
 def encode_mask(mask: np.ndarray) -> Mask:

@@ -6,9 +6,26 @@ a human correction is a label whose model is `human:<reviewer>`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Provenance(Protocol):
+    """What made a label: a manifest record (`configs.manifest.ModelRecord`) or a `RuleSet`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+class RuleSet(NamedTuple):
+    """The provenance of labels made by rules rather than by a model in the manifest (colour names)."""
+
+    name: str
+    version: str
 
 
 class _Record(BaseModel):
@@ -22,6 +39,39 @@ class Box(_Record):
     y1: float
     x2: float
     y2: float
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return self.x1, self.y1, self.x2, self.y2
+
+    @property
+    def width(self) -> float:
+        return max(self.x2 - self.x1, 0.0)
+
+    @property
+    def height(self) -> float:
+        return max(self.y2 - self.y1, 0.0)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x1 <= x <= self.x2 and self.y1 <= y <= self.y2
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0.0 for boxes that do not overlap (or have no area)."""
+        w = min(self.x2, other.x2) - max(self.x1, other.x1)
+        h = min(self.y2, other.y2) - max(self.y1, other.y1)
+        if w <= 0 or h <= 0:
+            return 0.0
+        inter = w * h
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
 
 
 class Mask(_Record):
@@ -49,6 +99,13 @@ class Label(_Record):
         default_factory=list,
         description="the model's most probable values, best first (the label's own value among them), with "
                     "calibrated probabilities; empty for rules and human labels")
+
+    @classmethod
+    def made_by(cls, model: Provenance, value: str, confidence: float) -> Label:
+        """A machine label: the confidence clamped into [0, 1] (model scores overshoot by rounding),
+        the provenance taken from the model's record."""
+        return cls(value=value, confidence=min(1.0, max(0.0, float(confidence))), model=model.name,
+                   model_version=model.version)
 
 
 class Garment(_Record):

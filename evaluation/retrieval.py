@@ -246,7 +246,7 @@ def index_photos(settings: Settings, store, images: Path, rows: Sequence[dict[st
     from indexer.store import MediaRecord, MediaStatus
     from pipelines.media import MediaError, frame_id
     from pipelines.sampling import load_image
-    from vision.labels import FrameLabels
+    from labels import FrameLabels
     from vision.registry import build_stages, run_stages
     from vision.stage import Frame
 
@@ -301,7 +301,7 @@ def ranked_photos(store, parser, text: str, media_ids: list[str]) -> list[str]:
 def evaluate_retrieval(settings: Settings, images: Path, labels: Path, limit: int | None = None,
                        data_dir: Path | None = None, progress: Progress | None = None) -> dict:
     from indexer.embedded import EmbeddedStore
-    from search_api.query_parser import QueryParser
+    from indexer.query_parser import QueryParser
 
     rows = read_labels(labels)[:limit]
     missing = [r["image"] for r in rows if not (images / r["image"]).is_file()]
@@ -331,7 +331,7 @@ def evaluate_retrieval(settings: Settings, images: Path, labels: Path, limit: in
             store.close()
     from vision.registry import stages_version
 
-    return {"images": len(rows), "no_person": no_person, "stages": stages_version(list(settings.vision.stages)),
+    return {"images": len(rows), "no_person": no_person, "stages": stages_version(list(settings.vision.stages), settings),
             "definitions": DEFINITIONS, **scores.report()}
 
 

@@ -1,16 +1,16 @@
 """Free text to a structured query: `red striped dress` -> garment(color=red, pattern=striped, category=dress).
 
 People type what they see, in their words; the index holds labels from a fixed vocabulary
-(vision/vocabulary.py). The parser bridges the two in four steps:
+(labels/vocabulary.py). The parser bridges the two in four steps:
 
 1. Tokens: lower-cased words; hyphenated words are split into parts so that `t-shirt` and `t shirt`,
    `long-sleeved` and `long sleeved`, `non-black` and `non black` read alike.
 2. Lexicon: the longest phrase starting at each word is looked up among the vocabulary words (exact)
    and a synonym table (tee, jeans, hoodie, crimson, navy, gown, long sleeve, polka dot, ...); a final
    plural `s`/`es` is tried off when the word itself is unknown.
-3. Meaning: words still unknown are embedded with MiniLM (search_api/text_embedding.py) and mapped to
-   the vocabulary word whose embedding (or whose synonyms' embeddings) is nearest, when the cosine
-   similarity reaches the threshold. Stop words, person nouns and size/shade modifiers never are.
+3. Meaning: words still unknown are embedded with a text model (an `Embedder`: MiniLM by default,
+   vision/text_embedding.py) and mapped to the vocabulary word whose embedding (or whose synonyms'
+   embeddings) is nearest, when the cosine similarity reaches the threshold. Stop words, person nouns and size/shade modifiers never are.
    MiniLM judges single words weakly (it puts "maroon" nearer beige than red, and "frock" nowhere
    near dress), so the threshold is set for precision, and frequent words belong in the table.
 4. Grouping: adjectives (colour, pattern, sleeve) attach to the next garment noun, so all terms of
@@ -27,13 +27,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from indexer.query import VOCABULARY, AttributeField, AttributeTerm, GarmentConstraint, ParsedQuery
-from search_api.text_embedding import TextEmbedder
-from vision.vocabulary import has_sleeves
+from labels.vocabulary import has_sleeves
 
-# Chosen on the labelled word list in tests/search_api/test_query_parser.py for precision, since a
+
+class Embedder(Protocol):
+    """What the parser needs of a text model (vision/text_embedding.py's TextEmbedder is one): texts in,
+    one L2-normalised vector per text out, as the rows of a matrix (a torch tensor for MiniLM) that
+    supports `@`, `.T` and `.max(dim=1)`. Typed loosely so that the index never imports torch."""
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
+# Chosen on the labelled word list in tests/indexer/test_query_parser.py for precision, since a
 # wrong term filters out the right results: at 0.6, 92% of the words mapped are mapped right and 35%
 # of the labelled words are mapped; no unrelated word of the list reaches 0.58.
 DEFAULT_THRESHOLD = 0.6
@@ -174,8 +181,8 @@ def build_lexicon() -> dict[tuple[str, ...], tuple[AttributeField, str, str]]:
             for synonym in synonyms:
                 lexicon[_phrase_key(synonym)] = (name, value, "synonym")
     # Vocabulary words win over synonyms; "shirt/blouse" is matched by "shirt" and by "blouse".
-    for name, values in VOCABULARY.items():
-        for value in values:
+    for name, words in VOCABULARY.items():
+        for value in words:
             if (name, value) in _SYNONYMS_ONLY:
                 continue
             for part in value.split("/"):
@@ -186,7 +193,7 @@ def build_lexicon() -> dict[tuple[str, ...], tuple[AttributeField, str, str]]:
 class QueryParser:
     """`parse(text) -> ParsedQuery`; built once (it embeds the vocabulary when given an embedder)."""
 
-    def __init__(self, embedder: TextEmbedder | None = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, embedder: Embedder | None = None, threshold: float = DEFAULT_THRESHOLD):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.embedder = embedder
@@ -227,7 +234,7 @@ class QueryParser:
                 _end_clause(state, coordination=item.word in COORDINATORS, next_item=_next_content(items, index))
             elif item.kind == "word":
                 state.text.append(item.word)
-            elif item.kind == "term":
+            elif item.kind == "term" and item.term is not None:
                 _take_term(state, item.term, next_item=_next_content(items, index))
         _end_clause(state, coordination=False, next_item=None)
         return ParsedQuery(

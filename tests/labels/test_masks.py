@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vision.labels import Mask
-from vision.masks import decode_mask, encode_mask
+from labels import Mask
+from labels.masks import decode_mask, encode_mask
 
 
 @pytest.mark.parametrize("seed", range(5))
