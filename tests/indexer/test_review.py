@@ -233,3 +233,22 @@ def test_reviews_are_of_visible_frames_only(catwalk_store):
         edit_frame(catwalk_store, "catwalk-000099000", AcceptAll(), "0", "alice")
     assert catwalk_store.reviewed_frame("nope-1") is None
     assert SearchRequest(query=PARSER.parse("dress"), review_status=["reviewed", "partial"]).review_status
+
+
+def test_a_reviewers_value_drops_the_models_alternatives_and_accepting_keeps_them():
+    from labels import Alternative, Box, FrameLabels, Garment, Label, Person
+    from indexer.review import Accept, SetValue, apply_edit
+
+    category = Label(value="coat/jacket", confidence=0.55, model="garment-heads", model_version="1",
+                     alternatives=[Alternative(value="coat/jacket", probability=0.55),
+                                   Alternative(value="suit", probability=0.30)])
+    person = Person(detection=Label(value="person", confidence=0.9, model="m", model_version="1"),
+                    box=Box(x1=0, y1=0, x2=10, y2=20),
+                    garments=[Garment(category=category, box=Box(x1=1, y1=1, x2=9, y2=10))])
+    frame = FrameLabels(frame_id="f", media_id="m", timestamp=0.0, reason="image", width=10, height=20,
+                        persons=[person])
+    changed = apply_edit(frame, SetValue(path="persons.0.garments.0", value="suit"), "alice")
+    assert changed.persons[0].garments[0].category.value == "suit"
+    assert changed.persons[0].garments[0].category.alternatives == []  # a person's answer has none
+    accepted = apply_edit(frame, Accept(path="persons.0.garments.0"), "alice").persons[0].garments[0].category
+    assert accepted.reviewed_by == "alice" and [a.value for a in accepted.alternatives] == ["coat/jacket", "suit"]

@@ -133,3 +133,20 @@ def test_export_reviewed_finds_the_change(client, scene, tmp_path, plain_cli):
     assert dress["segmentation"]["size"] == [720, 1280]  # the best frame's mask, as COCO RLE
     result = CliRunner().invoke(cli.app, ["export", "--out", str(out), "--data-dir", str(scene.data_dir)])
     assert result.exit_code == 2 and "--reviewed" in result.output
+
+
+def test_label_rows_carry_the_models_alternatives():
+    from labels import Alternative, Box, FrameLabels, Garment, Label, Person
+    from search_api.review import label_rows
+
+    sleeve = Label(value="long", confidence=0.7, model="garment-heads", model_version="1",
+                   alternatives=[Alternative(value="long", probability=0.7), Alternative(value="short", probability=0.2)])
+    person = Person(detection=Label(value="person", confidence=0.9, model="m", model_version="1"),
+                    box=Box(x1=0, y1=0, x2=10, y2=20),
+                    garments=[Garment(category=Label(value="sweater", confidence=0.8, model="m", model_version="1"),
+                                      box=Box(x1=1, y1=1, x2=9, y2=10), sleeve=sleeve)])
+    frame = FrameLabels(frame_id="f", media_id="m", timestamp=0.0, reason="image", width=10, height=20,
+                        persons=[person])
+    row = next(r for r in label_rows(frame) if r.path == "persons.0.garments.0.sleeve")
+    assert [(a.value, a.probability) for a in row.alternatives] == [("long", 0.7), ("short", 0.2)]
+    assert next(r for r in label_rows(frame) if r.field == "category").alternatives == []
