@@ -147,6 +147,9 @@ class IngestJob:
                  observer: IngestObserver | None = None):
         self.settings = settings
         self.client = client
+        # worker threads that run segments at once: long videos are cut so that they all finish together
+        workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        self.parallel = max(1, sum(int(w.get("nthreads", 1)) for w in workers))
         self.store = store
         self.force = force
         self.observer: IngestObserver = observer or _Silent()
@@ -283,7 +286,7 @@ class IngestJob:
                 self._submit_images()
             return
         sampling = self.settings.sampling
-        segments = plan_segments(info.duration, sampling.segment_seconds, sampling.fps)
+        segments = plan_segments(info.duration, sampling.segment_seconds, sampling.fps, self.parallel)
         self.runs[info.media_id] = _Run(record, len(segments), SegmentResult(info.media_id))
         self.observer.frames_expected(max(1, round(info.duration * sampling.fps)))
         for segment in segments:

@@ -97,3 +97,17 @@ def test_last_segment_runs_past_a_short_claimed_duration(shared_videos):
     path = shared_videos / "bikes.mp4"
     _, union = segmented(path, 5.5, 3, 1.0)
     assert union == samples(path, 1.0)
+
+
+def test_segments_are_balanced_over_the_workers():
+    # 139 s at 1 fps in 60-s segments: 60 + 60 + 19 alone; over 2 workers, 4 equal segments.
+    def sizes(plan, duration):
+        ends = [s.end if s.end is not None else duration for s in plan]
+        starts = [s.start if s.start is not None else 0.0 for s in plan]
+        return [round(e - b) for b, e in zip(starts, ends)]
+
+    assert sizes(plan_segments(139.0, 60.0, 1.0), 139.0) == [60, 60, 19]
+    assert sizes(plan_segments(139.0, 60.0, 1.0, parallel=2), 139.0) == [35, 35, 35, 34]
+    assert len(plan_segments(30.0, 60.0, 1.0, parallel=2)) == 2  # a short video still uses both
+    assert len(plan_segments(1.0, 60.0, 1.0, parallel=4)) == 1  # one sample: one segment
+    assert all(len(plan_segments(d, 60.0, 1.0, parallel=2)) % 2 == 0 for d in (2.0, 59.0, 61.0, 200.0))
