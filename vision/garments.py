@@ -49,8 +49,8 @@ BOX_MARGIN = 0.08  # the person's box is enlarged this much (each side) before r
 MIN_GARMENT_SHARE = 0.004  # of the person box's area: smaller regions are parsing noise
 MIN_GARMENT_PIXELS = 60
 # An inner top under an outer layer is kept as its own garment when it has this share of the
-# upper-body pixels (an open jacket over a shirt); less is a collar or a sliver.
-MIN_INNER_SHARE = 0.2
+# upper-body pixels (a shirt front under a suit jacket is about a tenth); less is a collar or a sliver.
+MIN_INNER_SHARE = 0.1
 MIN_OUTER_SHARE = 0.3  # ... and the outer layer keeps at least this share of them
 PARSE_CHUNK = 16  # person crops per forward pass
 ALTERNATIVES = 3  # values kept on a classified label, best first

@@ -80,7 +80,14 @@ class AttributeScores:
         if len(on) == 1:  # rows with no or several patterns marked are ambiguous
             pattern = garment.pattern.value if garment and garment.pattern else None
             self.add("pattern", on[0], DATASET_PATTERN.get(pattern) if pattern else None)
-        colors = predicted_colors(garment) if garment else set()
+        # The data set's colours are those of the upper-body clothing: a white shirt under a black
+        # jacket is marked black and white. So the colours of every upper-body garment count.
+        colors = set()
+        if garment is not None:
+            person = max(labels.persons, key=lambda p: p.box.area)
+            for worn in person.garments:
+                if garment_region(worn.category.value) in UPPER_REGIONS:
+                    colors |= predicted_colors(worn)
         for color in DATASET_COLORS:
             if row.get(color) in ("0", "1"):
                 self.add(f"color:{color}", row[color], "1" if color in colors else "0")
