@@ -6,6 +6,7 @@ a human correction is a label whose model is `human:<reviewer>`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,14 +99,20 @@ class Label(_Record):
     alternatives: list[Alternative] = Field(
         default_factory=list,
         description="the model's most probable values, best first (the label's own value among them), with "
-                    "calibrated probabilities; empty for rules and human labels")
+                    "calibrated probabilities (for colour names, the shares of the garment's pixels); empty "
+                    "for human labels")
 
     @classmethod
-    def made_by(cls, model: Provenance, value: str, confidence: float) -> Label:
-        """A machine label: the confidence clamped into [0, 1] (model scores overshoot by rounding),
-        the provenance taken from the model's record."""
-        return cls(value=value, confidence=min(1.0, max(0.0, float(confidence))), model=model.name,
-                   model_version=model.version)
+    def made_by(cls, model: Provenance, value: str, confidence: float,
+                alternatives: Sequence[tuple[str, float]] = ()) -> Label:
+        """A machine label: the confidence (and the alternatives' probabilities) clamped into [0, 1]
+        (model scores overshoot by rounding), the provenance taken from the model's record."""
+        return cls(value=value, confidence=_unit(confidence), model=model.name, model_version=model.version,
+                   alternatives=[Alternative(value=v, probability=_unit(p)) for v, p in alternatives])
+
+
+def _unit(value: float) -> float:
+    return min(1.0, max(0.0, float(value)))
 
 
 class Garment(_Record):

@@ -190,8 +190,9 @@ class Shortcut(nn.Module):
 
 
 class YoloHead(nn.Module):
-    anchors: torch.Tensor
     """Darknet [yolo]: turn a conv output into boxes (pixels of the network input) and probabilities."""
+
+    anchors: torch.Tensor
 
     def __init__(self, options: dict[str, str]):
         super().__init__()

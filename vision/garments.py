@@ -29,8 +29,9 @@ import torch
 
 from configs import Settings
 from configs.manifest import Manifest, load_manifest
-from labels import Alternative, Box, Garment, Label, Person
+from labels import Box, Garment, Label, Person, RuleSet
 from labels.masks import encode_mask
+from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 from vision import colors
 from vision.device import resolve_device
 from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
@@ -40,7 +41,6 @@ from vision.model_files import build_model, model_files
 from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
 from vision.stage import Frame, Stage
-from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 
 HEAD_MODEL = "garment-parser"
 BACKBONE_MODEL = "efficientnet-lite0"
@@ -60,20 +60,20 @@ UPPER = tuple(PARSER_CLASSES.index(c) for c in ("t-shirt", "shirt/blouse", "swea
 INNER = tuple(PARSER_CLASSES.index(c) for c in ("t-shirt", "shirt/blouse", "sweater"))
 OUTER_CATEGORIES = {"coat/jacket", "suit"}
 LOWER = tuple(PARSER_CLASSES.index(c) for c in LOWER_CATEGORIES)
-SKIRT = PARSER_CLASSES.index("skirt")
+TANK_TOP_FROM = {"t-shirt", "shirt/blouse", "sweater"}  # found sleeveless, these are tank tops
 # Garments the parser names itself, one each per person.
 SINGLE = tuple(PARSER_CLASSES.index(c) for c in ("shoes", "bag", "hat", "scarf"))
 # Shoes are too small and shiny to tell a pattern from highlights; nobody searches bags or hats by print.
 NO_PATTERN = {"shoes", "bag", "hat"}
 
-COLOR_MODEL, COLOR_VERSION = "color-namer", "oklab-shares-1"
+COLOR_NAMER = RuleSet("color-namer", "oklab-shares-1")
 
 
 def _stage_version(manifest: Manifest) -> str:
     """Every model and rule set behind the stage's labels: a change to any one re-ingests."""
     return "+".join([*(f"{name}@{manifest.get(name).version}"
                        for name in (HEAD_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL)),
-                     COLOR_VERSION, "whole-garments-1"])
+                     COLOR_NAMER.version, "whole-garments-1"])
 
 
 @dataclass
@@ -150,7 +150,7 @@ class GarmentStage(Stage):
             for members in by_frame.values():
                 frame = chunk[members[0]][0]
                 persons = [chunk[k][1] for k in members]
-                parses = self.parser.parse(frame.image, [_box_tuple(p.box) for p in persons])
+                parses = self.parser.parse(frame.image, [p.box.xyxy for p in persons])
                 self.describe(frame, persons, parses)
         return frames
 
@@ -219,8 +219,7 @@ class GarmentStage(Stage):
                                     pixels, x0, y0, width, height, named["upper"]["pattern"])
             if garment is not None:
                 garment.sleeve = self._classified(SLEEVE_CLASSES, named["upper"]["sleeve"])
-                if garment.sleeve.value == "sleeveless" and garment.category.value in ("t-shirt", "shirt/blouse",
-                                                                                       "sweater"):
+                if garment.sleeve.value == "sleeveless" and garment.category.value in TANK_TOP_FROM:
                     garment.category = garment.category.model_copy(update={"value": "tank top"})
                 garments.append(garment)
             if inner is not None:
@@ -242,14 +241,11 @@ class GarmentStage(Stage):
         return garments
 
     def _classified(self, classes: tuple[str, ...], probs: torch.Tensor) -> Label:
-        order = torch.argsort(probs, descending=True)[:ALTERNATIVES].tolist()
-        return Label(value=classes[order[0]], confidence=_unit(float(probs[order[0]])),
-                     model=CLASSIFIER_MODEL, model_version=self.classifier_record.version,
-                     alternatives=[Alternative(value=classes[i], probability=_unit(float(probs[i]))) for i in order])
+        ranked = [(classes[i], float(probs[i])) for i in torch.argsort(probs, descending=True)[:ALTERNATIVES].tolist()]
+        return Label.made_by(self.classifier_record, *ranked[0], alternatives=ranked)
 
     def _parsed(self, garment: WholeGarment) -> Label:
-        return Label(value=PARSER_CLASSES[garment.parser_class], confidence=_unit(garment.parser_confidence),
-                     model=HEAD_MODEL, model_version=self.head_record.version)
+        return Label.made_by(self.head_record, PARSER_CLASSES[garment.parser_class], garment.parser_confidence)
 
     def _garment(self, category: Label, region_rgb: np.ndarray, pixels: np.ndarray, x0: int, y0: int,
                  width: int, height: int, pattern: torch.Tensor | None = None) -> Garment | None:
@@ -271,12 +267,10 @@ class GarmentStage(Stage):
             return
         # the alternatives are the namer's pixel shares (how much of the garment each name fits)
         ranked = sorted(named.shares.items(), key=lambda item: item[1], reverse=True)[:ALTERNATIVES]
-        garment.color = Label(value=named.dominant, confidence=_unit(named.dominant_confidence),
-                              model=COLOR_MODEL, model_version=COLOR_VERSION,
-                              alternatives=[Alternative(value=v, probability=_unit(p)) for v, p in ranked if p > 0])
+        garment.color = Label.made_by(COLOR_NAMER, named.dominant, named.dominant_confidence,
+                                      alternatives=[(v, p) for v, p in ranked if p > 0])
         if named.secondary is not None:
-            garment.secondary_color = Label(value=named.secondary, confidence=_unit(named.secondary_share),
-                                            model=COLOR_MODEL, model_version=COLOR_VERSION)
+            garment.secondary_color = Label.made_by(COLOR_NAMER, named.secondary, named.secondary_share)
 
 
 def _has_crop(garment: WholeGarment) -> bool:
@@ -289,10 +283,6 @@ def _pixel_box(pixels: np.ndarray, x0: int, y0: int) -> list[float]:
     return [float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1), float(y0 + ys.max() + 1)]
 
 
-def _box_tuple(box: Box) -> tuple[float, float, float, float]:
-    return box.x1, box.y1, box.x2, box.y2
-
-
 def _enlarged(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
     dx, dy = BOX_MARGIN * (box.x2 - box.x1), BOX_MARGIN * (box.y2 - box.y1)
     return (max(0, int(np.floor(box.x1 - dx))), max(0, int(np.floor(box.y1 - dy))),
@@ -303,7 +293,3 @@ def _paste(region: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.
     full = np.zeros((height, width), dtype=bool)
     full[y0:y0 + region.shape[0], x0:x0 + region.shape[1]] = region
     return full
-
-
-def _unit(value: float) -> float:
-    return float(min(1.0, max(0.0, value)))

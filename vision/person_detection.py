@@ -14,7 +14,6 @@ through one NMS. Model card: docs/models/person-detection.md
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,8 +21,8 @@ from torchvision.ops import box_convert, clip_boxes_to_image, nms
 
 from configs import Settings
 from configs.manifest import load_manifest
-from vision.device import resolve_device
 from labels import Box, Label, Person
+from vision.device import resolve_device
 from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
@@ -166,15 +165,6 @@ class PersonDetectionStage(Stage):
         detections = self.detect([frame.image for frame in frames])
         for frame, found in zip(frames, detections):
             for x1, y1, x2, y2, confidence in found:
-                frame.labels.persons.append(
-                    Person(
-                        detection=Label(
-                            value=PERSON_CLASS,
-                            confidence=min(1.0, max(0.0, confidence)),
-                            model=self.record.name,
-                            model_version=self.record.version,
-                        ),
-                        box=Box(x1=x1, y1=y1, x2=x2, y2=y2),
-                    )
-                )
+                frame.labels.persons.append(Person(detection=Label.made_by(self.record, PERSON_CLASS, confidence),
+                                                   box=Box(x1=x1, y1=y1, x2=x2, y2=y2)))
         return frames

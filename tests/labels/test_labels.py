@@ -32,6 +32,9 @@ def test_a_machine_label_is_clamped_and_names_its_model():
     assert (label.value, label.confidence, label.model, label.model_version) == (
         "person", 1.0, record.name, record.version)
     assert Label.made_by(RuleSet("color-namer", "1"), "red", -0.01).confidence == 0.0
+    assert label.alternatives == []
+    ranked = Label.made_by(record, "suit", 0.6, alternatives=[("suit", 0.6), ("coat/jacket", 1.0000002)])
+    assert [(a.value, a.probability) for a in ranked.alternatives] == [("suit", 0.6), ("coat/jacket", 1.0)]
 
 
 def test_one_table_of_garment_label_fields():
