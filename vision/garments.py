@@ -157,8 +157,8 @@ class GarmentStage(Stage):
     def describe(self, frame: Frame, persons: list[Person], parses) -> None:
         """Give each person (and their parse) of one frame a mask and whole, named garments."""
         height, width = frame.image.shape[:2]
-        pending = []  # (person, region origin, garments found) of persons with a region to read
-        crops: list[list[float]] = []  # frame boxes of the garments the heads name, in order
+        # (person, region, whole garments, what the heads said of them) of persons with a region to read
+        people: list[tuple[Person, tuple[int, int, int, int], list[WholeGarment], dict]] = []
         for person, parse in zip(persons, parses):
             x0, y0, x1, y1 = _enlarged(person.box, width, height)
             if x1 - x0 < 2 or y1 - y0 < 2:
@@ -168,49 +168,42 @@ class GarmentStage(Stage):
             if worn.any():
                 person.mask = encode_mask(_paste(worn, x0, y0, width, height))
             min_pixels = max(MIN_GARMENT_PIXELS, MIN_GARMENT_SHARE * (x1 - x0) * (y1 - y0))
-            found = whole_garments(labels, confidence, min_pixels)
-            for garment in found:
-                if _has_crop(garment):
-                    crops.append(_pixel_box(garment.pixels, x0, y0))
-            pending.append((person, (x0, y0, x1, y1), found))
-        # one backbone call for every garment of the frame
-        features = self.backbone.features(frame.image, crops).to(torch.float32) if crops else torch.zeros(0)
-        k = 0
-        for person, (x0, y0, x1, y1), found in pending:
-            named: dict[str, dict[str, torch.Tensor]] = {}
-            for garment in found:
-                if not _has_crop(garment):
-                    continue
-                f = features[k:k + 1]
-                k += 1
-                key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
-                named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0]}
-                if garment.role == "upper":
-                    named[key]["category"] = self.classifier.probabilities("upper", f)[0]
-                    named[key]["sleeve"] = self.classifier.probabilities("sleeve", f)[0]
-                elif garment.role == "lower":
-                    named[key]["category"] = self.classifier.probabilities("lower", f)[0]
+            people.append((person, (x0, y0, x1, y1), whole_garments(labels, confidence, min_pixels), {}))
+        # One backbone call for the frame's upper and lower garments and scarves; a second, usually
+        # empty, for the inner tops of persons whose upper garment the heads call an outer layer.
+        self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
+                                 if g.role in ("upper", "lower") or _patterned_single(g)])
+        for _, _, found, named in people:
+            _settle_categories(named)
+        self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
+                                 if g.role == "inner" and _shows_inner(found, named)])
+        for person, (x0, y0, x1, y1), found, named in people:
             person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height)
+
+    def _name(self, image: np.ndarray, jobs: list[tuple[WholeGarment, dict, tuple[int, int]]]) -> None:
+        """The heads' probabilities for each garment's crop, into its person's `named` by role (a
+        scarf by its class name)."""
+        if not jobs:
+            return
+        features = self.backbone.features(image, [_pixel_box(g.pixels, *origin) for g, _, origin in jobs]).float()
+        for (garment, named, _), f in zip(jobs, features.split(1)):
+            key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
+            named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0]}
+            if garment.role == "upper":
+                named[key]["category"] = self.classifier.probabilities("upper", f)[0]
+                named[key]["sleeve"] = self.classifier.probabilities("sleeve", f)[0]
+            elif garment.role == "lower":
+                named[key]["category"] = self.classifier.probabilities("lower", f)[0]
 
     def _garments(self, region_rgb: np.ndarray, found: list[WholeGarment], named: dict, x0: int, y0: int,
                   width: int, height: int) -> list[Garment]:
-        lower_category = LOWER_CATEGORIES[int(named["lower"]["category"].argmax())] if "lower" in named else None
-        upper_category = None
-        if "upper" in named:
-            if lower_category in ("pants/jeans", "shorts"):
-                # a dress covers the legs: over trousers or shorts the upper garment is something else
-                probs = named["upper"]["category"].clone()
-                probs[UPPER_CATEGORIES.index("dress")] = 0.0
-                named["upper"]["category"] = probs / probs.sum().clamp(min=1e-9)
-            upper_category = UPPER_CATEGORIES[int(named["upper"]["category"].argmax())]
+        upper_category = _top(UPPER_CATEGORIES, named, "upper")
+        lower_category = _top(LOWER_CATEGORIES, named, "lower")
         by_role = {g.role: g for g in found if g.role != "single"}
         garments: list[Garment] = []
         if "upper" in by_role:
-            upper = by_role["upper"]
-            pixels = upper.pixels
-            inner = by_role.get("inner") if upper_category in OUTER_CATEGORIES else None
-            if inner is not None and (pixels & ~inner.pixels).sum() < MIN_OUTER_SHARE * pixels.sum():
-                inner = None  # the parser saw mostly a top where the heads see a jacket: one garment
+            pixels = by_role["upper"].pixels
+            inner = by_role["inner"] if "inner" in named else None
             if inner is not None:
                 pixels = pixels & ~inner.pixels  # the outer layer is what the inner top does not show
             if upper_category == "dress" and lower_category == "skirt" and "lower" in by_role:
@@ -223,8 +216,7 @@ class GarmentStage(Stage):
                     garment.category = garment.category.model_copy(update={"value": "tank top"})
                 garments.append(garment)
             if inner is not None:
-                label = self._parsed(inner)
-                garment = self._garment(label, region_rgb, inner.pixels, x0, y0, width, height,
+                garment = self._garment(self._parsed(inner), region_rgb, inner.pixels, x0, y0, width, height,
                                         named["inner"]["pattern"])
                 if garment is not None:
                     garments.append(garment)
@@ -273,9 +265,33 @@ class GarmentStage(Stage):
             garment.secondary_color = Label.made_by(COLOR_NAMER, named.secondary, named.secondary_share)
 
 
-def _has_crop(garment: WholeGarment) -> bool:
-    """Named from its crop by the heads: the upper, inner and lower garments, and scarves (pattern)."""
-    return garment.role != "single" or PARSER_CLASSES[garment.parser_class] not in NO_PATTERN
+def _patterned_single(garment: WholeGarment) -> bool:
+    """Shoes, bags and hats keep the parser's name and get no pattern; a scarf's pattern is read."""
+    return garment.role == "single" and PARSER_CLASSES[garment.parser_class] not in NO_PATTERN
+
+
+def _settle_categories(named: dict) -> None:
+    """What a person can wear: a dress covers the legs, so over trousers or shorts the upper garment
+    is something else (the dress's probability goes to the others)."""
+    if "upper" in named and _top(LOWER_CATEGORIES, named, "lower") in ("pants/jeans", "shorts"):
+        probs = named["upper"]["category"].clone()
+        probs[UPPER_CATEGORIES.index("dress")] = 0.0
+        named["upper"]["category"] = probs / probs.sum().clamp(min=1e-9)
+
+
+def _shows_inner(found: list[WholeGarment], named: dict) -> bool:
+    """Whether the person's inner top is a garment of its own: the upper garment is an outer layer
+    and keeps MIN_OUTER_SHARE of the upper-body pixels once the top's are taken out (else the parser
+    saw mostly a top where the heads see a jacket: one garment)."""
+    if _top(UPPER_CATEGORIES, named, "upper") not in OUTER_CATEGORIES:
+        return False
+    by_role = {g.role: g for g in found}
+    upper, inner = by_role["upper"].pixels, by_role["inner"].pixels
+    return bool((upper & ~inner).sum() >= MIN_OUTER_SHARE * upper.sum())
+
+
+def _top(classes: tuple[str, ...], named: dict, role: str) -> str | None:
+    return classes[int(named[role]["category"].argmax())] if role in named else None
 
 
 def _pixel_box(pixels: np.ndarray, x0: int, y0: int) -> list[float]:
