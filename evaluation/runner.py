@@ -69,7 +69,7 @@ def evaluate_parsing(settings: Settings, images: Path, masks: Path, labels: Path
             raise ValueError(f"{mask_path}: pixel value {raw.max()} has no name in {labels}")
         [frame] = detector([Frame.of_photo(image, image_path.stem)])
         persons = frame.labels.persons
-        parses = garments.parser.parse(image, [(p.box.x1, p.box.y1, p.box.x2, p.box.y2) for p in persons])
+        parses = garments.parser.parse(image, [p.box.xyxy for p in persons])
         predicted = merged_label_map(parses, *image.shape[:2])
         if level == "garments":
             garments.describe(frame, persons, parses)

@@ -3,8 +3,8 @@
 labels.csv: one row per image with `category`, `sleevelength`, one-hot `pattern_*` columns and binary
 colour columns; a blank cell means the annotators disagreed and is skipped. The pipeline runs as in
 ingest (person detection, then the garment stage); the main person is the largest box, and their
-upper garment the outer layer if there is one, else the largest garment among tops and dresses. Where no person, no upper
-garment or no sleeve label is found, the prediction counts as wrong (and is counted separately),
+upper garment the outer layer if there is one, else the largest garment among tops and dresses.
+Where no person, no upper garment or no sleeve label is found, the prediction counts as wrong (and is counted separately),
 so the accuracy is over all labelled images, not over the easy ones.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labels import FrameLabels, Garment
+from labels import FrameLabels, Garment, Person
 from labels.masks import decode_mask
 from labels.vocabulary import garment_region
 
@@ -34,11 +34,20 @@ COLOR_FOLD = {"orange": "red", "pink": "purple", "beige": "brown"}
 UPPER_REGIONS = {"upper", "outer", "full"}
 
 
+def main_person(labels: FrameLabels) -> Person | None:
+    """The person the photo is of: the largest box."""
+    return max(labels.persons, key=lambda p: p.box.area, default=None)
+
+
+def upper_garments(person: Person) -> list[Garment]:
+    return [g for g in person.garments if garment_region(g.category.value) in UPPER_REGIONS]
+
+
 def main_person_upper_garment(labels: FrameLabels) -> Garment | None:
-    if not labels.persons:
+    person = main_person(labels)
+    if person is None:
         return None
-    person = max(labels.persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1))
-    uppers = [g for g in person.garments if garment_region(g.category.value) in UPPER_REGIONS]
+    uppers = upper_garments(person)
     if not uppers:
         return None
     # The data set labels the garment a person is seen in: an outer layer over a top, whatever
@@ -82,12 +91,11 @@ class AttributeScores:
             self.add("pattern", on[0], DATASET_PATTERN.get(pattern) if pattern else None)
         # The data set's colours are those of the upper-body clothing: a white shirt under a black
         # jacket is marked black and white. So the colours of every upper-body garment count.
-        colors = set()
-        if garment is not None:
-            person = max(labels.persons, key=lambda p: p.box.area)
-            for worn in person.garments:
-                if garment_region(worn.category.value) in UPPER_REGIONS:
-                    colors |= predicted_colors(worn)
+        colors: set[str] = set()
+        person = main_person(labels)
+        if garment is not None and person is not None:
+            for worn in upper_garments(person):
+                colors |= predicted_colors(worn)
         for color in DATASET_COLORS:
             if row.get(color) in ("0", "1"):
                 self.add(f"color:{color}", row[color], "1" if color in colors else "0")

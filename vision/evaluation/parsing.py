@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
 from labels import FrameLabels
 from labels.masks import decode_mask
+from vision.garment_parser import PARSER_CLASSES, GarmentParser, PersonParse
 from vision.stage import Frame, Stage
 
 # Stage categories that are not parser classes, as the masks' classes name them (a tank top is
@@ -54,7 +54,7 @@ def garment_label_map(parser_map: np.ndarray, labels: FrameLabels) -> np.ndarray
     order of size, the largest last (in front), each person's garments in their order (an inner top
     after the outer layer it shows through)."""
     painted = parser_map.copy()
-    persons = sorted(labels.persons, key=lambda p: (p.box.x2 - p.box.x1) * (p.box.y2 - p.box.y1))
+    persons = sorted(labels.persons, key=lambda p: p.box.area)
     for person in persons:
         for garment in person.garments:
             if garment.mask is None:
