@@ -185,7 +185,7 @@ class GarmentStage(Stage):
         scarf by its class name)."""
         if not jobs:
             return
-        features = self.backbone.features(image, [_pixel_box(g.pixels, *origin) for g, _, origin in jobs]).float()
+        features = self.backbone.features(image, [pixel_box(g.pixels, *origin) for g, _, origin in jobs]).float()
         for (garment, named, _), f in zip(jobs, features.split(1)):
             key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
             named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0]}
@@ -243,7 +243,7 @@ class GarmentStage(Stage):
                  width: int, height: int, pattern: torch.Tensor | None = None) -> Garment | None:
         if not pixels.any():
             return None
-        x1b, y1b, x2b, y2b = _pixel_box(pixels, x0, y0)
+        x1b, y1b, x2b, y2b = pixel_box(pixels, x0, y0)
         garment = Garment(category=category, box=Box(x1=x1b, y1=y1b, x2=x2b, y2=y2b),
                           mask=encode_mask(_paste(pixels, x0, y0, width, height)))
         self._colors(garment, region_rgb, pixels)
@@ -294,7 +294,8 @@ def _top(classes: tuple[str, ...], named: dict, role: str) -> str | None:
     return classes[int(named[role]["category"].argmax())] if role in named else None
 
 
-def _pixel_box(pixels: np.ndarray, x0: int, y0: int) -> list[float]:
+def pixel_box(pixels: np.ndarray, x0: int = 0, y0: int = 0) -> list[float]:
+    """x1, y1, x2, y2 (pixel edges) of a boolean map's pixels, the map's top-left at (x0, y0)."""
     ys, xs = np.nonzero(pixels)
     return [float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1), float(y0 + ys.max() + 1)]
 

@@ -36,7 +36,8 @@ from configs.manifest import load_manifest
 from vision.backbone import GarmentBackbone
 from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
 from vision.garment_parser import PARSER_CLASSES
-from vision.garments import SKIN, SLEEVED, GarmentStage
+from labels import Box
+from vision.garments import SKIN, SLEEVED, GarmentStage, pixel_box
 from vision.model_files import model_files
 from vision.person_detection import PersonDetectionStage
 from vision.sleeves import arm_coverage, sleeve_length
@@ -101,11 +102,10 @@ def lower_from_mask(truth: np.ndarray) -> str | None:
 
 
 def region_box(labels: np.ndarray, origin: tuple[int, int], classes: list[int]) -> list[float] | None:
-    ys, xs = np.nonzero(np.isin(labels, classes))
-    if len(xs) < MIN_PIXELS // 4:
+    pixels = np.isin(labels, classes)
+    if pixels.sum() < MIN_PIXELS // 4:
         return None
-    x0, y0 = origin
-    return [float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1), float(y0 + ys.max() + 1)]
+    return pixel_box(pixels, *origin)
 
 
 class Extractor:
@@ -133,12 +133,8 @@ class Extractor:
         if not found:
             return None
         if truth_box is not None:
-            def iou(d):
-                ix = max(0.0, min(d[2], truth_box[2]) - max(d[0], truth_box[0]))
-                iy = max(0.0, min(d[3], truth_box[3]) - max(d[1], truth_box[1]))
-                union = (d[2] - d[0]) * (d[3] - d[1]) + (truth_box[2] - truth_box[0]) * (truth_box[3] - truth_box[1])
-                return ix * iy / max(union - ix * iy, 1e-9)
-            box = max(found, key=iou)
+            truth = Box(x1=truth_box[0], y1=truth_box[1], x2=truth_box[2], y2=truth_box[3])
+            box = max(found, key=lambda d: Box(x1=d[0], y1=d[1], x2=d[2], y2=d[3]).iou(truth))
         else:
             box = max(found, key=lambda d: (d[2] - d[0]) * (d[3] - d[1]))
         [parse] = self.garments.parser.parse(image, [tuple(box[:4])])
@@ -152,8 +148,7 @@ class Extractor:
              tags: set[str] | None) -> None:
         truth_box = None
         if truth is not None:
-            ys, xs = np.nonzero(truth)
-            truth_box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            truth_box = pixel_box(truth > 0)
         parsed = self.person_parse(image, truth_box)
         if parsed is None:
             return

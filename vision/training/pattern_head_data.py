@@ -25,17 +25,13 @@ from PIL import Image
 from configs import Settings
 from configs.manifest import load_manifest
 from vision.backbone import GarmentBackbone
+from vision.garments import pixel_box
 from vision.model_files import model_files
 from vision.training.train_pattern_classifier import (CHECK_GARMENTS, HOLDOUT_EVERY, PLAIN_GARMENTS, SEED, degrade,
                                                       load_garment, render)
 from labels.vocabulary import PATTERNS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def mask_box(mask: np.ndarray) -> list[float]:
-    ys, xs = np.nonzero(mask)
-    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
 def main() -> None:
@@ -71,7 +67,7 @@ def main() -> None:
                 continue
             if mask.sum() < 64:
                 continue
-            crops = backbone.crops(image, [mask_box(mask)])
+            crops = backbone.crops(image, [pixel_box(mask)])
             if rng.random() < 0.5:
                 crops = torch.flip(crops, dims=[3])
             features.append(backbone(crops).half())
@@ -83,7 +79,7 @@ def main() -> None:
     check += [(PATTERNS.index("solid"), g.key) for g in splits["holdout"]]
     for label, key in check:
         garment = load_garment(args.ccp, key, label_ids)
-        features.append(backbone.features(garment.image, [mask_box(garment.mask)]).half())
+        features.append(backbone.features(garment.image, [pixel_box(garment.mask)]).half())
         rows.append({"source": "ccp-check", "image": key, "split": "check", "pattern": label, "mirrored": False})
     torch.save({"features": torch.cat(features), "rows": rows}, args.out)
     print(f"{len(rows)} samples -> {args.out} in {time.time() - start:.0f} s")
