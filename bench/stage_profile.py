@@ -1,7 +1,7 @@
 """Where the default stages spend their time on video frames: one thread, as a Dask worker runs them.
 
     .venv/bin/python bench/stage_profile.py [--video ../shared/data/videos/one-by-one-person-detection.mp4]
-        [--frames 24]
+        [--frames 24] [--sort cumulative|tottime]
 
 Decodes every 5th second of the video (after the first 5 s), runs the stages once to warm up and
 once under cProfile, and prints ms per frame for each stage and the 25 most expensive calls.
@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--video", type=Path,
                         default=REPO_ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4")
     parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"],
+                        help="order of the profile's calls: cumulative time, or time inside the call itself")
     args = parser.parse_args()
     torch.set_num_threads(1)
     stages = build_stages(Settings(vision={"device": "cpu"}))
@@ -59,7 +61,7 @@ def main() -> None:
     garments = sum(len(p.garments) for f in frames for p in f.labels.persons)
     print(f"{len(images)} frames, {persons} persons, {garments} garments; ms per frame:",
           {name: round(s / len(images) * 1000) for name, s in seconds.items()})
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    pstats.Stats(profile).sort_stats(args.sort).print_stats(25)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ class _Activation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "leaky":
-            return F.leaky_relu(x, 0.1)
+            return F.leaky_relu(x, 0.1, inplace=True)  # x is the convolution's fresh output
         if self.kind == "relu":
             return F.relu(x)
         if self.kind == "logistic":
@@ -143,8 +143,15 @@ class MaxPool(nn.Module):
         self.pad_before = padding // 2
         self.pad_after = padding - padding // 2
 
+    def _pad_needed(self, size: int) -> bool:
+        """Whether padding changes the output along an axis of this size: with nothing before, the
+        pixels after are read only when they add an output (stride 2 on an even size never does)."""
+        if self.pad_before:
+            return True
+        return (size + self.pad_after - self.size) // self.stride != (size - self.size) // self.stride
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pad_before or self.pad_after:
+        if self._pad_needed(x.shape[-2]) or self._pad_needed(x.shape[-1]):
             # Darknet skips outside positions; padding with -inf gives the same maxima.
             p = (self.pad_before, self.pad_after, self.pad_before, self.pad_after)
             x = F.pad(x, p, mode="constant", value=float("-inf"))

@@ -14,6 +14,8 @@ through one NMS. Model card: docs/models/person-detection.md
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,7 @@ MAX_PERSONS_PER_FRAME = 100
 # people are seen at a better resolution in the full-size pass, and the coarse pass would add
 # duplicates of their parts.
 LARGE_SHARE = 0.5
+STRIDE = 32  # the network's coarsest stride: its input sides must be multiples of it
 
 
 class PersonDetectionStage(Stage):
@@ -89,16 +92,27 @@ class PersonDetectionStage(Stage):
 
     # -- preprocessing -----------------------------------------------------------------------
 
+    def _canvas_size(self, height: int, width: int) -> tuple[int, int, float]:
+        """(canvas width, canvas height, scale) for a frame: the frame scaled to fit the network input
+        with its aspect ratio kept, padded only up to the next multiple of 32 on each side. The network
+        is fully convolutional, so a 16:9 frame runs at 416x256 rather than 416x416: the same pixels
+        for 0.6x the work (square letterboxing only adds grey)."""
+        scale = min(self.input_width / width, self.input_height / height)
+        canvas_w = min(self.input_width, -(-max(1, round(width * scale)) // STRIDE) * STRIDE)
+        canvas_h = min(self.input_height, -(-max(1, round(height * scale)) // STRIDE) * STRIDE)
+        return canvas_w, canvas_h, scale
+
     def _letterbox(self, image: np.ndarray, zoom_out: float = 1.0) -> tuple[torch.Tensor, tuple[float, float], int, int]:
-        """The frame scaled into the network input with its aspect ratio kept (and shrunk `zoom_out`
-        times more, centred); (x, y) scale; x and y offset."""
+        """The frame scaled into its canvas (see `_canvas_size`) with its aspect ratio kept (and shrunk
+        `zoom_out` times more, centred); (x, y) scale; x and y offset."""
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         image = image[:, :, :3]
         height, width = image.shape[:2]
-        scale = min(self.input_width / width, self.input_height / height) / zoom_out
-        new_w = max(1, min(self.input_width, round(width * scale)))
-        new_h = max(1, min(self.input_height, round(height * scale)))
+        canvas_w, canvas_h, scale = self._canvas_size(height, width)
+        scale /= zoom_out
+        new_w = max(1, min(canvas_w, round(width * scale)))
+        new_h = max(1, min(canvas_h, round(height * scale)))
         image = np.ascontiguousarray(image)
         if not image.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray of a PIL image)
             image = image.copy()
@@ -111,8 +125,8 @@ class PersonDetectionStage(Stage):
         tensor = tensor.to(torch.float32).div_(255.0)
         if resize:
             tensor = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", align_corners=False)
-        canvas = torch.full((3, self.input_height, self.input_width), self.pad_value, device=self.device)
-        dx, dy = (self.input_width - new_w) // 2, (self.input_height - new_h) // 2
+        canvas = torch.full((3, canvas_h, canvas_w), self.pad_value, device=self.device)
+        dx, dy = (canvas_w - new_w) // 2, (canvas_h - new_h) // 2
         canvas[:, dy : dy + new_h, dx : dx + new_w] = tensor[0]
         # The scale actually used on each axis once the resized size is rounded to whole pixels.
         return canvas, (new_w / width, new_h / height), dx, dy
@@ -123,10 +137,14 @@ class PersonDetectionStage(Stage):
     def detect(self, images: list[np.ndarray]) -> list[list[tuple[float, float, float, float, float]]]:
         """Person boxes (x1, y1, x2, y2, confidence) in each image's pixels, highest confidence first."""
         zooms = [1.0] if self.zoom_out == 1.0 else [1.0, self.zoom_out]
-        jobs = [(k, zoom) for k in range(len(images)) for zoom in zooms]
+        # Jobs of one canvas size go together: a batch is one tensor (frames of a video share a size).
+        sizes = [self._canvas_size(*image.shape[:2])[:2] for image in images]
+        jobs = sorted(((k, zoom) for k in range(len(images)) for zoom in zooms), key=lambda job: sizes[job[0]])
+        chunks = [same[start : start + self.batch_size]
+                  for same in (list(group) for _, group in itertools.groupby(jobs, key=lambda job: sizes[job[0]]))
+                  for start in range(0, len(same), self.batch_size)]
         found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in images]
-        for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start : start + self.batch_size]
+        for chunk in chunks:
             letterboxed = [self._letterbox(images[k], zoom) for k, zoom in chunk]
             batch = torch.stack([item[0] for item in letterboxed]).to(self.dtype)
             batch = batch.contiguous(memory_format=torch.channels_last)

@@ -457,10 +457,16 @@ class TFLiteModule(nn.Module):
                 bias = self._value(ins[2], values) if len(ins) > 2 and ins[2] >= 0 else None
                 dh, dw = opt["dilation_h"], opt["dilation_w"]
                 sh, sw = opt["stride_h"], opt["stride_w"]
+                padding = (0, 0)
                 if opt["padding"] == 0:
-                    x = _pad_same(x, w.shape[2], w.shape[3], sh, sw, dh, dw)
+                    top, bottom = _same_pads(x.shape[2], w.shape[2], sh, dh)
+                    left, right = _same_pads(x.shape[3], w.shape[3], sw, dw)
+                    if top == bottom and left == right:
+                        padding = (top, left)  # inside the convolution: no padded copy of x (F.pad was ~10% of a pose pass)
+                    else:
+                        x = F.pad(x, (left, right, top, bottom))
                 groups = x.shape[1] if code == OP_DEPTHWISE_CONV_2D else 1
-                y = F.conv2d(x, w, bias, stride=(sh, sw), dilation=(dh, dw), groups=groups)
+                y = F.conv2d(x, w, bias, stride=(sh, sw), padding=padding, dilation=(dh, dw), groups=groups)
                 y = _activation(y, opt["activation"])
             elif code == OP_MAX_POOL_2D or code == OP_AVERAGE_POOL_2D:
                 kh, kw, sh, sw = opt["filter_h"], opt["filter_w"], opt["stride_h"], opt["stride_w"]
