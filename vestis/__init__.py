@@ -1,3 +1,5 @@
 """Vestis: structured, searchable descriptions of what people wear in videos and photos."""
 
-__version__ = "0.1.0"
+from configs import package_version
+
+__version__ = package_version()
