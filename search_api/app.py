@@ -33,10 +33,11 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image, ImageDraw
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from configs import Settings
+from configs import Settings, package_version
 from indexer import LabelStore, MediaRecord, open_store
 from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment
@@ -46,6 +47,7 @@ from indexer.search import MAX_LIMIT, InvalidCursor
 from labels import FrameLabels
 from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale
 from search_api.middleware import BodyLimit, SecurityHeaders
+from search_api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from search_api.results import (
     MediaDetail,
     MediaOut,
@@ -62,6 +64,14 @@ from search_api.results import (
 from search_api.review import Id, MediaFilter, media_ids, review_router
 
 STATIC_DIR = Path(__file__).with_name("static")
+DOCS_URL, REDOC_URL, DOCS_ASSETS_URL = "/docs", "/redoc", "/static-api-docs"
+OPENAPI_TAGS = [
+    {"name": "search", "description": "Moments by what people wear, and their thumbnails"},
+    {"name": "media", "description": "The media files in the store, their moments and their streams"},
+    {"name": "frames", "description": "Sampled frames, optionally with boxes and masks drawn"},
+    {"name": "review", "description": "Checking and correcting labels (edits need a reviewer token)"},
+    {"name": "health", "description": "Whether the server and its store answer"},
+]
 THUMBNAIL_SIDE = 320
 FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
 
@@ -159,6 +169,12 @@ class FrameLabelCache:
 # --- the app ---------------------------------------------------------------------------------------
 
 
+class Health(BaseModel):
+    status: str
+    version: str
+    store: str
+
+
 def media_type(path: str) -> str:
     suffix = Path(path).suffix.lower()
     return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -189,11 +205,17 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         yield
         store.close()
 
-    app = FastAPI(
-        title="Vestis", lifespan=lifespan,
+    # FastAPIOffline serves Swagger UI and ReDoc from the assets its package ships: /docs works on a
+    # machine with no way out. Every operation names its operation id, so clients generated from the
+    # schema keep their method names when routes or functions are renamed.
+    app = FastAPIOffline(
+        title="Vestis", lifespan=lifespan, version=package_version(), openapi_tags=OPENAPI_TAGS,
+        docs_url=DOCS_URL, redoc_url=REDOC_URL, static_url=DOCS_ASSETS_URL,
+        responses=PROBLEM_RESPONSES,
         description="Search videos and photos for what people wear. Results are moments: one person in one "
                     "outfit over a span of seconds.",
     )
+    install_problem_handlers(app)
     app.state.store = store
     app.state.parsers = parsers
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -206,7 +228,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.server.cors_origins),
                            allow_methods=["GET", "HEAD", "POST"], allow_headers=["Authorization", "Content-Type"],
                            allow_credentials=False, max_age=600)
-    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    docs = frozenset(p for p in (DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url) if p)
     app.add_middleware(SecurityHeaders, docs_paths=docs)
     frames_root = images.root.resolve()
 
@@ -235,11 +257,18 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
 
     app.include_router(review_router(store, settings, frame_labels.neighbours, frame_labels.forget, STATIC_DIR))
 
+    @app.get("/healthz", operation_id="healthz", response_model=Health, tags=["health"], summary="The server answers and so does its store",
+             responses={503: {"description": "The store cannot be reached"}})
+    def healthz() -> Health:
+        store.get_media("healthz")  # a cheap read: raises StoreUnavailable (503) when the store is down
+        return Health(status="ok", version=package_version(),
+                      store="elasticsearch" if settings.store.elasticsearch_url else "embedded")
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/search", response_model=SearchResponse, summary="Search moments by what people wear")
+    @app.get("/search", operation_id="search_moments", response_model=SearchResponse, tags=["search"], summary="Search moments by what people wear")
     def search(
         q: Annotated[str, Query(max_length=MAX_QUERY_CHARS,
                                 description='free text, e.g. "red striped dress without a hat"')] = "",
@@ -263,7 +292,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         except ValidationError as exc:
             raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
 
-    @app.get("/frames/{frame_id}.jpg", response_class=Response, summary="A sampled frame, optionally annotated",
+    @app.get("/frames/{frame_id}.jpg", operation_id="get_frame_image", response_class=Response, tags=["frames"], summary="A sampled frame, optionally annotated",
              responses={200: {"content": {"image/jpeg": {}}}})
     def frame(
         frame_id: Id,
@@ -282,7 +311,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
             image = ANNOTATORS[name].annotate(image, labels)
         return _jpeg(image)
 
-    @app.get("/moments/{moment_id}/thumbnail.jpg", response_class=Response,
+    @app.get("/moments/{moment_id}/thumbnail.jpg", operation_id="get_moment_thumbnail", response_class=Response, tags=["search"],
              summary="The moment's best frame, small, with the person's box",
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(
@@ -307,11 +336,11 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         image.thumbnail((size, size))
         return _jpeg(image, quality=80)
 
-    @app.get("/media", response_model=list[MediaOut], summary="Every media file in the store")
+    @app.get("/media", operation_id="list_media", response_model=list[MediaOut], tags=["media"], summary="Every media file in the store")
     def media_list() -> list[MediaOut]:
         return [media_out(record) for record in store.list_media()]
 
-    @app.get("/media/{media_id}", response_model=MediaDetail, summary="One media file and its moments")
+    @app.get("/media/{media_id}", operation_id="get_media", response_model=MediaDetail, tags=["media"], summary="One media file and its moments")
     def media_detail(media_id: Id) -> MediaDetail:
         record = media_record(media_id)
         moments = [
@@ -323,7 +352,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         return MediaDetail(**media_out(record).model_dump(), moments=moments)
 
     @app.head("/media/{media_id}/stream", include_in_schema=False)  # players may ask the size first
-    @app.get("/media/{media_id}/stream", response_class=FileResponse,
+    @app.get("/media/{media_id}/stream", operation_id="stream_media", response_class=FileResponse, tags=["media"],
              summary="The original file, with HTTP Range support so players can seek",
              responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "Partial content"},
                         404: {"description": "Unknown media, or its file is gone"},
