@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
@@ -45,7 +45,7 @@ from indexer.query_parser import QueryParser
 from indexer.review import ReviewStatus
 from indexer.search import MAX_LIMIT, InvalidCursor
 from labels import FrameLabels
-from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale
+from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale, window_around
 from search_api.middleware import BodyLimit, SecurityHeaders
 from search_api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from search_api.results import (
@@ -73,6 +73,7 @@ OPENAPI_TAGS = [
     {"name": "health", "description": "Whether the server and its store answer"},
 ]
 THUMBNAIL_SIDE = 320
+THUMBNAIL_ASPECT = 16 / 10  # the result cards' (search_api/static/style.css)
 FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
 
 # Request limits (the id limits are search_api/review.py's, shared with the review API; the body limit
@@ -319,6 +320,9 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         person: Annotated[int, Query(ge=0, le=MAX_PERSONS,
                                      description="which person of the moment (MomentHit.person_index)")] = 0,
         size: Annotated[int, Query(ge=32, le=1280, description="longest side in pixels")] = THUMBNAIL_SIDE,
+        crop: Annotated[Literal["person", "frame"], Query(
+            description="person: a 16:10 window around the person (what result cards show); frame: all of it")
+        ] = "person",
     ) -> Response:
         moment: Moment | None = store.moment(moment_id) if _SAFE_ID.fullmatch(moment_id) else None
         if moment is None:
@@ -330,9 +334,12 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         with Image.open(path) as opened:
             image = opened.convert("RGB")
         if labels is not None:
-            # The labels say the frame's size; the JPEG beside it is smaller. Scale, then shrink.
+            # The labels say the frame's size; the JPEG beside it is smaller. Scale, draw, crop, shrink.
             width = max(2, round(image.width / 160))
-            draw_box(ImageDraw.Draw(image), moment.persons[person].box, frame_scale(image, labels), PERSON_COLOUR, width)
+            box, scale = moment.persons[person].box, frame_scale(image, labels)
+            draw_box(ImageDraw.Draw(image), box, scale, PERSON_COLOUR, width)
+            if crop == "person":
+                image = image.crop(window_around(box, scale, image.size, THUMBNAIL_ASPECT))
         image.thumbnail((size, size))
         return _jpeg(image, quality=80)
 
@@ -345,6 +352,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         record = media_record(media_id)
         moments = [
             MomentLink(moment_id=m.moment_id, start=rounded_time(m.start), end=rounded_time(m.end),
+                       best_frame_id=m.best_frame_id,
                        thumbnail_url=thumbnail_url(m.moment_id), play_url=play_url(m.media_id, m.start, record.kind),
                        wearing=[describe_garment(g) for g in m.persons[0].garments])
             for m in store.moments_of(media_id)
