@@ -227,3 +227,15 @@ def test_installed_entry_point(tmp_path):
                          text=True, env=env, timeout=120)
     assert bad.returncode == 2
     assert "sampling.fps" in bad.stdout + bad.stderr
+
+
+def test_the_dashboard_link_says_when_bokeh_is_missing(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bokeh" else real(name, *a))
+    with cli.console.capture() as captured:
+        cli.console.print("Dask dashboard: http://x/status" + cli._dashboard_note())
+    assert "needs bokeh: pip install 'vestis[dashboard]'" in captured.get()  # printed, not eaten as markup
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert cli._dashboard_note() == ""

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from configs import Settings, load_settings, nested_override, parse_override
@@ -81,7 +82,7 @@ def _dashboard_note() -> str:
     """Dask's dashboard needs bokeh, which only the `dashboard` extra installs."""
     from importlib.util import find_spec
 
-    return "" if find_spec("bokeh") else " (needs bokeh: pip install 'vestis[dashboard]')"
+    return "" if find_spec("bokeh") else escape(" (needs bokeh: pip install 'vestis[dashboard]')")
 
 
 @app.command()
@@ -192,7 +193,8 @@ def serve(
 
     missing = [name for name in ("fastapi", "uvicorn", "fastapi_offline") if find_spec(name) is None]
     if missing:
-        console.print(f"[bold red]error:[/] `vestis serve` needs {', '.join(missing)}: pip install 'vestis[server]'")
+        console.print(f"[bold red]error:[/] `vestis serve` needs {', '.join(missing)}: "
+                      + escape("pip install 'vestis[server]'"))
         raise typer.Exit(2)
     import uvicorn
 

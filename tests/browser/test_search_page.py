@@ -194,3 +194,9 @@ def test_the_timeline_has_a_lane_per_outfit_and_a_click_seeks_there(page: Page):
     expect(page.locator("#player-time")).to_have_text("0:06–0:13")
     wait_for_time(page, 6.0)
     expect(lanes.nth(1).locator(".segment.current")).to_have_count(1)
+
+
+def test_a_moment_of_one_frame_reads_as_one_time(page: Page):
+    page.goto("/")
+    assert page.evaluate("span({start: 5, end: 5})") == "0:05"  # not "0:05–0:05"
+    assert page.evaluate("span({start: 5, end: 7.5})") == "0:05–0:07.5"
