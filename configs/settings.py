@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from contextvars import ContextVar
@@ -207,6 +208,21 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested_override(key.strip(), value)
 
 
+def _did_you_mean(error: Any) -> str:
+    """For an unknown key, the closest known key of the same section (`sampling.fpz` -> `sampling.fps`)."""
+    if error.get("type") != "extra_forbidden":
+        return ""
+    *section, key = [str(p) for p in error["loc"]]
+    model: Any = Settings
+    for part in section:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {'.'.join([*section, close[0]])}?)" if close else ""
+
+
 def load_settings(config_file: Path | str | None = None, overrides: list[dict[str, Any]] | None = None) -> Settings:
     """Build settings from the bundled defaults, a user YAML file, the environment and CLI overrides."""
     values = _read_yaml(DEFAULT_CONFIG)
@@ -221,7 +237,7 @@ def load_settings(config_file: Path | str | None = None, overrides: list[dict[st
         return Settings(**cli)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}{_did_you_mean(err)}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
     finally:

@@ -182,7 +182,7 @@ class EmbeddedStore:
     def __init__(self, data_dir: Path | str):
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / "vestis.sqlite3"
+        self.path = self.data_dir / "vestis.sqlite3"  # indexer.EMBEDDED_STORE_FILE
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -251,7 +251,10 @@ def apply_edit(frame: FrameLabels, edit: Edit, reviewer: str) -> FrameLabels:
         return _set_label(frame, edit.path, lambda label: _accepted(label, reviewer))
     if isinstance(edit, (Reject, Delete)):
         _parse(frame, edit.path)
-        return _set_label(frame, edit.path, lambda label: None)
+        # A removal is a review of the frame: with nothing left on it, the frame is reviewed (it is
+        # what a training set needs to learn "nothing here"), otherwise partly reviewed.
+        removed = _set_label(frame, edit.path, lambda label: None)
+        return removed.model_copy(update={"reviewed_by": frame.reviewed_by or reviewer})
     if isinstance(edit, SetValue):
         field = _field_of(edit.path)
         _check_value(field, edit.value)

@@ -152,7 +152,8 @@ class FrameLabels(_Record):
     width: int
     height: int
     persons: list[Person] = []
-    reviewed_by: str | None = Field(None, description="who accepted the whole frame as it is (indexer/review.py)")
+    reviewed_by: str | None = Field(None, description="who accepted the whole frame as it is, or first removed a "
+                                                      "label from it (indexer/review.py)")
 
     @property
     def garment_count(self) -> int:

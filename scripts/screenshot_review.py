@@ -1,10 +1,13 @@
 """Screenshots of the review page for docs/review.md, taken in headless Chromium from the app on sample data.
 
-    .venv/bin/python scripts/screenshot_review.py [NAME ...] [--out docs/images]
+    .venv/bin/python scripts/screenshot_review.py --data-dir DIR [NAME ...] [--out docs/images]
 
-The app runs on the review page's test scene (tests/search_api/test_review_api_page_flows.py:
-two videos, hand-made labels, drawn frames, reviewers alice and bob), served over HTTP on a loopback
-port; the browser and the server are scripts/screenshot_pages.py's (tests/browser/conftest.py).
+The docs' pictures are of real frames: DIR is a store `vestis ingest` filled (docs/images: the first
+45 s of ../shared/data/videos/one-by-one-person-detection.mp4), copied for each picture so that
+its edits never reach DIR, with reviewers alice and bob. Without --data-dir the app runs on the
+review page's test scene (tests/search_api/test_review_api_page_flows.py: hand-made labels, drawn
+frames), for checking layout only. Served over HTTP on a loopback port; the browser and the server
+are scripts/screenshot_pages.py's (tests/browser/conftest.py).
 
 Each entry of PAGES is one picture, <out>/<name>.png: a function that takes the browser and the
 app's URL (a conflict needs two reviewers, so two pages) and returns the page to photograph.
@@ -12,6 +15,7 @@ app's URL (a conflict needs two reviewers, so two pages) and returns the page to
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,6 +26,8 @@ sys.path.insert(0, str(REPO_ROOT))  # `tests` is a namespace package at the root
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from screenshot_pages import VIEWPORT, checked_setup, page_parser  # noqa: E402
+
+from configs import Settings  # noqa: E402
 
 from tests.browser.conftest import (  # noqa: E402
     create_test_app,
@@ -59,14 +65,29 @@ def select_label(page, path: str) -> None:
         page.keyboard.press("ArrowDown")
 
 
+# Over --data-dir (real footage) the least sure frame of the queue is the one shown, and the labels
+# worked on are its first garment's colour and, before it, the label above that.
+REAL = {"on": False}
+QUEUE_FIRST = "/review?status=unreviewed"
+
+
+def colour_path(page) -> str:
+    if not REAL["on"]:
+        return DRESS_COLOR
+    rows = page.locator("#labels tbody tr[data-path]").evaluate_all("rows => rows.map(r => r.dataset.path)")
+    return next(p for p in rows if p.endswith(".color"))
+
+
 def review_page(browser, url: str):
-    """The least sure frame, one label accepted, its dress colour selected and the change picker open."""
-    page = open_review(browser, url, "alice", f"/review?frame={LEAST_SURE}")
-    select_label(page, "persons.1.face.expression")
+    """The least sure frame, one label accepted, a garment colour selected and the change picker open."""
+    page = open_review(browser, url, "alice", QUEUE_FIRST if REAL["on"] else f"/review?frame={LEAST_SURE}")
+    colour = colour_path(page)
+    rows = page.locator("#labels tbody tr[data-path]").evaluate_all("rows => rows.map(r => r.dataset.path)")
+    select_label(page, "persons.1.face.expression" if not REAL["on"] else rows[rows.index(colour) - 1])
     page.keyboard.press("a")  # one accepted label, so the list shows a reviewed mark and the history an entry
     page.wait_for_function("() => document.querySelector('#labels tr.reviewed')")
     page.locator("#labels tbody tr[data-path]").first.click()
-    select_label(page, DRESS_COLOR)
+    select_label(page, colour)
     page.keyboard.press("c")
     page.keyboard.press("8")  # blue, picked but not applied yet
     settle(page)
@@ -75,14 +96,15 @@ def review_page(browser, url: str):
 
 def review_conflict(browser, url: str):
     """Alice changes a frame bob had open; bob's change is refused with the reload offer."""
-    address = f"/review?frame={LEAST_SURE}"
+    address = QUEUE_FIRST if REAL["on"] else f"/review?frame={LEAST_SURE}"
     bob = open_review(browser, url, "bob", address)
     alice = open_review(browser, url, "alice", address)
-    select_label(alice, DRESS_COLOR)
+    colour = colour_path(alice)
+    select_label(alice, colour)
     alice.keyboard.press("a")
     alice.wait_for_function("() => document.querySelector('#labels tr.selected.reviewed')")
     alice.context.close()
-    select_label(bob, DRESS_COLOR)
+    select_label(bob, colour)
     bob.keyboard.press("c")
     bob.keyboard.press("8")
     bob.keyboard.press("Enter")
@@ -118,8 +140,6 @@ def main() -> int:
         if name in REAL_DATA:
             if args.data_dir is None:
                 parser.error(f"{name} needs --data-dir")
-            from configs import Settings
-
             with serve(create_test_app(Settings(data_dir=args.data_dir))) as url, launch_chromium(chromium) as browser:
                 page = PAGES[name](browser, url)
                 target = args.out / f"{name}.png"
@@ -127,9 +147,15 @@ def main() -> int:
                 page.context.close()
             print(target)
             continue
-        # A fresh scene for each picture: one picture's edits do not show up in the next.
+        # A fresh scene for each picture: one picture's edits do not show up in the next. Over
+        # --data-dir, a copy of the store (the pictures' edits never reach it) with alice and bob.
         with tempfile.TemporaryDirectory(prefix="vestis-screenshots-") as root:
-            settings = review_scene(Path(root))
+            if args.data_dir:
+                REAL["on"] = True
+                shutil.copytree(args.data_dir, Path(root) / "data")
+                settings = Settings(data_dir=Path(root) / "data", review={"reviewers": REVIEWERS})
+            else:
+                settings = review_scene(Path(root))
             with serve(create_test_app(settings)) as url, launch_chromium(chromium) as browser:
                 page = PAGES[name](browser, url)
                 target = args.out / f"{name}.png"

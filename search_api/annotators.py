@@ -26,6 +26,25 @@ def frame_scale(image: Image.Image, frame: FrameLabels) -> tuple[float, float]:
     return image.width / max(frame.width, 1), image.height / max(frame.height, 1)
 
 
+def window_around(box: Box, scale: tuple[float, float], size: tuple[int, int], aspect: float,
+                  margin: float = 0.15) -> tuple[int, int, int, int]:
+    """A crop (left, top, right, bottom) of an image of `size` around `box` (label pixels, scaled by
+    `scale`), `aspect` wide:high where the image allows, the box plus `margin` of its height inside it.
+
+    Result cards show a 16:10 thumbnail: on a wide video a plain shrink makes the person a sliver
+    and a centre crop can cut them out, so the crop follows the person."""
+    sx, sy = scale
+    width, height = size
+    x1, y1, x2, y2 = box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy
+    h = min(height, max((y2 - y1) * (1 + 2 * margin), (x2 - x1) * (1 + 2 * margin) / aspect))
+    w = min(width, h * aspect)
+    h = min(h, w / aspect) if w < h * aspect else h
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = min(max(0.0, cx - w / 2), width - w)
+    top = min(max(0.0, cy - h / 2), height - h)
+    return round(left), round(top), round(left + w), round(top + h)
+
+
 def draw_box(draw: ImageDraw.ImageDraw, box: Box, scale: tuple[float, float], colour: Colour, width: int) -> None:
     sx, sy = scale
     draw.rectangle([box.x1 * sx, box.y1 * sy, max(box.x1, box.x2 - 1) * sx, max(box.y1, box.y2 - 1) * sy],

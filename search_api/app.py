@@ -27,16 +27,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image, ImageDraw
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from configs import Settings
+from configs import Settings, package_version
 from indexer import LabelStore, MediaRecord, open_store
 from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment
@@ -44,8 +45,9 @@ from indexer.query_parser import QueryParser
 from indexer.review import ReviewStatus
 from indexer.search import MAX_LIMIT, InvalidCursor
 from labels import FrameLabels
-from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale
+from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale, window_around
 from search_api.middleware import BodyLimit, SecurityHeaders
+from search_api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from search_api.results import (
     MediaDetail,
     MediaOut,
@@ -62,7 +64,16 @@ from search_api.results import (
 from search_api.review import Id, MediaFilter, media_ids, review_router
 
 STATIC_DIR = Path(__file__).with_name("static")
+DOCS_URL, REDOC_URL, DOCS_ASSETS_URL = "/docs", "/redoc", "/static-api-docs"
+OPENAPI_TAGS = [
+    {"name": "search", "description": "Moments by what people wear, and their thumbnails"},
+    {"name": "media", "description": "The media files in the store, their moments and their streams"},
+    {"name": "frames", "description": "Sampled frames, optionally with boxes and masks drawn"},
+    {"name": "review", "description": "Checking and correcting labels (edits need a reviewer token)"},
+    {"name": "health", "description": "Whether the server and its store answer"},
+]
 THUMBNAIL_SIDE = 320
+THUMBNAIL_ASPECT = 16 / 10  # the result cards' (search_api/static/style.css)
 FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
 
 # Request limits (the id limits are search_api/review.py's, shared with the review API; the body limit
@@ -159,6 +170,12 @@ class FrameLabelCache:
 # --- the app ---------------------------------------------------------------------------------------
 
 
+class Health(BaseModel):
+    status: str
+    version: str
+    store: str
+
+
 def media_type(path: str) -> str:
     suffix = Path(path).suffix.lower()
     return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -189,11 +206,17 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         yield
         store.close()
 
-    app = FastAPI(
-        title="Vestis", lifespan=lifespan,
+    # FastAPIOffline serves Swagger UI and ReDoc from the assets its package ships: /docs works on a
+    # machine with no way out. Every operation names its operation id, so clients generated from the
+    # schema keep their method names when routes or functions are renamed.
+    app = FastAPIOffline(
+        title="Vestis", lifespan=lifespan, version=package_version(), openapi_tags=OPENAPI_TAGS,
+        docs_url=DOCS_URL, redoc_url=REDOC_URL, static_url=DOCS_ASSETS_URL,
+        responses=PROBLEM_RESPONSES,
         description="Search videos and photos for what people wear. Results are moments: one person in one "
                     "outfit over a span of seconds.",
     )
+    install_problem_handlers(app)
     app.state.store = store
     app.state.parsers = parsers
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -206,7 +229,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.server.cors_origins),
                            allow_methods=["GET", "HEAD", "POST"], allow_headers=["Authorization", "Content-Type"],
                            allow_credentials=False, max_age=600)
-    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    docs = frozenset(p for p in (DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url) if p)
     app.add_middleware(SecurityHeaders, docs_paths=docs)
     frames_root = images.root.resolve()
 
@@ -235,11 +258,18 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
 
     app.include_router(review_router(store, settings, frame_labels.neighbours, frame_labels.forget, STATIC_DIR))
 
+    @app.get("/healthz", operation_id="healthz", response_model=Health, tags=["health"], summary="The server answers and so does its store",
+             responses={503: {"description": "The store cannot be reached"}})
+    def healthz() -> Health:
+        store.get_media("healthz")  # a cheap read: raises StoreUnavailable (503) when the store is down
+        return Health(status="ok", version=package_version(),
+                      store="elasticsearch" if settings.store.elasticsearch_url else "embedded")
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/search", response_model=SearchResponse, summary="Search moments by what people wear")
+    @app.get("/search", operation_id="search_moments", response_model=SearchResponse, tags=["search"], summary="Search moments by what people wear")
     def search(
         q: Annotated[str, Query(max_length=MAX_QUERY_CHARS,
                                 description='free text, e.g. "red striped dress without a hat"')] = "",
@@ -263,7 +293,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         except ValidationError as exc:
             raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
 
-    @app.get("/frames/{frame_id}.jpg", response_class=Response, summary="A sampled frame, optionally annotated",
+    @app.get("/frames/{frame_id}.jpg", operation_id="get_frame_image", response_class=Response, tags=["frames"], summary="A sampled frame, optionally annotated",
              responses={200: {"content": {"image/jpeg": {}}}})
     def frame(
         frame_id: Id,
@@ -282,7 +312,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
             image = ANNOTATORS[name].annotate(image, labels)
         return _jpeg(image)
 
-    @app.get("/moments/{moment_id}/thumbnail.jpg", response_class=Response,
+    @app.get("/moments/{moment_id}/thumbnail.jpg", operation_id="get_moment_thumbnail", response_class=Response, tags=["search"],
              summary="The moment's best frame, small, with the person's box",
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(
@@ -290,6 +320,9 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         person: Annotated[int, Query(ge=0, le=MAX_PERSONS,
                                      description="which person of the moment (MomentHit.person_index)")] = 0,
         size: Annotated[int, Query(ge=32, le=1280, description="longest side in pixels")] = THUMBNAIL_SIDE,
+        crop: Annotated[Literal["person", "frame"], Query(
+            description="person: a 16:10 window around the person (what result cards show); frame: all of it")
+        ] = "person",
     ) -> Response:
         moment: Moment | None = store.moment(moment_id) if _SAFE_ID.fullmatch(moment_id) else None
         if moment is None:
@@ -301,21 +334,25 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         with Image.open(path) as opened:
             image = opened.convert("RGB")
         if labels is not None:
-            # The labels say the frame's size; the JPEG beside it is smaller. Scale, then shrink.
+            # The labels say the frame's size; the JPEG beside it is smaller. Scale, draw, crop, shrink.
             width = max(2, round(image.width / 160))
-            draw_box(ImageDraw.Draw(image), moment.persons[person].box, frame_scale(image, labels), PERSON_COLOUR, width)
+            box, scale = moment.persons[person].box, frame_scale(image, labels)
+            draw_box(ImageDraw.Draw(image), box, scale, PERSON_COLOUR, width)
+            if crop == "person":
+                image = image.crop(window_around(box, scale, image.size, THUMBNAIL_ASPECT))
         image.thumbnail((size, size))
         return _jpeg(image, quality=80)
 
-    @app.get("/media", response_model=list[MediaOut], summary="Every media file in the store")
+    @app.get("/media", operation_id="list_media", response_model=list[MediaOut], tags=["media"], summary="Every media file in the store")
     def media_list() -> list[MediaOut]:
         return [media_out(record) for record in store.list_media()]
 
-    @app.get("/media/{media_id}", response_model=MediaDetail, summary="One media file and its moments")
+    @app.get("/media/{media_id}", operation_id="get_media", response_model=MediaDetail, tags=["media"], summary="One media file and its moments")
     def media_detail(media_id: Id) -> MediaDetail:
         record = media_record(media_id)
         moments = [
             MomentLink(moment_id=m.moment_id, start=rounded_time(m.start), end=rounded_time(m.end),
+                       best_frame_id=m.best_frame_id,
                        thumbnail_url=thumbnail_url(m.moment_id), play_url=play_url(m.media_id, m.start, record.kind),
                        wearing=[describe_garment(g) for g in m.persons[0].garments])
             for m in store.moments_of(media_id)
@@ -323,7 +360,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         return MediaDetail(**media_out(record).model_dump(), moments=moments)
 
     @app.head("/media/{media_id}/stream", include_in_schema=False)  # players may ask the size first
-    @app.get("/media/{media_id}/stream", response_class=FileResponse,
+    @app.get("/media/{media_id}/stream", operation_id="stream_media", response_class=FileResponse, tags=["media"],
              summary="The original file, with HTTP Range support so players can seek",
              responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "Partial content"},
                         404: {"description": "Unknown media, or its file is gone"},

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+from search_api.problems import problem_response
 
 MAX_BODY_BYTES = 64 * 1024  # request bodies (review edits are a few hundred bytes)
 
 # Security headers. Every response: no content sniffing (a JSON answer holding a crafted file name
 # is never read as HTML). The pages: only their own scripts, styles, images and media; no framing.
-# /docs and /redoc (FastAPI's, loaded from a CDN with inline script) only get the framing rule.
+# /docs and /redoc load their scripts and styles from this server (fastapi-offline's assets), but
+# FastAPI's pages start them with inline script and Swagger UI draws inline SVG and styles.
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-DOCS_POLICY = "frame-ancestors 'none'"
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+               "base-uri 'none'; frame-ancestors 'none'")
 
 
 class BodyLimit:
@@ -53,8 +56,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope, receive, send) -> None:
-        response = JSONResponse({"detail": f"the request body is larger than {self.limit} bytes"}, status_code=413,
-                                headers={"Connection": "close"})
+        response = problem_response(413, f"the request body is larger than {self.limit} bytes",
+                                    headers={"Connection": "close"})
         await response(scope, receive, send)
 
 

@@ -105,6 +105,7 @@ class MomentLink(_Out):
     moment_id: str
     start: float
     end: float
+    best_frame_id: str = Field(description="the frame that shows the person best (thumbnail; the review page)")
     thumbnail_url: str
     play_url: str
     wearing: list[str]

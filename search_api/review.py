@@ -157,7 +157,7 @@ def review_router(
 ) -> APIRouter:
     """`neighbours(media_id, frame_id)`: the frames before and after; `changed(media_id)`: a frame
     of it was edited (the app drops what it cached)."""
-    router = APIRouter()
+    router = APIRouter(tags=["review"])
     tokens = {name: secret.get_secret_value() for name, secret in settings.review.reviewers.items()}
 
     def reviewer(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
@@ -204,11 +204,11 @@ def review_router(
     def page() -> FileResponse:
         return FileResponse(static_dir / "review.html", media_type="text/html")
 
-    @router.get("/api/review/vocabulary", summary="The values each label field may take")
+    @router.get("/api/review/vocabulary", operation_id="get_review_vocabulary", summary="The values each label field may take")
     def vocabulary() -> dict[str, list[str]]:
         return {field: list(values) for field, values in LABEL_VOCABULARY.items()}
 
-    @router.get("/api/review/queue", response_model=QueueOut, summary="Frames to review, least sure first")
+    @router.get("/api/review/queue", operation_id="get_review_queue", response_model=QueueOut, summary="Frames to review, least sure first")
     def queue(
         media: MediaFilter = None,
         label: Annotated[str | None, Query(max_length=40, description="only frames with a label of this value")] = None,
@@ -227,11 +227,11 @@ def review_router(
                               thumbnail_url=f"/frames/{item.frame_id}.jpg") for item in page.items]
         return QueueOut(items=items, total=page.total)
 
-    @router.get("/api/review/frames/{frame_id}", response_model=FrameView, summary="A frame and its labels")
+    @router.get("/api/review/frames/{frame_id}", operation_id="get_review_frame", response_model=FrameView, summary="A frame and its labels")
     def frame(frame_id: Id) -> FrameView:
         return view(reviewed(frame_id))
 
-    @router.post("/api/review/frames/{frame_id}/edits", response_model=FrameView,
+    @router.post("/api/review/frames/{frame_id}/edits", operation_id="edit_review_frame", response_model=FrameView,
                  summary="Accept, reject, change, delete or draw a label (needs a reviewer token)",
                  responses={409: {"description": "someone else changed the frame since `version`"}})
     def edit(frame_id: Id, body: EditIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
@@ -242,14 +242,14 @@ def review_router(
         current = reviewed(frame_id)
         return saved(lambda: edit_frame(store, frame_id, body.edit, body.version, who), current.labels.media_id)
 
-    @router.post("/api/review/frames/{frame_id}/undo", response_model=FrameView,
+    @router.post("/api/review/frames/{frame_id}/undo", operation_id="undo_review_edit", response_model=FrameView,
                  summary="Revert the frame's latest edit (needs a reviewer token)",
                  responses={409: {"description": "someone else changed the frame since `version`"}})
     def undo(frame_id: Id, body: UndoIn, who: Annotated[str, Depends(reviewer)]) -> FrameView:
         current = reviewed(frame_id)
         return saved(lambda: undo_last(store, frame_id, body.version, who), current.labels.media_id)
 
-    @router.get("/api/review/audit", response_model=list[AuditEntry], summary="Who changed what, newest first")
+    @router.get("/api/review/audit", operation_id="get_review_audit", response_model=list[AuditEntry], summary="Who changed what, newest first")
     def audit(
         frame_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
         media: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,

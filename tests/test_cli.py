@@ -151,10 +151,67 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
     assert code == 2 and "sampling.max_side" in out
 
 
-def test_status_on_an_empty_store(tmp_path):
+@pytest.mark.parametrize("command", [["status"], ["status", "--failed"], ["search", "dress"], ["reindex"],
+                                     ["export", "--reviewed", "--out", "x.json"], ["serve"]])
+def test_reading_commands_refuse_a_data_dir_with_no_store(tmp_path, command):
+    code, out = invoke(*command, "--data-dir", str(tmp_path / "typo"))
+    assert code == 2, out
+    assert "no Vestis store in" in out and "typo" in out and "--data-dir" in out
+    assert not (tmp_path / "typo").exists()  # nothing made where the user mistyped
+
+
+def test_status_on_an_empty_store_and_failed_with_nothing_failed(tmp_path):
+    from indexer import MediaRecord, MediaStatus
+    from indexer.embedded import EmbeddedStore
+
+    EmbeddedStore(tmp_path / "data").close()
     code, out = invoke("status", "--data-dir", str(tmp_path / "data"))
+    assert code == 0 and "nothing ingested yet" in out, out
+    code, out = invoke("status", "--data-dir", str(tmp_path / "data"), "--failed")
+    assert code == 0 and "nothing ingested yet" in out, out
+    store = EmbeddedStore(tmp_path / "data")
+    store.begin_run(MediaRecord(media_id="m", path="/v/m.mp4", kind="video", status=MediaStatus.PENDING,
+                                pipeline_version="v1", run_id="r"))
+    store.finish_run("m", "r", 1, 0, 0, 0.1)
+    store.close()
+    code, out = invoke("status", "--data-dir", str(tmp_path / "data"), "--failed")
     assert code == 0, out
-    assert "nothing ingested yet" in out
+    assert "no failed files (1 file(s) in the store, none failed)" in out and "nothing ingested" not in out
+
+
+def test_ingest_checks_paths_and_stages_before_starting_a_cluster(tmp_path, monkeypatch):
+    import pipelines.cluster
+
+    def no_cluster(*_, **__):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(pipelines.cluster, "connect", no_cluster)
+    code, out = invoke("ingest", str(tmp_path / "nothing-here"), "--data-dir", str(tmp_path / "data"))
+    assert code == 1 and "no such file or folder" in out and "nothing to ingest" in out, out
+    code, out = invoke("ingest", str(tmp_path), "--data-dir", str(tmp_path / "data"), "--stage", "garmets")
+    assert code == 2 and "garmets" in out and "known stages" in out, out
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_mistyped_setting_gets_a_suggestion(tmp_path):
+    code, out = invoke("status", "--data-dir", str(tmp_path), "--set", "sampling.fpz=2")
+    assert code == 2 and "did you mean sampling.fps?" in out, out
+    code, out = invoke("status", "--data-dir", str(tmp_path), "--set", "clustr.workers=2")
+    assert code == 2 and "did you mean cluster?" in out, out
+
+
+def test_version_and_help_read_cleanly():
+    from configs import package_version
+
+    code, out = invoke("--version")
+    assert code == 0 and out.strip() == f"vestis {package_version()}"
+    for command in (["--help"], ["ingest", "--help"], ["status", "--help"], ["search", "--help"],
+                    ["export", "--help"], ["serve", "--help"]):
+        code, out = invoke(*command)
+        assert code == 0, out
+        options = out.split("Options:")[1]  # (typer prints an argument's type beside its name)
+        assert "<bool>" not in options and "<list[str]>" not in options and "<path>" not in options, out
+    assert "--data-dir DIR" in invoke("status", "--help")[1]
 
 
 def test_installed_entry_point(tmp_path):
@@ -164,9 +221,21 @@ def test_installed_entry_point(tmp_path):
     env["COLUMNS"] = "200"
     done = subprocess.run([str(VESTIS), "status", "--data-dir", str(tmp_path / "d")], capture_output=True,
                           text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "nothing ingested yet" in done.stdout
+    assert done.returncode == 2, done.stderr
+    assert "no Vestis store in" in done.stdout
     bad = subprocess.run([str(VESTIS), "ingest", str(tmp_path), "--set", "sampling.fps=abc"], capture_output=True,
                          text=True, env=env, timeout=120)
     assert bad.returncode == 2
     assert "sampling.fps" in bad.stdout + bad.stderr
+
+
+def test_the_dashboard_link_says_when_bokeh_is_missing(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bokeh" else real(name, *a))
+    with cli.console.capture() as captured:
+        cli.console.print("Dask dashboard: http://x/status" + cli._dashboard_note())
+    assert "needs bokeh: pip install 'vestis[dashboard]'" in captured.get()  # printed, not eaten as markup
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert cli._dashboard_note() == ""

@@ -9,13 +9,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from configs import Settings, load_settings, nested_override, parse_override
 from configs.settings import ConfigError
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False, rich_markup_mode=None,
     help="Vestis: turn videos and photos into searchable descriptions of what people wear.",
 )
 models_app = typer.Typer(no_args_is_help=True, help="List and fetch the model files named in the manifest.")
@@ -24,12 +25,28 @@ eval_app = typer.Typer(no_args_is_help=True, help="Measure label quality against
 app.add_typer(eval_app, name="eval")
 console = Console()
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML settings file (also VESTIS_CONFIG).")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from configs import package_version
+
+        typer.echo(f"vestis {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Vestis: turn videos and photos into searchable descriptions of what people wear."""
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", help="YAML settings file (also VESTIS_CONFIG).")]
 SetOption = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", help="Override any setting, e.g. --set sampling.fps=2 (repeatable)."),
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override any setting, e.g. --set sampling.fps=2 (repeatable)."),
 ]
-DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded store lives.")]
+DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", metavar="DIR", help="Where the embedded store lives.")]
 
 
 def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
@@ -44,12 +61,13 @@ def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _open_store(settings: Settings):
-    """The configured store, or a one-line error naming the setting when it cannot be reached."""
+def _open_store(settings: Settings, *, must_exist: bool = False):
+    """The configured store, or a one-line error naming the setting when it cannot be reached.
+    `must_exist`: for commands that only read, refuse a data dir with no store rather than make one."""
     from indexer import StoreUnavailable, open_store
 
     try:
-        return open_store(settings)
+        return open_store(settings, create=not must_exist)
     except StoreUnavailable as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -60,17 +78,24 @@ def _store_name(settings: Settings) -> str:
     return f"Elasticsearch {url} (indices {settings.store.index_prefix}-*)" if url else str(settings.data_dir)
 
 
+def _dashboard_note() -> str:
+    """Dask's dashboard needs bokeh, which only the `dashboard` extra installs."""
+    from importlib.util import find_spec
+
+    return "" if find_spec("bokeh") else escape(" (needs bokeh: pip install 'vestis[dashboard]')")
+
+
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Video and image files, folders (recursive) or globs.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Video and image files, folders (recursive) or globs.")],
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask scheduler.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Local cluster size (default: one per core).")] = None,
-    fps: Annotated[Optional[float], typer.Option(help="Fixed-rate samples per second.")] = None,
-    gpu: Annotated[Optional[str], typer.Option(help="auto | require | off")] = None,
-    stages: Annotated[Optional[list[str]], typer.Option("--stage", help="Vision stage to run (repeatable).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(metavar="URL", help="tcp://HOST:PORT of an existing Dask scheduler.")] = None,
+    workers: Annotated[Optional[int], typer.Option(metavar="N", help="Local cluster size (default: one per core).")] = None,
+    fps: Annotated[Optional[float], typer.Option(metavar="FPS", help="Fixed-rate samples per second.")] = None,
+    gpu: Annotated[Optional[str], typer.Option(metavar="auto|require|off", help="Use GPUs when there are any, require one, or none.")] = None,
+    stages: Annotated[Optional[list[str]], typer.Option("--stage", metavar="NAME", help="Vision stage to run (repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo files already done with this pipeline version.")] = False,
 ) -> None:
     """Sample frames from videos and images, run the vision stages on Dask, and index the labels."""
@@ -78,7 +103,8 @@ def ingest(
     from pipelines.cluster import ClusterError, connect
     from pipelines.ingest import run_ingest
     from vestis.progress import RichIngestProgress, outcome_table
-    from vision.registry import UnknownStageError
+    from pipelines.discover import discover_media
+    from vision.registry import UnknownStageError, stages_version
 
     settings = _settings(
         config, sets, data_dir=data_dir, **{
@@ -86,10 +112,27 @@ def ingest(
             "vision.stages": stages,
         },
     )
-    store = _open_store(settings)
+    # Everything that can be checked without a cluster is, before one starts (that takes seconds).
+    try:
+        stages_version(settings.vision.stages, settings)  # unknown stages, a manifest without their models
+    except UnknownStageError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    # A remote store is checked before the inputs (a setting is wrong whatever the paths); the embedded
+    # one is made only once there is something to put in it.
+    store = _open_store(settings) if settings.store.elasticsearch_url else None
+    discovery = discover_media(paths)
+    if not discovery.media:
+        for where, reason in discovery.problems:
+            console.print(f"[bold red]failed:[/] {where}: {reason}")
+        console.print("no media found: nothing to ingest")
+        if store is not None:
+            store.close()
+        raise typer.Exit(1)
+    store = store or _open_store(settings)
     try:
         with connect(settings) as client:
-            console.print(f"Dask dashboard: [link]{client.dashboard_link}[/link]")
+            console.print(f"Dask dashboard: [link]{client.dashboard_link}[/link]" + _dashboard_note())
             with RichIngestProgress(console) as progress:
                 report = run_ingest(paths, settings, client, store, force=force, observer=progress)
     except (ClusterError, UnknownStageError, StoreUnavailable) as exc:
@@ -118,16 +161,23 @@ def status(
     from vestis.progress import status_table
 
     settings = _settings(config, sets, data_dir=data_dir)
-    store = _open_store(settings)
+    store = _open_store(settings, must_exist=True)
     try:
         records = store.list_media()
     finally:
         store.close()
+    if not records:
+        console.print("nothing ingested yet")
+        return
     if failed:
-        records = [r for r in records if r.status == MediaStatus.FAILED]
+        failures = [r for r in records if r.status == MediaStatus.FAILED]
+        if not failures:
+            console.print(f"no failed files ({len(records)} file(s) in the store, none failed)")
+            return
+        records = failures
     console.print(status_table(records))
     counts = Counter(r.status.value for r in records)
-    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing ingested yet")
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
 
 @app.command()
@@ -135,17 +185,24 @@ def serve(
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port.")] = 8000,
 ) -> None:
     """Start the HTTP API and the search page (OpenAPI docs at /docs)."""
+    from importlib.util import find_spec
+
+    missing = [name for name in ("fastapi", "uvicorn", "fastapi_offline") if find_spec(name) is None]
+    if missing:
+        console.print(f"[bold red]error:[/] `vestis serve` needs {', '.join(missing)}: "
+                      + escape("pip install 'vestis[server]'"))
+        raise typer.Exit(2)
     import uvicorn
 
+    from indexer import StoreUnavailable
     from search_api.app import create_app
 
-    from indexer import StoreUnavailable
-
     settings = _settings(config, sets, data_dir=data_dir)
+    _open_store(settings, must_exist=True).close()  # a mistyped --data-dir is refused, not served empty
     try:
         api = create_app(settings)
     except StoreUnavailable as exc:
@@ -157,13 +214,13 @@ def serve(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='What people wear, e.g. "red striped dress without a hat".')],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='What people wear, e.g. "red striped dress without a hat".')],
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
-    media: Annotated[Optional[list[str]], typer.Option("--media", help="Only this media id (repeatable).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=200, help="Moments to show.")] = 20,
-    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels less sure count as absent.")] = 0.0,
+    media: Annotated[Optional[list[str]], typer.Option("--media", metavar="ID", help="Only this media id (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, metavar="N", help="Moments to show.")] = 20,
+    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, metavar="P", help="Labels less sure count as absent.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")] = False,
 ) -> None:
     """Search the store and print the moments the API's /search would answer."""
@@ -172,7 +229,7 @@ def search(
     from search_api.results import ParserChoice, describe_matches, search_moments
 
     settings = _settings(config, sets, data_dir=data_dir)
-    store = _open_store(settings)
+    store = _open_store(settings, must_exist=True)
     try:
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
                                   min_confidence=min_confidence)
@@ -212,7 +269,7 @@ def reindex(
     from indexer import StoreUnavailable
 
     settings = _settings(config, sets, data_dir=data_dir)
-    store = _open_store(settings)
+    store = _open_store(settings, must_exist=True)
     try:
         rebuilt = store.rebuild_moments()
     except StoreUnavailable as exc:
@@ -225,32 +282,49 @@ def reindex(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="COCO JSON file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH",
+                                      help="COCO: the JSON file to write; YOLO: the folder to fill.")],
     reviewed: Annotated[bool, typer.Option("--reviewed", help="Export the labels people reviewed (required: "
                                            "machine labels are not training data).")] = False,
     complete: Annotated[bool, typer.Option("--complete", help="Only frames whose every label was reviewed.")] = False,
+    format_: Annotated[str, typer.Option("--format", metavar="coco|yolo",
+                                         help="COCO JSON (boxes, masks, attributes) or a YOLO detection folder.")
+                       ] = "coco",
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write reviewed labels as COCO JSON (boxes, masks as RLE, garment attributes) for retraining."""
-    from indexer.export import export_reviewed
+    """Write reviewed labels for retraining: COCO JSON (boxes, masks, garment attributes) or YOLO."""
+    from indexer.export import export_reviewed, export_reviewed_yolo
+    from indexer.frame_images import FrameImageStore
 
     if not reviewed:
         console.print("[bold red]error:[/] say --reviewed: only labels people reviewed are exported")
         raise typer.Exit(2)
+    if format_ not in ("coco", "yolo"):
+        console.print(f"[bold red]error:[/] --format is coco or yolo, not {format_!r}")
+        raise typer.Exit(2)
     settings = _settings(config, sets, data_dir=data_dir)
-    store = _open_store(settings)
+    store = _open_store(settings, must_exist=True)
+    images = FrameImageStore(settings.data_dir)
     try:
-        coco = export_reviewed(store, fully_reviewed_only=complete)
+        if format_ == "yolo":
+            frames, boxes, missing = export_reviewed_yolo(store, images, out, fully_reviewed_only=complete)
+        else:
+            coco = export_reviewed(store, images, fully_reviewed_only=complete)
+            frames, boxes, missing = len(coco["images"]), len(coco["annotations"]), coco["info"]["vestis_frames_without_image"]
     finally:
         store.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
-    partial.write_text(json.dumps(coco))
-    partial.replace(out)  # never a half-written file where a training job may read it
-    console.print(f"{len(coco['images'])} frame(s), {len(coco['annotations'])} annotation(s) -> {out} "
-                  f"(images under {settings.data_dir})")
+    if format_ == "coco":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".part")
+        partial.write_text(json.dumps(coco))
+        partial.replace(out)  # never a half-written file where a training job may read it
+    console.print(f"{frames} frame(s), {boxes} annotation(s) -> {out}"
+                  + (f" (images under {settings.data_dir})" if format_ == "coco" else ""))
+    if missing:
+        console.print(f"[yellow]note:[/] {len(missing)} reviewed frame(s) left out: their JPEG is not under "
+                      f"{images.root} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
 
 
 @models_app.command("list")
@@ -276,7 +350,7 @@ def models_list(config: ConfigOption = None, sets: SetOption = None) -> None:
 
 @models_app.command("fetch")
 def models_fetch(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default: all).")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="[NAME...]", help="Models to fetch (default: all).")] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:

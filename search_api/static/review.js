@@ -112,11 +112,13 @@ $("token-forget").addEventListener("click", () => {
 
 // --- the API -----------------------------------------------------------------------------------
 
+// Errors come as RFC 9457 problem details: `detail` in words, extension members (`current_version`) beside it.
 class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, problem = null) {
     super(detailText(detail) || `the server answered ${status}`);
     this.status = status;
     this.detail = detail;
+    this.problem = problem;
   }
 }
 
@@ -129,7 +131,7 @@ function detailText(detail) {
 }
 
 async function api(path, { method = "GET", body, auth = false } = {}) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json, application/problem+json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth) {
     const token = storedToken();
@@ -146,7 +148,7 @@ async function api(path, { method = "GET", body, auth = false } = {}) {
   }
   let data = null;
   try { data = await response.json(); } catch (_) { /* not JSON: the status says enough */ }
-  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail, data);
   return data;
 }
 
@@ -536,7 +538,7 @@ async function write(path, body, done) {
     say(done, "ok");
   } catch (error) {
     if (error.status === 409) {
-      const current = error.detail && error.detail.current_version;
+      const current = error.problem && error.problem.current_version;
       showConflict("Not saved: another reviewer changed this frame after you opened it" +
                    (current ? ` (you had version ${state.view.version}, it is now ${current})` : "") +
                    ". Nothing was overwritten. Reload the frame to see their change, " +

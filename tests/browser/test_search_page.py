@@ -69,7 +69,9 @@ def test_a_query_shows_the_moment_and_plays_it_from_its_start(page: Page):
     thumbnail = card.locator("img")
     expect(thumbnail).to_have_attribute("alt", "catwalk.mp4 at 0:02")  # the best frame, 2 s
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
-    assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [320, 180]
+    # cropped around the person at the card's 16:10 (the frame is 16:9), and shown whole, not cut by CSS
+    assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [320, 200]
+    assert thumbnail.evaluate("img => getComputedStyle(img).objectFit") == "contain"
 
     expect(page.locator("#player")).to_be_hidden()
     card.click()
@@ -127,3 +129,74 @@ def test_a_moment_after_one_whose_file_is_gone_plays_from_its_own_start(page: Pa
     page.locator(".card", has_text="0:00–0:04").click()  # the catwalk's dress
     wait_for_time(page, 0.0, timeout=3_000)  # once landed at 0:10, the street moment's start
     expect(page.locator("#player-error")).to_be_hidden()
+
+
+def test_playback_stops_at_the_moments_end_or_loops_and_the_bar_shows_the_moment(page: Page):
+    search(page, "red striped dress")
+    page.locator(".card").click()
+    wait_for_time(page, 0.0)
+    # 0-4 s sampled: the span runs a second past the last frame, 5 of the video's 14 s
+    bar = page.locator("#moment-span").evaluate("e => [e.style.left, parseFloat(e.style.width)]")
+    assert bar[0] == "0%" and abs(bar[1] - 100 * 5 / 14) < 0.5, bar
+    page.wait_for_function("() => document.getElementById('video').paused", timeout=15_000)
+    stopped = video_state(page)["time"]
+    assert 4.9 <= stopped < 6.0, stopped  # not on to the man at 6 s
+    page.check("#loop")
+    page.locator(".card").click()
+    page.wait_for_function("() => document.getElementById('video').currentTime > 4", timeout=15_000)
+    page.wait_for_function("() => { const v = document.getElementById('video');"
+                           "        return !v.paused && v.currentTime < 1.5; }", timeout=15_000)  # back to 0
+
+
+def test_filters_narrow_by_video_time_and_review_status(page: Page):
+    page.goto("/")
+    expect(page.locator("#f-media option")).to_have_count(3)  # all, catwalk, street
+    page.select_option("#f-media", "catwalk")
+    search_again = lambda: page.click("#search-form button[type=submit]")  # noqa: E731
+    search_again()
+    expect(page.locator("#status")).to_have_text("2 of 2 moments")
+    expect(page.locator(".video-group h2")).to_have_count(1)
+    page.fill("#f-start", "6")
+    search_again()
+    expect(page.locator("#status")).to_have_text("1 of 1 moments")
+    expect(page.locator(".card .time")).to_have_text("0:06–0:13")
+    assert "media=catwalk" in page.url and "start=6" in page.url  # a link to share
+    page.fill("#f-start", "")
+    page.fill("#f-end", "3")
+    search_again()
+    expect(page.locator(".card .time")).to_have_text("0:00–0:04")
+    page.select_option("#f-review", "reviewed")
+    search_again()
+    expect(page.locator("#status")).to_have_text("Nothing matches.")  # nobody reviewed anything here
+
+
+def test_a_result_opens_in_review_at_its_best_frame(page: Page):
+    search(page, "red striped dress")
+    link = page.locator(".result .review-link")
+    expect(link).to_have_attribute("href", "/review?media=catwalk&frame=catwalk-000002000")
+    link.click()
+    page.wait_for_url("**/review?media=catwalk&frame=catwalk-000002000")
+    expect(page.locator("#f-media")).to_have_value("catwalk")
+
+
+def test_the_timeline_has_a_lane_per_outfit_and_a_click_seeks_there(page: Page):
+    search(page, "red striped dress")
+    page.locator(".card").click()
+    wait_for_time(page, 0.0)
+    lanes = page.locator("#timeline .lane")
+    expect(lanes).to_have_count(2)  # the dress, then the jacket and jeans
+    expect(lanes.nth(0).locator(".lane-label")).to_contain_text("dress")
+    expect(lanes.nth(1).locator(".lane-label")).to_contain_text("coat/jacket")
+    expect(lanes.nth(0).locator(".segment.current")).to_have_count(1)  # the moment playing
+    jacket = lanes.nth(1).locator(".segment")
+    assert abs(jacket.evaluate("e => parseFloat(e.style.left)") - 100 * 6 / 14) < 0.5
+    jacket.click()
+    expect(page.locator("#player-time")).to_have_text("0:06–0:13")
+    wait_for_time(page, 6.0)
+    expect(lanes.nth(1).locator(".segment.current")).to_have_count(1)
+
+
+def test_a_moment_of_one_frame_reads_as_one_time(page: Page):
+    page.goto("/")
+    assert page.evaluate("span({start: 5, end: 5})") == "0:05"  # not "0:05–0:05"
+    assert page.evaluate("span({start: 5, end: 7.5})") == "0:05–0:07.5"

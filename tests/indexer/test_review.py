@@ -3,9 +3,11 @@ re-ingest, queue, export)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from indexer.export import export_reviewed
+from indexer.frame_images import FrameImageStore
 from indexer.review import (
     Accept,
     AcceptAll,
@@ -211,21 +213,23 @@ def test_the_queue_filters_and_puts_the_least_sure_first(catwalk_store):
     assert [i.timestamp for i in by_time.items] == [1.0, 2.0, 3.0]
 
 
-def test_export_writes_the_reviewed_frames_as_coco(catwalk_store):
+def test_export_writes_the_reviewed_frames_as_coco(catwalk_store, tmp_path):
     store = catwalk_store
+    images = FrameImageStore(tmp_path)
+    images.save("catwalk", DRESS_AT_2, np.zeros((720, 1280, 3), dtype=np.uint8))  # stored 640x360
     edit_frame(store, DRESS_AT_2, SetValue(path=COLOR, value="blue"), "0", "alice")
-    coco = export_reviewed(store)
+    coco = export_reviewed(store, images)
     [image] = coco["images"]
-    assert (image["vestis_frame_id"], image["width"], image["vestis_media_path"]) == (DRESS_AT_2, 1280,
-                                                                                    "/videos/catwalk.mp4")
+    assert (image["vestis_frame_id"], image["width"], image["vestis_frame_width"], image["vestis_media_path"]) == (
+        DRESS_AT_2, 640, 1280, "/videos/catwalk.mp4")
     names = {c["id"]: c["name"] for c in coco["categories"]}
     by_name = {names[a["category_id"]]: a for a in coco["annotations"]}
     assert set(by_name) == {"person", "dress"}
     dress = by_name["dress"]
     assert dress["attributes"]["color"] == {"value": "blue", "confidence": 1.0, "model": "human:alice",
                                             "reviewed_by": "alice"}
-    assert dress["bbox"] == [0.0, 0.0, 10.0, 10.0] and dress["vestis_person_annotation_id"] == by_name["person"]["id"]
-    assert export_reviewed(store, fully_reviewed_only=True)["images"] == []
+    assert dress["bbox"] == [0.0, 0.0, 5.0, 5.0] and dress["vestis_person_annotation_id"] == by_name["person"]["id"]
+    assert export_reviewed(store, images, fully_reviewed_only=True)["images"] == []
 
 
 def test_reviews_are_of_visible_frames_only(catwalk_store):

@@ -216,12 +216,17 @@ def test_frames_decode_and_overlays_change_pixels(client):
 
 def test_thumbnail_is_the_best_frame_small_with_the_person_box(client):
     hit = search(client, q="red dress")["videos"][0]["moments"][0]
-    image = jpeg(client.get(hit["thumbnail_url"]))
-    assert max(image.size) == 320 and image.size == (320, 180)
-    pixels = np.asarray(image, dtype=np.int16)
-    near = np.abs(pixels - np.asarray(PERSON_COLOUR)).sum(axis=2) < 120
+    whole = jpeg(client.get(hit["thumbnail_url"], params={"crop": "frame"}))
+    assert whole.size == (320, 180)
+    near = np.abs(np.asarray(whole, dtype=np.int16) - np.asarray(PERSON_COLOUR)).sum(axis=2) < 120
     assert near[:, 120:130].any()  # the box's left edge: x=500 of 1280 -> 125 of 320
-    assert jpeg(client.get(hit["thumbnail_url"], params={"size": 100})).size == (100, 56)
+    # The card's crop: 16:10 around the person (500-600 x 100-500 of 1280x720; 250-300 x 50-250 of the
+    # 640x360 JPEG), its height plus 15 % above and below: 416x260 from (67, 20), shrunk to 320x200.
+    image = jpeg(client.get(hit["thumbnail_url"]))
+    assert image.size == (320, 200)
+    near = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(PERSON_COLOUR)).sum(axis=2) < 120
+    assert near[:, 138:144].any() and not near[:, :130].any()  # left edge: (250 - 67) * 320 / 416 = 141
+    assert jpeg(client.get(hit["thumbnail_url"], params={"size": 100})).size == (100, 63)
     assert client.get("/moments/nope/thumbnail.jpg").status_code == 404
     assert client.get(hit["thumbnail_url"], params={"person": 3}).status_code == 404
 

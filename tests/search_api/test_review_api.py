@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from typer.testing import CliRunner
 
 from search_api.app import create_app
@@ -87,7 +88,8 @@ def test_the_second_reviewer_gets_a_conflict_and_nothing_is_overwritten(client):
     assert set_color(client, "blue", "0", "alice").status_code == 200
     late = set_color(client, "green", seen_by_bob, "bob")
     assert late.status_code == 409
-    assert late.json()["detail"]["current_version"] == "1" and "changed by someone else" in late.json()["detail"]["message"]
+    problem = late.json()  # RFC 9457: the conflict's current version is an extension member
+    assert problem["current_version"] == "1" and "changed by someone else" in problem["detail"]
     assert next(r for r in client.get(f"/api/review/frames/{DRESS}").json()["labels"]
                 if r["path"] == COLOR)["value"] == "blue"
 
@@ -130,7 +132,10 @@ def test_export_reviewed_finds_the_change(client, scene, tmp_path, plain_cli):
     assert image["vestis_frame_id"] == DRESS and (scene.data_dir / image["file_name"]).is_file()
     dress = next(a for a in coco["annotations"] if a["category_id"] != 1)
     assert dress["attributes"]["color"]["value"] == "blue" and dress["attributes"]["color"]["reviewed_by"] == "alice"
-    assert dress["segmentation"]["size"] == [720, 1280]  # the best frame's mask, as COCO RLE
+    # the best frame's mask as COCO RLE, on the grid of the stored JPEG the image entry names
+    with Image.open(scene.data_dir / image["file_name"]) as stored:
+        assert (image["width"], image["height"]) == stored.size
+    assert dress["segmentation"]["size"] == [image["height"], image["width"]] and image["vestis_frame_width"] == 1280
     result = CliRunner().invoke(cli.app, ["export", "--out", str(out), "--data-dir", str(scene.data_dir)])
     assert result.exit_code == 2 and "--reviewed" in result.output
 

@@ -311,7 +311,7 @@ def test_page_undo_as_the_page_sends_it(client):
     assert edit(client, {"kind": "reject", "path": "persons.0.garments.0.pattern"}, version="0").status_code == 200
     assert edit(client, {"kind": "accept", "path": DRESS_COLOR}, version="1", who="bob").status_code == 200
     stale = client.post(f"/api/review/frames/{LEAST_SURE}/undo", headers=as_("alice"), json={"version": "1"})
-    assert stale.status_code == 409 and stale.json()["detail"]["current_version"] == "2"
+    assert stale.status_code == 409 and stale.json()["current_version"] == "2"
     undone = client.post(f"/api/review/frames/{LEAST_SURE}/undo", headers=as_("alice"), json={"version": "2"})
     assert undone.status_code == 200, undone.text
     assert row(undone.json(), DRESS_COLOR)["reviewed_by"] is None  # bob's accept undone, by alice
@@ -334,8 +334,8 @@ def test_page_conflict_then_reload_then_redo(client):
     assert bob.status_code == 200, bob.text
     late = edit(client, {"kind": "set", "path": DRESS_COLOR, "value": "black"}, version=alice_saw)
     assert late.status_code == 409
-    detail = late.json()["detail"]
-    assert detail["current_version"] == "1" and "someone else" in detail["message"]
+    problem = late.json()
+    assert problem["current_version"] == "1" and "someone else" in problem["detail"]
     assert row(view(client), DRESS_COLOR)["value"] == "green"  # bob's stays
     reloaded = view(client)
     redone = edit(client, {"kind": "set", "path": DRESS_COLOR, "value": "black"}, version=reloaded["version"])
