@@ -40,8 +40,17 @@ def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
                 overrides.append(nested_override(key, str(value) if isinstance(value, Path) else value))
         return load_settings(config, overrides)
     except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
+
+
+def _error(message: object) -> None:
+    """One error line; the message may hold file names, so it is printed as escaped text."""
+    from rich.text import Text
+
+    from vestis.terminal import safe
+
+    console.print(Text.assemble(("error: ", "bold red"), safe(message)))
 
 
 def _open_store(settings: Settings):
@@ -51,7 +60,7 @@ def _open_store(settings: Settings):
     try:
         return open_store(settings)
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
 
 
@@ -77,7 +86,10 @@ def ingest(
     from indexer import StoreUnavailable
     from pipelines.cluster import ClusterError, connect
     from pipelines.ingest import run_ingest
+    from rich.text import Text
+
     from vestis.progress import RichIngestProgress, outcome_table
+    from vestis.terminal import safe
     from vision.registry import UnknownStageError
 
     settings = _settings(
@@ -93,7 +105,7 @@ def ingest(
             with RichIngestProgress(console) as progress:
                 report = run_ingest(paths, settings, client, store, force=force, observer=progress)
     except (ClusterError, UnknownStageError, StoreUnavailable) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     finally:
         store.close()
@@ -101,7 +113,8 @@ def ingest(
     counts = Counter(o.status for o in report.outcomes)
     console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no media found")
     if report.stopped:
-        console.print(f"[bold red]stopped:[/] {report.stopped}; run `vestis ingest` again to resume the unfinished files")
+        console.print(Text.assemble(("stopped: ", "bold red"), safe(report.stopped),
+                                    "; run `vestis ingest` again to resume the unfinished files"))
     if report.failed or not report.outcomes:
         raise typer.Exit(1)
 
@@ -149,7 +162,7 @@ def serve(
     try:
         api = create_app(settings)
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {_store_name(settings)}); API docs at /docs")
     uvicorn.run(api, host=host, port=port)
@@ -169,7 +182,10 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
+    from rich.text import Text
+
     from search_api.results import ParserChoice, describe_matches, search_moments
+    from vestis.terminal import safe
 
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings)
@@ -177,16 +193,16 @@ def search(
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
                                   min_confidence=min_confidence)
     except ValidationError as exc:
-        console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
+        _error("; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(2) from None
     finally:
         store.close()
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(f"Understood as: [bold]{response.interpretation}[/]")
+    console.print(Text.assemble("Understood as: ", safe(response.interpretation, "bold")))
     if response.notice:
-        console.print(f"[yellow]note:[/] {response.notice}")
+        console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
     table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
@@ -195,8 +211,8 @@ def search(
     table.add_column("play", overflow="fold")  # a path to copy: folded, never cut
     for video in response.videos:
         for moment in video.moments:
-            table.add_row(video.name, f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
-                          describe_matches(moment), moment.play_url)
+            table.add_row(safe(video.name), f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
+                          safe(describe_matches(moment)), safe(moment.play_url))
     console.print(table if response.total else "no moments match")
 
 
@@ -216,7 +232,7 @@ def reindex(
     try:
         rebuilt = store.rebuild_moments()
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     finally:
         store.close()
@@ -307,7 +323,7 @@ def _run_eval(run, out: Path | None):
         try:
             report = run(lambda done, total: bar.update(task, completed=done, total=total))
         except ValueError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            _error(exc)
             raise typer.Exit(2) from None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
