@@ -130,19 +130,23 @@ def build_store(data_dir: Path, frames: int, seed: int = SEED) -> dict:
 
 
 def serve(data_dir: Path) -> None:
-    """The child process: the app over `data_dir` on a free loopback port, which it prints first."""
+    """The child process: the app over `data_dir` on a free loopback port, which it prints first, served
+    as `vestis serve` serves it (search_api/server.py: its bounds on slow clients)."""
     import uvicorn
 
     from configs import Settings
     from search_api.app import create_app
+    from search_api.server import server_config
     from indexer.query_parser import QueryParser
 
-    app = create_app(Settings(data_dir=data_dir), parser=QueryParser())
+    settings = Settings(data_dir=data_dir)
+    app = create_app(settings, parser=QueryParser())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    config = server_config(app, settings, log_level="warning", access_log=False, lifespan="on",
+                           timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -31,13 +31,14 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
 from configs import Settings
-from indexer import LabelStore, MediaRecord, open_store
+from indexer import LabelStore, MediaRecord, MediaStatus, open_store
 from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment
 from indexer.query_parser import QueryParser
@@ -199,7 +200,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The last added runs first: the headers go on every answer (a 413 or a CORS preflight too); then
     # CORS, only when origins are listed; then the body limit, before the app reads a body.
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, timeout=settings.server.request_timeout)
     if settings.server.cors_origins:
         # Only the listed origins may read answers from a page of theirs; reviewer tokens travel in
         # the Authorization header (never cookies), so no credentials mode.
@@ -208,6 +209,9 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
                            allow_credentials=False, max_age=600)
     docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
     app.add_middleware(SecurityHeaders, docs_paths=docs)
+    # Outermost: a request naming a host this server is not (DNS rebinding: a page of another site whose
+    # name now resolves to 127.0.0.1) is refused before anything reads the store.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.server.trusted_hosts), www_redirect=False)
     frames_root = images.root.resolve()
 
     def frame_image(frame_id: str) -> tuple[str, Path]:
@@ -330,9 +334,13 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
                         416: {"description": "Range not satisfiable"}})
     def stream(media_id: Id) -> FileResponse:
         record = media_record(media_id)
+        if record.status != MediaStatus.DONE:
+            # A failed file may be anything (a text file named .mp4, one the ingest was not allowed to
+            # read); a pending one may be changing. Only what the ingest read whole is served.
+            raise HTTPException(404, f"media {media_id} is {record.status.value}, not indexed: it is not served")
         path = Path(record.path)
         if not path.is_file():
-            raise HTTPException(404, f"the file of media {media_id} is gone: {record.path}")
+            raise HTTPException(404, f"the file of media {media_id} is gone")
         # Starlette answers Range requests itself: 206 with Content-Range, 416 when unsatisfiable.
         return FileResponse(path, media_type=media_type(record.path))
 

@@ -152,9 +152,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
     """Start the HTTP API and the search page (OpenAPI docs at /docs)."""
-    import uvicorn
-
     from search_api.app import create_app
+    from search_api.server import serve as serve_app
 
     from indexer import StoreUnavailable
 
@@ -165,7 +164,10 @@ def serve(
         _error(exc)
         raise typer.Exit(2) from None
     console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {_store_name(settings)}); API docs at /docs")
-    uvicorn.run(api, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1") and "*" not in settings.server.trusted_hosts:
+        console.print(f"note: answering only requests addressed to {', '.join(settings.server.trusted_hosts)}; "
+                      "add this server's names to server.trusted_hosts")
+    serve_app(api, settings, host=host, port=port)
 
 
 @app.command()

@@ -28,6 +28,8 @@ from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
 from labels.masks import encode_mask
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 PARSER = QueryParser()  # exact words and synonyms: no text model needed, same answers everywhere
 
 
@@ -73,7 +75,7 @@ def scene(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(scene) -> TestClient:
-    with TestClient(create_app(scene, parser=PARSER)) as test_client:
+    with TestClient(create_app(scene, parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -187,7 +189,7 @@ def test_a_missing_text_model_is_said_in_the_answer(scene, monkeypatch):
         raise ModelFilesMissing("minilm-l6-v2: model.safetensors is not in the cache")
 
     monkeypatch.setattr(text_embedding, "TextEmbedder", missing)
-    with TestClient(create_app(scene)) as fresh:  # builds its own parser on the first search
+    with TestClient(create_app(scene), base_url=LOCAL) as fresh:  # builds its own parser on the first search
         answer = search(fresh, q="red dress")
     assert answer["semantic"] is False and "models fetch minilm-l6-v2" in answer["notice"]
     assert spans(answer) == [("catwalk", 0.0, 4.0)]  # exact words still work

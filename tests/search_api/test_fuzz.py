@@ -40,6 +40,8 @@ from search_api.app import create_app  # noqa: E402
 from tests.indexer.test_search import frame_id  # noqa: E402
 from tests.search_api.test_app import PARSER, build_scene  # noqa: E402
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 SEED = 20240607
 MAX_EXAMPLES = int(os.environ.get("VESTIS_FUZZ_EXAMPLES", "50"))
 TOKEN = "fuzz-reviewer-token"
@@ -103,7 +105,7 @@ def api(scene):
         "generation": {"deterministic": True, "database": "none"},
     })
     app = create_app(scene, parser=PARSER)
-    with TestClient(app) as client:  # startup now; shutdown (the store closes) after the module
+    with TestClient(app, base_url=LOCAL) as client:  # startup now; shutdown (the store closes) after the module
         yield schemathesis.openapi.from_asgi("/openapi.json", without_lifespan(app), config=config), client
 
 
