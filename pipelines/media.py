@@ -33,6 +33,22 @@ def media_kind(path: Path) -> MediaKind | None:
     return None
 
 
+def undecodable_name(path: str) -> str:
+    """Why a path (as os.fsdecode gives it) cannot be indexed under its name, or "" when it can:
+    bytes that are not UTF-8 come back as lone surrogates, which no UTF-8 text can hold."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"file name is not valid UTF-8 ({printable_path(os.path.basename(path))}): rename it to index "
+                "the file")
+    return ""
+
+
+def printable_path(path: str) -> str:
+    """A path as UTF-8 text, its undecodable bytes written as \\xNN (a path that is text stays as it is)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def fingerprint(path: Path) -> str:
     """Content id of a file: its size and three 1 MiB chunks (start, middle, end).
 

@@ -62,8 +62,7 @@ class RichIngestProgress:
         self.progress.update(self.frames, advance=count, total=max(self._expected, self._done))
 
     def media_finished(self, outcome: FileOutcome) -> None:
-        if outcome.status != "failed" or outcome.path != "?":
-            self.progress.advance(self.media)
+        self.progress.advance(self.media)
 
 
 def outcome_table(outcomes: list[FileOutcome]) -> Table:
