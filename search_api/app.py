@@ -64,7 +64,7 @@ from search_api.review import Id, MediaFilter, media_ids, review_router
 
 STATIC_DIR = Path(__file__).with_name("static")
 THUMBNAIL_SIDE = 320
-FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
+FRAME_CACHE_FRAMES = 50_000  # frame labels the image endpoints keep at hand, over all media files
 
 # Request limits (the id limits are search_api/review.py's, shared with the review API; the body limit
 # is search_api/middleware.py's).
@@ -100,20 +100,22 @@ def _jpeg(image: Image.Image, quality: int = 85) -> Response:
 
 
 class FrameLabelCache:
-    """The visible frame labels of the last few media files, by frame id.
+    """The visible frame labels of recently asked media files, by frame id.
 
     The store offers a media file's frames, not one frame; a result grid asks for many thumbnails of
     the same few videos, so their frames are read once and kept while the visible run is the same.
+    Bounded by frames, not files (a grid over many short videos must not evict itself). Each media file
+    has its own loading lock: the twenty requests of one video wait for one read, while requests for
+    other videos go on (one lock for all made thumbnails of many videos queue behind each other).
     """
 
-    def __init__(self, store: LabelStore, size: int = FRAME_CACHE_MEDIA):
+    def __init__(self, store: LabelStore, max_frames: int = FRAME_CACHE_FRAMES):
         self.store = store
-        self.size = size
+        self.max_frames = max_frames
         self._cache: OrderedDict[str, tuple[str, dict[str, FrameLabels]]] = OrderedDict()
+        self._frames = 0
         self._lock = threading.Lock()
-        # A grid asks for twenty thumbnails of one video at once: one thread reads its frames, the
-        # others wait for that instead of each reading them again.
-        self._loading = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one per media id asked for; a lock is a few bytes
 
     def _cached(self, media_id: str, run_id: str) -> dict[str, FrameLabels] | None:
         with self._lock:
@@ -123,21 +125,29 @@ class FrameLabelCache:
             self._cache.move_to_end(media_id)
             return cached[1]
 
+    def _keep(self, media_id: str, run_id: str, frames: dict[str, FrameLabels]) -> None:
+        with self._lock:
+            previous = self._cache.pop(media_id, None)
+            self._frames -= len(previous[1]) if previous else 0
+            self._cache[media_id] = (run_id, frames)
+            self._frames += len(frames)
+            while self._frames > self.max_frames and len(self._cache) > 1:
+                _, (_, evicted) = self._cache.popitem(last=False)
+                self._frames -= len(evicted)
+
     def get(self, media_id: str, frame_id: str) -> FrameLabels | None:
         record = self.store.get_media(media_id)
         if record is None:
             return None
         frames = self._cached(media_id, record.visible_run_id)
         if frames is None:
-            with self._loading:
+            with self._lock:
+                loading = self._loading.setdefault(media_id, threading.Lock())
+            with loading:
                 frames = self._cached(media_id, record.visible_run_id)
                 if frames is None:
                     frames = {frame.frame_id: frame for frame in self.store.frames_of(media_id)}
-                    with self._lock:
-                        self._cache[media_id] = (record.visible_run_id, frames)
-                        self._cache.move_to_end(media_id)
-                        while len(self._cache) > self.size:
-                            self._cache.popitem(last=False)
+                    self._keep(media_id, record.visible_run_id, frames)
         return frames.get(frame_id)
 
     def neighbours(self, media_id: str, frame_id: str) -> tuple[str | None, str | None]:
@@ -154,7 +164,8 @@ class FrameLabelCache:
     def forget(self, media_id: str) -> None:
         """A frame of this media was edited: read its labels again next time."""
         with self._lock:
-            self._cache.pop(media_id, None)
+            forgotten = self._cache.pop(media_id, None)
+            self._frames -= len(forgotten[1]) if forgotten else 0
 
 
 # --- the app ---------------------------------------------------------------------------------------
