@@ -82,6 +82,10 @@ class IngestReport:
     def failed(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped.startswith("interrupted")
+
 
 class IngestObserver(Protocol):
     def media_found(self, count: int) -> None: ...
@@ -205,6 +209,8 @@ class IngestJob:
                 future.release()
         except StoreUnavailable as exc:
             self.stop(one_line(exc))
+        except KeyboardInterrupt:
+            self.interrupt()
         finally:
             if self.outstanding:  # stopped, or an error on the way out: leave no task running for nobody
                 self.client.cancel(list(self.outstanding.values()))
@@ -301,6 +307,17 @@ class IngestJob:
                 retries=TASK_RETRIES,
             )
             self._track(future, _Task("segment", media_ids=[info.media_id]))
+
+    def interrupt(self) -> None:
+        """Ctrl-C: every media not concluded is failed, in the store too (no record is left `pending`);
+        `run` then cancels what is out. The next `vestis ingest` redoes them."""
+        reason = "interrupted (Ctrl-C)"
+        for media_id, run in list(self.runs.items()):
+            try:
+                self.store.fail_run(media_id, run.record.run_id, f"not finished: {reason}")
+            except StoreUnavailable:
+                pass  # the record stays pending; the next run redoes it all the same
+        self.stop(reason)
 
     def stop(self, reason: str) -> None:
         """The client lost the store: every media not concluded is failed (`run` then cancels what is out)."""

@@ -107,6 +107,9 @@ def ingest(
     except (ClusterError, UnknownStageError, StoreUnavailable) as exc:
         _error(exc)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # before the run began, or while the cluster shut down after it
+        console.print("interrupted (Ctrl-C); no file was marked done that had not finished")
+        raise typer.Exit(130) from None
     finally:
         store.close()
     console.print(outcome_table(report.outcomes))
@@ -115,6 +118,8 @@ def ingest(
     if report.stopped:
         console.print(Text.assemble(("stopped: ", "bold red"), safe(report.stopped),
                                     "; run `vestis ingest` again to resume the unfinished files"))
+    if report.interrupted:
+        raise typer.Exit(130)  # what a shell expects of a command ended by Ctrl-C
     if report.failed or not report.outcomes:
         raise typer.Exit(1)
 
