@@ -30,7 +30,7 @@ def probe_video(path: Path) -> MediaInfo:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             demuxer = container.format.name
-            if demuxer.startswith(_IMAGE_DEMUXERS[0]) or demuxer.endswith(_IMAGE_DEMUXERS[1]):
+            if _is_image_demuxer(demuxer):
                 kind = demuxer.removesuffix("_pipe").split(",")[0].upper()
                 raise MediaError(f"not a video: the file is a picture ({kind}) named as a video; give it its "
                                  "image extension")
@@ -74,6 +74,11 @@ def probe_video(path: Path) -> MediaInfo:
         raise MediaError(_unopenable_reason(path, exc)) from None
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _is_image_demuxer(name: str) -> bool:
+    # image2 picks a demuxer by the file's extension alone: any file named .jpg "opens" with it
+    return name.startswith(_IMAGE_DEMUXERS[0]) or name.endswith(_IMAGE_DEMUXERS[1])
 
 
 def _check_data_reaches_the_declared_end(container, stream, start: float, duration: float, rate: float) -> None:
@@ -152,7 +157,7 @@ def _what_it_is_instead(path: Path) -> str:
     """Why PIL cannot read a file named as an image: a video under a photo's name says so."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            if container.streams.video and not container.format.name.endswith("_pipe"):
+            if container.streams.video and not _is_image_demuxer(container.format.name):
                 return (f"the file is a video ({container.format.name.split(',')[0]}) named as an image; give it "
                         "its video extension")
     except (av.FFmpegError, OSError):
