@@ -282,9 +282,10 @@ class ElasticsearchStore:
                 "`vestis ingest` recreates the indices and redoes what was not finished")
 
     def _missing_index(self, exc: NotFoundError) -> str:
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        return str(error.get("index") or f"{self.prefix}-*")
+        body: dict = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error")
+        index = error.get("index") if isinstance(error, dict) else None
+        return str(index or f"{self.prefix}-*")
 
     def _write(self, **kwargs: Any) -> ObjectApiResponse[Any]:
         """One document into an alias (require_alias: see `_bulk`), retried like every call here."""
@@ -363,7 +364,8 @@ class ElasticsearchStore:
 
         # Writes to an alias must find the alias: a cluster that restarted empty would otherwise create a
         # plain index under its name, which blocks the alias for good.
-        to_alias = {"require_alias": True} if all(a.get("_index") in self._alias_names for a in actions) else {}
+        to_alias: dict[str, Any] = (
+            {"require_alias": True} if all(a.get("_index") in self._alias_names for a in actions) else {})
 
         def send() -> None:
             try:
