@@ -83,7 +83,9 @@ def known_ids(scene) -> dict[str, str]:
 
 def without_lifespan(app):
     """The app for schemathesis' in-process client, which would run the app's lifespan itself: the
-    app's shutdown closes the store. The fixture runs the lifespan once, around the whole module."""
+    app's shutdown closes the store. The fixture runs the lifespan once, around the whole module.
+    Its requests name the host "testserver", which server.trusted_hosts refuses: they are sent as to
+    localhost."""
 
     async def asgi(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -91,6 +93,9 @@ def without_lifespan(app):
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["type"] == "http":
+            headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+            scope = {**scope, "headers": [*headers, (b"host", b"localhost")]}
         await app(scope, receive, send)
 
     return asgi
