@@ -2,7 +2,7 @@
 time, mixed searches, thumbnails and annotated frames; requests/s, errors and latency p50/p95/p99.
 
     .venv/bin/python bench/load_test.py [--quick] [--duration 30] [--clients 8] [--frames 20000]
-        [--seed N] [--out FILE]
+        [--seed N] [--only thumbnail|search|frame] [--out FILE]
 
 A benchmark, not a test: nothing is asserted about speed; an error is any answer but 200 (every
 request sent is a valid one) or a failed connection, and is counted and sampled in the report.
@@ -130,19 +130,23 @@ def build_store(data_dir: Path, frames: int, seed: int = SEED) -> dict:
 
 
 def serve(data_dir: Path) -> None:
-    """The child process: the app over `data_dir` on a free loopback port, which it prints first."""
+    """The child process: the app over `data_dir` on a free loopback port, which it prints first, served
+    as `vestis serve` serves it (search_api/server.py: its bounds on slow clients)."""
     import uvicorn
 
     from configs import Settings
     from search_api.app import create_app
+    from search_api.server import server_config
     from indexer.query_parser import QueryParser
 
-    app = create_app(Settings(data_dir=data_dir), parser=QueryParser())
+    settings = Settings(data_dir=data_dir)
+    app = create_app(settings, parser=QueryParser())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    config = server_config(app, settings, log_level="warning", access_log=False, lifespan="on",
+                           timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -257,11 +261,11 @@ class _Sample:
 
 
 def _client(url: str, work: Workload, seed: int, until: float, samples: list[_Sample], errors: list[str],
-            lock: threading.Lock) -> None:
+            lock: threading.Lock, mix: tuple[tuple[str, float], ...] = MIX) -> None:
     import httpx
 
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX)
+    kinds, weights = zip(*mix)
     mine: list[_Sample] = []
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         while time.perf_counter() < until:
@@ -303,7 +307,7 @@ def _latency(seconds: list[float]) -> dict:
 
 
 def load(url: str, work: Workload, *, clients: int, duration_s: float, seed: int,
-         server_cpu: Callable[[], float | None] = lambda: None) -> dict:
+         server_cpu: Callable[[], float | None] = lambda: None, mix: tuple[tuple[str, float], ...] = MIX) -> dict:
     """`clients` closed-loop clients for `duration_s` against `url`; the figures."""
     samples: list[_Sample] = []
     errors: list[str] = []
@@ -311,7 +315,7 @@ def load(url: str, work: Workload, *, clients: int, duration_s: float, seed: int
     cpu_before = server_cpu()
     started = time.perf_counter()
     until = started + duration_s
-    threads = [threading.Thread(target=_client, args=(url, work, seed + i, until, samples, errors, lock),
+    threads = [threading.Thread(target=_client, args=(url, work, seed + i, until, samples, errors, lock, mix),
                                 name=f"load-client-{i}", daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
@@ -347,11 +351,12 @@ def load(url: str, work: Workload, *, clients: int, duration_s: float, seed: int
 
 def run(quick: bool = False, *, frames: int | None = None, duration_s: float | None = None,
         clients: int | None = None, seed: int = SEED, workdir: Path | str | None = None,
-        log: Callable[[str], None] | None = _log) -> dict:
+        log: Callable[[str], None] | None = _log, only: str | None = None) -> dict:
     """Build the store, start the server, warm up, load it; the report.
 
     quick: 2,000 frames, 4 clients for 3 s (checks that it works). workdir: where the data folder goes
-    (default: a temporary folder, removed after).
+    (default: a temporary folder, removed after). only: one kind of request of MIX instead of the mix
+    ("thumbnail": a result grid's thumbnails across every video the searches return).
     """
     log = log or (lambda message: None)
     frames = (QUICK_FRAMES if quick else FRAMES) if frames is None else frames
@@ -359,12 +364,15 @@ def run(quick: bool = False, *, frames: int | None = None, duration_s: float | N
     clients = (QUICK_CLIENTS if quick else CLIENTS) if clients is None else clients
     if frames <= 0 or duration_s <= 0 or clients <= 0:
         raise ValueError("frames, duration_s and clients must be positive")
+    mix = MIX if only is None else ((only, 1.0),)
+    if only is not None and only not in dict(MIX):
+        raise ValueError(f"only: one of {', '.join(dict(MIX))}")
     report: dict = {
         "benchmark": "load",
         "quick": quick,
         "config": {
             "frames": frames, "seed": seed, "clients": clients, "duration_s": duration_s,
-            "mix": dict(MIX), "page_2_share_of_searches": PAGE_2_SHARE,
+            "mix": dict(mix), "page_2_share_of_searches": PAGE_2_SHARE,
             "queries": [q.name for q in QUERIES],
             "server": "uvicorn, one process, on 127.0.0.1; create_app with the exact-words parser; embedded store",
             "clients_are": "threads in the benchmark's process, one keep-alive httpx client each, closed loop",
@@ -391,7 +399,7 @@ def run(quick: bool = False, *, frames: int | None = None, duration_s: float | N
                                   "thumbnails": len(work.thumbnails), "frames": len(work.frames)}
             log(f"{clients} clients for {duration_s:g} s against {server.url}")
             report["results"] = load(server.url, work, clients=clients, duration_s=duration_s, seed=seed,
-                                     server_cpu=server.cpu_s)
+                                     server_cpu=server.cpu_s, mix=mix)
         finally:
             server.stop()
         results = report["results"]
@@ -415,8 +423,10 @@ def summary_markdown(report: dict) -> str:
         "",
         f"The app under uvicorn on loopback over an embedded store of {number(store['frames'])} synthetic frames "
         f"({store['videos']} videos, {number(store['moments'])} moments); {config['clients']} concurrent clients "
-        f"(closed loop, keep-alive) for {config['duration_s']:g} s: 70% searches (a tenth of them page 2), "
-        f"20% thumbnails, 10% frames with boxes drawn. Latency: sending to the last byte of the answer."
+        f"(closed loop, keep-alive) for {config['duration_s']:g} s: "
+        + ("70% searches (a tenth of them page 2), 20% thumbnails, 10% frames with boxes drawn"
+           if config["mix"] == dict(MIX) else ", ".join(f"{share:.0%} {kind}s" for kind, share in config["mix"].items()))
+        + ". Latency: sending to the last byte of the answer."
         + (" **Quick run: small store, a few seconds.**" if report.get("quick") else ""),
         "",
         f"**{number(results['requests'])} requests, {results['errors']} errors, {number(results['requests_per_s'])} "
@@ -448,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help=f"seconds of load (default {DURATION_S:g})")
     parser.add_argument("--clients", type=int, default=None, help=f"concurrent clients (default {CLIENTS})")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--only", choices=[kind for kind, _ in MIX], default=None,
+                        help="one kind of request instead of the mix (thumbnail: across every video)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data folder goes (kept)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (default: stdout)")
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)  # the server child
@@ -456,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve)
         return 0
     report = run(quick=args.quick, frames=args.frames, duration_s=args.duration, clients=args.clients,
-                 seed=args.seed, workdir=args.workdir)
+                 seed=args.seed, workdir=args.workdir, only=args.only)
     report["command"] = " ".join(["python", "bench/load_test.py", *(argv if argv is not None else sys.argv[1:])])
     write_report(report, args.out, summary_markdown(report))
     return 0

@@ -108,6 +108,25 @@ class ServerSettings(_Section):
     # Origins (scheme://host[:port], as browsers send them in `Origin`) whose pages may call the API
     # from a browser. Empty: none; the app's own pages are same-origin and need no entry.
     cors_origins: list[str] = []
+    # Host names (the Host header, without the port) the server answers to; anything else gets 400.
+    # Localhost names only by default: a page of another site that rebinds its own DNS name to
+    # 127.0.0.1 then still sends its own name and is refused. Serving on a network: add the server's
+    # names ("*.example.org" matches subdomains; "*" turns the check off).
+    trusted_hosts: list[str] = ["localhost", "127.0.0.1", "[::1]"]
+    # Seconds a client may take to send a request's headers, and its body; then the connection is
+    # closed (headers) or answered 408 (body). A slow or stalled client holds one descriptor that long.
+    request_timeout: float = Field(10.0, gt=0, le=600)
+    keep_alive_timeout: int = Field(5, ge=1, le=600)  # an idle kept-alive connection is closed after this
+    max_connections: int = Field(512, ge=8, le=100_000)  # more at once are answered 503
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if host != "*" and not re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", host):
+                raise ValueError(f"trusted host {host!r}: write a host name or address without scheme or port "
+                                 "(an IPv6 address in brackets), '*.domain' for its subdomains, or '*' for any")
+        return value
 
     @field_validator("cors_origins")
     @classmethod

@@ -46,7 +46,7 @@ from indexer.review import (
 )
 from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
-from indexer.store import MediaRecord, MediaStatus, StoreUnavailable, media_name
+from indexer.store import MediaRecord, MediaStatus, StoreInconsistent, StoreUnavailable, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
@@ -225,6 +225,7 @@ class ElasticsearchStore:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.aliases = {kind: f"{index_prefix}-{kind}" for kind in MAPPINGS}
+        self._alias_names = frozenset(self.aliases.values())
         # A wrong URL should fail at start within a second, not after the whole backoff.
         self._retry(self._ensure_layout, attempts=min(attempts, STARTUP_ATTEMPTS))
 
@@ -253,14 +254,42 @@ class ElasticsearchStore:
         for attempt in range(1, attempts + 1):
             try:
                 return work()
+            except NotFoundError as exc:
+                if exc.error == "index_not_found_exception":  # not a missing document: a missing alias
+                    raise StoreUnavailable(self._lost_alias(self._missing_index(exc))) from exc
+                raise
             except (TransportConnectionError, ConnectionTimeout) as exc:
                 if attempt == attempts:
+                    # The transport's own words ("Connection error") name no server: say which one.
                     raise StoreUnavailable(
-                        f"Elasticsearch unreachable after {attempt} tries: {type(exc).__name__}: {exc}"
+                        f"Elasticsearch unreachable after {attempt} tries at {self._where()}: "
+                        f"{type(exc).__name__}: {exc}"
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
         raise AssertionError("unreachable")
+
+    def _where(self) -> str:
+        """The cluster's URL(s) as the client knows them (credentials are not part of base_url)."""
+        try:
+            return ", ".join(node.base_url for node in self.client.transport.node_pool.all()) or "?"
+        except AttributeError:  # a client double without a transport
+            return "?"
+
+    @staticmethod
+    def _lost_alias(alias: str) -> str:
+        return (f"Elasticsearch has no index alias {alias!r} any more (did the cluster restart empty?); the next "
+                "`vestis ingest` recreates the indices and redoes what was not finished")
+
+    def _missing_index(self, exc: NotFoundError) -> str:
+        body: dict = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error")
+        index = error.get("index") if isinstance(error, dict) else None
+        return str(index or f"{self.prefix}-*")
+
+    def _write(self, **kwargs: Any) -> ObjectApiResponse[Any]:
+        """One document into an alias (require_alias: see `_bulk`), retried like every call here."""
+        return self._retry(lambda: self.client.index(require_alias=True, **kwargs))
 
     def _index_name(self, kind: str, generation: int) -> str:
         return f"{self.prefix}-{kind}-s{SCHEMA_VERSION}-{generation:04d}"
@@ -297,26 +326,57 @@ class ElasticsearchStore:
 
     def _ensure_layout(self) -> None:
         """Templates always (they are idempotent), indices only where an alias is missing. An alias on
-        an index of an older schema is left serving until `reindex()` moves it."""
+        an index of an older schema is left serving until `reindex()` moves it. A plain index under an
+        alias's name is repaired (`_repair_plain_index`)."""
         self.client.info()
         for kind in MAPPINGS:
             self._put_template(kind)
             if self._current_index(kind) is None:
-                self._create_index(kind, 1, with_alias=True)
+                if self.client.indices.exists(index=self.aliases[kind]):
+                    self._repair_plain_index(kind)
+                else:
+                    self._create_index(kind, 1, with_alias=True)
+
+    def _repair_plain_index(self, kind: str) -> None:
+        """An index, not an alias, named `<prefix>-<kind>`: Elasticsearch made it when a write reached a
+        cluster that had restarted empty (before writes required the alias). Its documents move to a
+        versioned index, and one atomic `update_aliases` deletes it and puts the alias in its place;
+        where the copy is refused, a StoreInconsistent names the command that clears it."""
+        plain = self.aliases[kind]
+        name = self._create_index(kind, 1, with_alias=False)
+        try:
+            self.client.reindex(source={"index": plain}, dest={"index": name}, refresh=True,
+                                wait_for_completion=True)
+            self.client.indices.update_aliases(actions=[{"remove_index": {"index": plain}},
+                                                        {"add": {"index": name, "alias": plain}}])
+        except (BadRequestError, NotFoundError) as exc:
+            failures = exc.body.get("failures") if isinstance(exc.body, dict) else None
+            why = (failures[0].get("cause") or {}).get("reason") if failures else None
+            raise StoreInconsistent(
+                f"Elasticsearch holds a plain index named {plain!r} where Vestis's alias belongs, and it could "
+                f"not be moved aside: {why or exc.error}; delete it with curl -X DELETE "
+                f"'<store.elasticsearch_url>/{plain}' and run the command again") from None
 
     def _bulk(self, actions: Iterable[dict], refresh: bool = False) -> None:
         actions = list(actions)
         if not actions:
             return
 
+        # Writes to an alias must find the alias: a cluster that restarted empty would otherwise create a
+        # plain index under its name, which blocks the alias for good.
+        to_alias: dict[str, Any] = (
+            {"require_alias": True} if all(a.get("_index") in self._alias_names for a in actions) else {})
+
         def send() -> None:
             try:
                 for _ in streaming_bulk(self.client, actions, chunk_size=BULK_CHUNK, max_retries=self.attempts,
                                         initial_backoff=self.backoff_s, max_backoff=MAX_BACKOFF_S,
-                                        refresh=refresh):
+                                        refresh=refresh, **to_alias):
                     pass
             except BulkIndexError as exc:
                 first = exc.errors[0] if exc.errors else {}
+                if "alias" in str(first) and "index_not_found" in str(first):
+                    raise StoreUnavailable(self._lost_alias(str(actions[0].get("_index")))) from exc
                 raise StoreUnavailable(f"Elasticsearch refused {len(exc.errors)} documents, e.g. {first}") from exc
 
         self._retry(send)
@@ -386,7 +446,7 @@ class ElasticsearchStore:
                                   "refresh": True}
         if expected is not None:
             kwargs.update(if_seq_no=expected["_seq_no"], if_primary_term=expected["_primary_term"])
-        self._retry(lambda: self.client.index(**kwargs))
+        self._write(**kwargs)
 
     def record_failure(self, path: str, kind: str, reason: str, media_id: str | None = None) -> None:
         from indexer.embedded import path_media_id  # one id scheme for both backends
@@ -645,16 +705,16 @@ class ElasticsearchStore:
                 raise EditConflict(frame_id, expected_version, self._version(self._review_hit(frame_id))) from None
             kwargs.update(if_seq_no=seq_no, if_primary_term=term)
         try:
-            written = self._retry(lambda: self.client.index(**kwargs))
+            written = self._write(**kwargs)
         except ConflictError:
             raise EditConflict(frame_id, expected_version, self._version(self._review_hit(frame_id))) from None
         entry_id = time.time_ns() // 1000  # increasing (per clock), unique enough with the frame id in _id
         stored = entry.model_copy(update={"entry_id": entry_id})
-        self._retry(lambda: self.client.index(
+        self._write(
             index=self.aliases["audit"], id=f"{frame_id}:{entry_id}", refresh=True,
             document={"entry_id": entry_id, "frame_id": frame_id, "media_id": entry.media_id,
                       "reviewer": entry.reviewer, "at": entry.at, "action": entry.action,
-                      "entry": stored.model_dump(mode="json")}))
+                      "entry": stored.model_dump(mode="json")})
         media = self._get_media_hit(labels.media_id)
         if media is not None and media["_source"].get("visible_run_id"):
             self._rebuild_in(self.aliases["moments"], media["_source"])

@@ -27,6 +27,11 @@ class StoreUnavailable(RuntimeError):
     """The store cannot be reached or refused a write (after retries); the message says which setting."""
 
 
+class StoreInconsistent(StoreUnavailable):
+    """The store is in a state Vestis cannot use or repair by itself; the message names the command
+    that clears it."""
+
+
 class MediaStatus(str, Enum):
     PENDING = "pending"
     DONE = "done"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
+import signal
+import threading
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import dask
@@ -46,7 +48,7 @@ def connect(settings: Settings) -> Iterator[Client]:
     # wall time. A DASK_CONFIG file cannot unset it (distributed's defaults are merged over it); a
     # None set here after importing distributed does. Workers of a remote cluster are the
     # operator's to start (docs/ingest.md).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), _sigint_ignored():
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=cluster_settings.threads_per_worker,
@@ -57,6 +59,22 @@ def connect(settings: Settings) -> Iterator[Client]:
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _sigint_ignored_here() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _sigint_ignored():
+    """While the local workers start: they inherit an ignored SIGINT (Python keeps it ignored), so
+    Ctrl-C in the terminal reaches only this process, which stops the run and reports it, instead of
+    every worker printing its own KeyboardInterrupt traceback. Only the main thread can set it."""
+    return _sigint_ignored_here() if threading.current_thread() is threading.main_thread() else nullcontext()
 
 
 def vision_resources(client: Client, gpu_mode: str) -> dict[str, float] | None:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.media import MediaKind, media_kind
+from pipelines.media import MediaKind, media_kind, undecodable_name
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,32 @@ def _walk(folder: Path, problems: list[tuple[str, str]]):
             continue
         seen.add(key)
         dirs.sort()
+        if files and not _enterable(root, files[0]):
+            # Listed (read permission) but not entered (no search permission): its names are known,
+            # none of its files can be opened. One problem for the folder, not one per file.
+            problems.append((root, "cannot enter folder: Permission denied (its files are listed but cannot be "
+                                   "opened)"))
+            dirs[:] = []
+            continue
         for name in sorted(files):
             yield Path(root) / name
+
+
+def _enterable(folder: str, name: str) -> bool:
+    try:
+        os.lstat(os.path.join(folder, name))
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # in a folder that cannot be entered: the file's problem is reported where it is opened
+        return False
 
 
 def discover_media(arguments: list[str]) -> Discovery:
@@ -56,7 +80,7 @@ def discover_media(arguments: list[str]) -> Discovery:
     problems: list[tuple[str, str]] = []
     for argument in arguments:
         path = Path(argument).expanduser()
-        if path.is_dir():
+        if _is_dir(path):
             candidates = list(_walk(path, problems))
         elif path.exists() or path.is_symlink():
             candidates = [path]
@@ -69,10 +93,15 @@ def discover_media(arguments: list[str]) -> Discovery:
             continue
         explicit = path.is_file() or path.is_symlink()
         for candidate in candidates:
-            if candidate.is_dir():
+            if _is_dir(candidate):
                 candidates.extend(_walk(candidate, problems))
                 continue
             kind = media_kind(candidate)
+            if kind is not None and (bad := undecodable_name(str(candidate))):
+                # The store, the API's JSON and the pages hold names as Unicode text: this one cannot be
+                # shown or served as it is. Reported under its name with the bytes escaped.
+                problems.append((str(candidate), bad))
+                continue
             if kind is None:
                 if explicit:
                     problems.append((str(candidate), f"not a supported video or image type ({candidate.suffix or 'no extension'})"))

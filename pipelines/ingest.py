@@ -29,6 +29,7 @@ from indexer.frame_images import FrameImageStore
 from indexer.store import media_name
 from pipelines.cluster import ClusterError, vision_resources
 from pipelines.discover import discover_media
+from pipelines.media import printable_path
 from pipelines.segments import plan_segments
 from pipelines.tasks import (
     Inspection,
@@ -80,6 +81,10 @@ class IngestReport:
     @property
     def failed(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped.startswith("interrupted")
 
 
 class IngestObserver(Protocol):
@@ -168,10 +173,12 @@ class IngestJob:
         discovery = discover_media(arguments)
         for where, reason in discovery.problems:
             # Files and folders that exist get a record, so `vestis status` lists them; a path that is not
-            # there (a typo, a glob matching nothing) is only in this run's report.
-            if Path(where).is_file() or Path(where).is_dir():
-                store.record_failure(where, "folder" if Path(where).is_dir() else "unknown", reason)
-            self.settle(FileOutcome(where, "failed", reason=reason))
+            # there (a typo, a glob matching nothing) is only in this run's report. The store holds text:
+            # a name that is not UTF-8 is recorded with its bytes escaped.
+            shown = printable_path(where)
+            if _exists(Path(where)):
+                store.record_failure(shown, "folder" if _is_folder(Path(where)) else "unknown", reason)
+            self.settle(FileOutcome(shown, "failed", reason=reason), counted=False)
         self.observer.media_found(len(discovery.media))
         if not discovery.media:
             return report
@@ -202,6 +209,8 @@ class IngestJob:
                 future.release()
         except StoreUnavailable as exc:
             self.stop(one_line(exc))
+        except KeyboardInterrupt:
+            self.interrupt()
         finally:
             if self.outstanding:  # stopped, or an error on the way out: leave no task running for nobody
                 self.client.cancel(list(self.outstanding.values()))
@@ -212,9 +221,12 @@ class IngestJob:
         self.tasks[future.key] = task
         self.queue.add(future)
 
-    def settle(self, outcome: FileOutcome) -> None:
+    def settle(self, outcome: FileOutcome, counted: bool = True) -> None:
+        """Report a file's outcome; `counted`: one of the media the observer was told about (a
+        discovery problem is not, so a progress bar never reads "9/8")."""
         self.report.outcomes.append(outcome)
-        self.observer.media_finished(outcome)
+        if counted:
+            self.observer.media_finished(outcome)
 
     def _inspected(self, future: Future, task: _Task) -> None:
         inspection = _result_or_error(future, lambda err: Inspection(task.path, task.media_kind, error=err))
@@ -296,6 +308,17 @@ class IngestJob:
             )
             self._track(future, _Task("segment", media_ids=[info.media_id]))
 
+    def interrupt(self) -> None:
+        """Ctrl-C: every media not concluded is failed, in the store too (no record is left `pending`);
+        `run` then cancels what is out. The next `vestis ingest` redoes them."""
+        reason = "interrupted (Ctrl-C)"
+        for media_id, run in list(self.runs.items()):
+            try:
+                self.store.fail_run(media_id, run.record.run_id, f"not finished: {reason}")
+            except StoreUnavailable:
+                pass  # the record stays pending; the next run redoes it all the same
+        self.stop(reason)
+
     def stop(self, reason: str) -> None:
         """The client lost the store: every media not concluded is failed (`run` then cancels what is out)."""
         self.report.stopped = reason
@@ -304,6 +327,20 @@ class IngestJob:
             self.settle(FileOutcome(run.record.path, "failed", reason=run.total.error or f"not finished: {reason}"))
         for key in [k for k, task in self.tasks.items() if task.kind == "inspect"]:
             self.settle(FileOutcome(self.tasks.pop(key).path, "failed", reason=f"not finished: {reason}"))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file() or path.is_dir()
+    except OSError:  # inside a folder that cannot be entered
+        return False
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _result_or_error(future, on_error):

@@ -33,6 +33,22 @@ def media_kind(path: Path) -> MediaKind | None:
     return None
 
 
+def undecodable_name(path: str) -> str:
+    """Why a path (as os.fsdecode gives it) cannot be indexed under its name, or "" when it can:
+    bytes that are not UTF-8 come back as lone surrogates, which no UTF-8 text can hold."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"file name is not valid UTF-8 ({printable_path(os.path.basename(path))}): rename it to index "
+                "the file")
+    return ""
+
+
+def printable_path(path: str) -> str:
+    """A path as UTF-8 text, its undecodable bytes written as \\xNN (a path that is text stays as it is)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def fingerprint(path: Path) -> str:
     """Content id of a file: its size and three 1 MiB chunks (start, middle, end).
 
@@ -56,6 +72,25 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_state(path: Path) -> tuple[int, int]:
+    """(size, modification time in ns) of a file now; (0, 0) where it cannot be read (the fingerprint
+    that follows says why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def check_unchanged(info: "MediaInfo") -> None:
+    """MediaError when the file is no longer what was probed: replaced (deleted and re-created, or
+    written over) while the ingest read it. Its frames would mix two files under one media id."""
+    now = file_state(Path(info.path))
+    if now != info.state or fingerprint(Path(info.path)) != info.media_id:
+        raise MediaError("file changed while it was being read (replaced or written to): its frames were "
+                         "discarded; run `vestis ingest` again once it is complete")
+
+
 def frame_id(media_id: str, timestamp: float) -> str:
     """Stable id of a sampled frame, so re-runs overwrite instead of duplicating."""
     return f"{media_id}-{round(timestamp * 1000):09d}"
@@ -73,6 +108,7 @@ class MediaInfo:
     frame_rate: float = 0.0
     start_time: float = 0.0
     codec: str = ""
+    state: tuple[int, int] = (0, 0)  # file_state when probed: check_unchanged compares against it
     extra: dict = field(default_factory=dict)
 
     @property

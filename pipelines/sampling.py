@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,9 @@ _TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
 # What ffmpeg's demuxers log when a file's data ends before its own index or header says (a cut-off
 # download or an unfinished recording). ffmpeg then still exits 0 with the frames it could read.
 _TRUNCATED = re.compile(r"\b(?:partial file|File ended prematurely)\b")
+# PIL warns on the console about images of ~89-179 Mpixels; pipelines/probe.py bounds the size itself
+# (a warnings filter for the process: catch_warnings is not thread-safe, and workers decode on threads).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")  # "[in#0/mov,mp4,... @ 0x55d0] "
 
 

@@ -18,7 +18,7 @@ from distributed import WorkerPlugin, get_worker
 from configs import Settings
 from indexer import StoreUnavailable, open_store
 from indexer.frame_images import FrameImageStore
-from pipelines.media import MediaError, MediaInfo, fingerprint, frame_id
+from pipelines.media import MediaError, MediaInfo, check_unchanged, fingerprint, frame_id
 from pipelines.probe import probe_media
 from pipelines.sampling import load_image, sample_frames
 from pipelines.segments import Segment
@@ -152,6 +152,7 @@ def process_segment(info: MediaInfo, segment: Segment, run_id: str) -> SegmentRe
             )
             sink.add(Frame(sampled.image, labels), run_id, result)
         sink.flush()
+        check_unchanged(info)  # after the decode: frames of a file replaced meanwhile fail the media
     except MediaError as exc:
         result.error = str(exc)
     except StoreUnavailable as exc:
@@ -172,6 +173,7 @@ def process_images(items: list[tuple[MediaInfo, str]]) -> list[SegmentResult]:
         for (info, run_id), result in zip(items, results):
             try:
                 image = load_image(info.path, plugin.settings.sampling.max_side)
+                check_unchanged(info)
             except MediaError as exc:
                 result.error = str(exc)
                 continue

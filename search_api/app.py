@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -38,7 +39,7 @@ from PIL import Image, ImageDraw
 from pydantic import BaseModel, ValidationError
 
 from configs import Settings, package_version
-from indexer import LabelStore, MediaRecord, open_store
+from indexer import LabelStore, MediaRecord, MediaStatus, open_store
 from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment
 from indexer.query_parser import QueryParser
@@ -74,7 +75,7 @@ OPENAPI_TAGS = [
 ]
 THUMBNAIL_SIDE = 320
 THUMBNAIL_ASPECT = 16 / 10  # the result cards' (search_api/static/style.css)
-FRAME_CACHE_MEDIA = 4  # media files whose frame labels the image endpoints keep at hand
+FRAME_CACHE_FRAMES = 50_000  # frame labels the image endpoints keep at hand, over all media files
 
 # Request limits (the id limits are search_api/review.py's, shared with the review API; the body limit
 # is search_api/middleware.py's).
@@ -110,20 +111,22 @@ def _jpeg(image: Image.Image, quality: int = 85) -> Response:
 
 
 class FrameLabelCache:
-    """The visible frame labels of the last few media files, by frame id.
+    """The visible frame labels of recently asked media files, by frame id.
 
     The store offers a media file's frames, not one frame; a result grid asks for many thumbnails of
     the same few videos, so their frames are read once and kept while the visible run is the same.
+    Bounded by frames, not files (a grid over many short videos must not evict itself). Each media file
+    has its own loading lock: the twenty requests of one video wait for one read, while requests for
+    other videos go on (one lock for all made thumbnails of many videos queue behind each other).
     """
 
-    def __init__(self, store: LabelStore, size: int = FRAME_CACHE_MEDIA):
+    def __init__(self, store: LabelStore, max_frames: int = FRAME_CACHE_FRAMES):
         self.store = store
-        self.size = size
+        self.max_frames = max_frames
         self._cache: OrderedDict[str, tuple[str, dict[str, FrameLabels]]] = OrderedDict()
+        self._frames = 0
         self._lock = threading.Lock()
-        # A grid asks for twenty thumbnails of one video at once: one thread reads its frames, the
-        # others wait for that instead of each reading them again.
-        self._loading = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one per media id asked for; a lock is a few bytes
 
     def _cached(self, media_id: str, run_id: str) -> dict[str, FrameLabels] | None:
         with self._lock:
@@ -133,21 +136,29 @@ class FrameLabelCache:
             self._cache.move_to_end(media_id)
             return cached[1]
 
+    def _keep(self, media_id: str, run_id: str, frames: dict[str, FrameLabels]) -> None:
+        with self._lock:
+            previous = self._cache.pop(media_id, None)
+            self._frames -= len(previous[1]) if previous else 0
+            self._cache[media_id] = (run_id, frames)
+            self._frames += len(frames)
+            while self._frames > self.max_frames and len(self._cache) > 1:
+                _, (_, evicted) = self._cache.popitem(last=False)
+                self._frames -= len(evicted)
+
     def get(self, media_id: str, frame_id: str) -> FrameLabels | None:
         record = self.store.get_media(media_id)
         if record is None:
             return None
         frames = self._cached(media_id, record.visible_run_id)
         if frames is None:
-            with self._loading:
+            with self._lock:
+                loading = self._loading.setdefault(media_id, threading.Lock())
+            with loading:
                 frames = self._cached(media_id, record.visible_run_id)
                 if frames is None:
                     frames = {frame.frame_id: frame for frame in self.store.frames_of(media_id)}
-                    with self._lock:
-                        self._cache[media_id] = (record.visible_run_id, frames)
-                        self._cache.move_to_end(media_id)
-                        while len(self._cache) > self.size:
-                            self._cache.popitem(last=False)
+                    self._keep(media_id, record.visible_run_id, frames)
         return frames.get(frame_id)
 
     def neighbours(self, media_id: str, frame_id: str) -> tuple[str | None, str | None]:
@@ -164,7 +175,8 @@ class FrameLabelCache:
     def forget(self, media_id: str) -> None:
         """A frame of this media was edited: read its labels again next time."""
         with self._lock:
-            self._cache.pop(media_id, None)
+            forgotten = self._cache.pop(media_id, None)
+            self._frames -= len(forgotten[1]) if forgotten else 0
 
 
 # --- the app ---------------------------------------------------------------------------------------
@@ -222,7 +234,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The last added runs first: the headers go on every answer (a 413 or a CORS preflight too); then
     # CORS, only when origins are listed; then the body limit, before the app reads a body.
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, timeout=settings.server.request_timeout)
     if settings.server.cors_origins:
         # Only the listed origins may read answers from a page of theirs; reviewer tokens travel in
         # the Authorization header (never cookies), so no credentials mode.
@@ -231,6 +243,9 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
                            allow_credentials=False, max_age=600)
     docs = frozenset(p for p in (DOCS_URL, REDOC_URL, app.swagger_ui_oauth2_redirect_url) if p)
     app.add_middleware(SecurityHeaders, docs_paths=docs)
+    # Outermost: a request naming a host this server is not (DNS rebinding: a page of another site whose
+    # name now resolves to 127.0.0.1) is refused before anything reads the store.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.server.trusted_hosts), www_redirect=False)
     frames_root = images.root.resolve()
 
     def frame_image(frame_id: str) -> tuple[str, Path]:
@@ -367,9 +382,13 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
                         416: {"description": "Range not satisfiable"}})
     def stream(media_id: Id) -> FileResponse:
         record = media_record(media_id)
+        if record.status != MediaStatus.DONE:
+            # A failed file may be anything (a text file named .mp4, one the ingest was not allowed to
+            # read); a pending one may be changing. Only what the ingest read whole is served.
+            raise HTTPException(404, f"media {media_id} is {record.status.value}, not indexed: it is not served")
         path = Path(record.path)
         if not path.is_file():
-            raise HTTPException(404, f"the file of media {media_id} is gone: {record.path}")
+            raise HTTPException(404, f"the file of media {media_id} is gone")
         # Starlette answers Range requests itself: 206 with Content-Range, 416 when unsatisfiable.
         return FileResponse(path, media_type=media_type(record.path))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from search_api.problems import problem_response
 
 MAX_BODY_BYTES = 64 * 1024  # request bodies (review edits are a few hundred bytes)
@@ -20,11 +22,13 @@ DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src
 
 class BodyLimit:
     """ASGI middleware: 413 for a request body over `limit` bytes, told (Content-Length) or sent
-    (chunked). Bodies here are small JSON edits, so a body is read whole before the app sees it."""
+    (chunked); 408 for one not sent whole within `timeout` seconds. Bodies here are small JSON edits,
+    so a body is read whole before the app sees it."""
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, timeout: float = 10.0):
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -35,8 +39,15 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         body, more = bytearray(), True
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                response = problem_response(408, f"the request body did not arrive within {self.timeout:g} s",
+                                            headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")

@@ -112,9 +112,10 @@ class MomentLink(_Out):
 
 
 class MediaOut(_Out):
+    """A media file as readers see it: its file name, never where it lies on the server's disk."""
+
     media_id: str
     name: str
-    path: str
     kind: str
     status: str
     reason: str = ""
@@ -301,7 +302,7 @@ def describe_matches(moment: MomentResult) -> str:
 
 def media_out(record: MediaRecord) -> MediaOut:
     return MediaOut(
-        media_id=record.media_id, name=record.name, path=record.path, kind=record.kind, status=record.status.value,
+        media_id=record.media_id, name=record.name, kind=record.kind, status=record.status.value,
         reason=record.reason, duration=record.duration, width=record.width, height=record.height,
         frames=record.frames, persons=record.persons, garments=record.garments, stream_url=stream_url(record.media_id),
     )

@@ -239,3 +239,51 @@ def test_the_dashboard_link_says_when_bokeh_is_missing(monkeypatch):
     assert "needs bokeh: pip install 'vestis[dashboard]'" in captured.get()  # printed, not eaten as markup
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     assert cli._dashboard_note() == ""
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_with_one_line_and_a_summary_and_leaves_nothing_pending(tmp_path):
+    """Issue 19, finding 12: Ctrl-C printed two worker tracebacks, no summary, and left records `pending`.
+    The terminal sends SIGINT to the whole foreground process group: the workers get it too."""
+    import signal
+    import sqlite3
+    import time
+
+    import imageio_ffmpeg
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for i, source in enumerate(["testsrc2", "smptebars", "rgbtestsrc"]):
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                        f"{source}=size=320x240:rate=25", "-t", "90", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-pix_fmt", "yuv420p", str(media / f"clip{i}.mp4")], check=True)
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VESTIS_")}
+    env.update(COLUMNS="200", PYTHONPATH=str(Path(cli.__file__).parents[1]))
+    child = subprocess.Popen([sys.executable, "-m", "vestis.cli", "ingest", str(media), "--data-dir", str(data),
+                              "--workers", "2", "--gpu", "off", "--stage", "pass_through", "--set", "sampling.fps=25"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:  # until a video is being ingested
+            try:
+                with sqlite3.connect(f"file:{data / 'vestis.sqlite3'}?mode=ro", uri=True) as db:
+                    if db.execute("SELECT COUNT(*) FROM media WHERE status = 'pending'").fetchone()[0]:
+                        break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.killpg(child.pid, signal.SIGINT)
+        output, _ = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert output.count("interrupted (Ctrl-C)") >= 1 and "stopped: interrupted (Ctrl-C)" in output, output
+    assert "Ingest results" in output and "failed" in output.splitlines()[-2], output  # the table and the counts
+    with sqlite3.connect(data / "vestis.sqlite3") as db:
+        statuses = {row[0] for row in db.execute("SELECT status FROM media")}
+    assert "pending" not in statuses, statuses

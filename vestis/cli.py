@@ -57,8 +57,17 @@ def _settings(config: Path | None, sets: list[str] | None, **flags) -> Settings:
                 overrides.append(nested_override(key, str(value) if isinstance(value, Path) else value))
         return load_settings(config, overrides)
     except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
+
+
+def _error(message: object) -> None:
+    """One error line; the message may hold file names, so it is printed as escaped text."""
+    from rich.text import Text
+
+    from vestis.terminal import safe
+
+    console.print(Text.assemble(("error: ", "bold red"), safe(message)))
 
 
 def _open_store(settings: Settings, *, must_exist: bool = False):
@@ -69,7 +78,7 @@ def _open_store(settings: Settings, *, must_exist: bool = False):
     try:
         return open_store(settings, create=not must_exist)
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
 
 
@@ -102,8 +111,11 @@ def ingest(
     from indexer import StoreUnavailable
     from pipelines.cluster import ClusterError, connect
     from pipelines.ingest import run_ingest
+    from rich.text import Text
+
     from vestis.progress import RichIngestProgress, outcome_table
     from pipelines.discover import discover_media
+    from vestis.terminal import safe
     from vision.registry import UnknownStageError, stages_version
 
     settings = _settings(
@@ -116,7 +128,7 @@ def ingest(
     try:
         stages_version(settings.vision.stages, settings)  # unknown stages, a manifest without their models
     except UnknownStageError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     # A remote store is checked before the inputs (a setting is wrong whatever the paths); the embedded
     # one is made only once there is something to put in it.
@@ -124,7 +136,7 @@ def ingest(
     discovery = discover_media(paths)
     if not discovery.media:
         for where, reason in discovery.problems:
-            console.print(f"[bold red]failed:[/] {where}: {reason}")
+            console.print(Text.assemble(("failed: ", "bold red"), safe(f"{where}: {reason}")))
         console.print("no media found: nothing to ingest")
         if store is not None:
             store.close()
@@ -136,15 +148,21 @@ def ingest(
             with RichIngestProgress(console) as progress:
                 report = run_ingest(paths, settings, client, store, force=force, observer=progress)
     except (ClusterError, UnknownStageError, StoreUnavailable) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # before the run began, or while the cluster shut down after it
+        console.print("interrupted (Ctrl-C); no file was marked done that had not finished")
+        raise typer.Exit(130) from None
     finally:
         store.close()
     console.print(outcome_table(report.outcomes))
     counts = Counter(o.status for o in report.outcomes)
     console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no media found")
     if report.stopped:
-        console.print(f"[bold red]stopped:[/] {report.stopped}; run `vestis ingest` again to resume the unfinished files")
+        console.print(Text.assemble(("stopped: ", "bold red"), safe(report.stopped),
+                                    "; run `vestis ingest` again to resume the unfinished files"))
+    if report.interrupted:
+        raise typer.Exit(130)  # what a shell expects of a command ended by Ctrl-C
     if report.failed or not report.outcomes:
         raise typer.Exit(1)
 
@@ -196,20 +214,23 @@ def serve(
         console.print(f"[bold red]error:[/] `vestis serve` needs {', '.join(missing)}: "
                       + escape("pip install 'vestis[server]'"))
         raise typer.Exit(2)
-    import uvicorn
 
     from indexer import StoreUnavailable
     from search_api.app import create_app
+    from search_api.server import serve as serve_app
 
     settings = _settings(config, sets, data_dir=data_dir)
     _open_store(settings, must_exist=True).close()  # a mistyped --data-dir is refused, not served empty
     try:
         api = create_app(settings)
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     console.print(f"Vestis on [link]http://{host}:{port}/[/link] (store: {_store_name(settings)}); API docs at /docs")
-    uvicorn.run(api, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1") and "*" not in settings.server.trusted_hosts:
+        console.print(f"note: answering only requests addressed to {', '.join(settings.server.trusted_hosts)}; "
+                      "add this server's names to server.trusted_hosts")
+    serve_app(api, settings, host=host, port=port)
 
 
 @app.command()
@@ -226,7 +247,10 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
+    from rich.text import Text
+
     from search_api.results import ParserChoice, describe_matches, search_moments
+    from vestis.terminal import safe
 
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings, must_exist=True)
@@ -234,16 +258,16 @@ def search(
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
                                   min_confidence=min_confidence)
     except ValidationError as exc:
-        console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
+        _error("; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(2) from None
     finally:
         store.close()
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(f"Understood as: [bold]{response.interpretation}[/]")
+    console.print(Text.assemble("Understood as: ", safe(response.interpretation, "bold")))
     if response.notice:
-        console.print(f"[yellow]note:[/] {response.notice}")
+        console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
     table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
@@ -252,8 +276,8 @@ def search(
     table.add_column("play", overflow="fold")  # a path to copy: folded, never cut
     for video in response.videos:
         for moment in video.moments:
-            table.add_row(video.name, f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
-                          describe_matches(moment), moment.play_url)
+            table.add_row(safe(video.name), f"{moment.start:.1f}-{moment.end:.1f} s", f"{moment.score:.3f}",
+                          safe(describe_matches(moment)), safe(moment.play_url))
     console.print(table if response.total else "no moments match")
 
 
@@ -273,7 +297,7 @@ def reindex(
     try:
         rebuilt = store.rebuild_moments()
     except StoreUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     finally:
         store.close()
@@ -381,7 +405,7 @@ def _run_eval(run, out: Path | None):
         try:
             report = run(lambda done, total: bar.update(task, completed=done, total=total))
         except ValueError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            _error(exc)
             raise typer.Exit(2) from None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

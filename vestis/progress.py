@@ -16,6 +16,7 @@ from rich.text import Text
 
 from indexer import MediaRecord
 from pipelines.ingest import FileOutcome
+from vestis.terminal import safe
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "bold red", "pending": "yellow"}
 
@@ -61,8 +62,7 @@ class RichIngestProgress:
         self.progress.update(self.frames, advance=count, total=max(self._expected, self._done))
 
     def media_finished(self, outcome: FileOutcome) -> None:
-        if outcome.status != "failed" or outcome.path != "?":
-            self.progress.advance(self.media)
+        self.progress.advance(self.media)
 
 
 def outcome_table(outcomes: list[FileOutcome]) -> Table:
@@ -71,8 +71,8 @@ def outcome_table(outcomes: list[FileOutcome]) -> Table:
         table.add_column(column, justify="right" if column in {"frames", "persons", "garments", "seconds"} else "left")
     for o in outcomes:
         table.add_row(
-            Text(o.name), Text(o.status, style=STATUS_STYLE.get(o.status, "")), str(o.frames), str(o.persons),
-            str(o.garments), f"{o.seconds:.1f}", Text(o.reason),
+            safe(o.name), safe(o.status, STATUS_STYLE.get(o.status, "")), str(o.frames), str(o.persons),
+            str(o.garments), f"{o.seconds:.1f}", safe(o.reason),
         )
     return table
 
@@ -85,7 +85,7 @@ def status_table(records: list[MediaRecord]) -> Table:
                          min_width=24 if column == "file" else None)
     for r in records:
         table.add_row(
-            Text(r.path), r.kind, Text(r.status.value, style=STATUS_STYLE.get(r.status.value, "")), str(r.frames),
-            str(r.persons), str(r.garments), r.pipeline_version, Text(r.reason),
+            safe(r.path), safe(r.kind), safe(r.status.value, STATUS_STYLE.get(r.status.value, "")), str(r.frames),
+            str(r.persons), str(r.garments), safe(r.pipeline_version), safe(r.reason),
         )
     return table

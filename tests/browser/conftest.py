@@ -92,11 +92,12 @@ def launch_chromium(executable: Path) -> Iterator[Browser]:
 
 
 @contextmanager
-def serve(app: FastAPI, timeout: float = 30.0) -> Iterator[str]:
+def serve(app: FastAPI, timeout: float = 30.0, settings=None) -> Iterator[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL.
 
     The socket is bound here and handed to uvicorn, so the port cannot be taken between choosing and
     binding it. On exit the server stops (open keep-alive or video connections get two seconds).
+    With `settings`, the server is configured as `vestis serve` configures it (search_api/server.py).
     """
     import uvicorn
 
@@ -104,8 +105,13 @@ def serve(app: FastAPI, timeout: float = 30.0) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2))
+    if settings is None:
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    else:
+        from search_api.server import server_config
+
+        config = server_config(app, settings, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="vestis-live-server",
                               daemon=True)
     thread.start()

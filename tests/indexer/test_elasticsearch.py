@@ -171,8 +171,8 @@ def test_a_cluster_that_stays_away_is_a_clear_error_and_keeps_the_visible_run(es
     index(store, "catwalk", catwalk())
     store.begin_run(record("catwalk", "run-2", path="/videos/catwalk.mp4"))
     FlakyNode.failures = 100
-    with pytest.raises(StoreUnavailable, match="unreachable after 4 tries"):
-        store.write_frames("run-2", frames("catwalk", [0.0], red_shirt_blue_jacket()))
+    with pytest.raises(StoreUnavailable, match=f"unreachable after 4 tries at {es_server.rstrip('/')}"):
+        store.write_frames("run-2", frames("catwalk", [0.0], red_shirt_blue_jacket()))  # the URL: issue 19
     FlakyNode.failures = 0
     store.fail_run("catwalk", "run-2", "Elasticsearch unreachable")
     assert spans(search(store, "red dress")) == [("catwalk", 0.0, 4.0)]
@@ -206,3 +206,53 @@ def test_the_caption_serves_full_text_tools(es, es_client):
     hits = es_client.search(index="vestis-moments", query={"match": {"caption": "striped"}})["hits"]["hits"]
     assert [h["_source"]["start"] for h in hits] == [0.0]
     assert "red striped dress" in hits[0]["_source"]["caption"]
+
+
+# --- a cluster that restarted empty (issue 19, finding 8) ----------------------------------------------
+
+
+def _restart_empty(client) -> None:
+    from tests.indexer.elasticsearch_server import wipe
+
+    wipe(client)
+
+
+def test_writes_after_the_cluster_restarted_empty_fail_clearly_and_create_no_plain_index(es, es_client):
+    es.begin_run(record("m1", "run-a"))
+    _restart_empty(es_client)
+    with pytest.raises(StoreUnavailable, match="no index alias 'vestis-frames' any more"):
+        es.write_frames("run-a", labels("m1", [0.0, 1.0]))
+    with pytest.raises(StoreUnavailable, match="no index alias 'vestis-media' any more"):
+        es.begin_run(record("m2", "run-b"))
+    assert not es_client.indices.exists(index="vestis-frames")
+    assert not es_client.indices.exists(index="vestis-media")
+    again = ElasticsearchStore(es_client)  # the next command recreates the layout
+    again.begin_run(record("m1", "run-c"))
+    again.write_frames("run-c", labels("m1", [0.0]))
+    again.finish_run("m1", "run-c", 1, 0, 0, 0.1)
+    assert [f.frame_id for f in again.frames_of("m1")] == ["m1-000000000"]
+
+
+def test_a_plain_index_where_the_alias_belongs_is_repaired_on_open(es_client):
+    """What an older version left behind: every status, ingest and serve failed until it was deleted by hand."""
+    es_client.index(index="vestis-frames", id="run-x:m1-000000000", refresh=True, document={
+        **labels("m1", [0.0])[0].model_dump(mode="json"), "run_id": "run-x"})
+    store = ElasticsearchStore(es_client)
+    found = aliases(es_client)
+    assert set(found) >= {"vestis-media", "vestis-frames", "vestis-moments"}
+    assert found["vestis-frames"].startswith("vestis-frames-s")
+    assert es_client.count(index="vestis-frames")["count"] == 1  # its document moved with it
+    store.begin_run(record("m2", "run-b"))
+    store.write_frames("run-b", labels("m2", [0.0, 1.0]))
+    store.finish_run("m2", "run-b", 2, 0, 0, 0.1)
+    assert len(store.frames_of("m2")) == 2
+
+
+def test_a_plain_index_that_cannot_be_moved_names_the_command_that_clears_it(es_client):
+    es_client.indices.create(index="vestis-media", mappings={"properties": {"media_id": {"type": "integer"}}})
+    es_client.index(index="vestis-media", id="x", refresh=True, document={"media_id": 7, "unexpected": "field"})
+    from indexer.store import StoreInconsistent
+
+    with pytest.raises(StoreInconsistent, match=r"plain index named 'vestis-media' .*strict.* curl -X DELETE "
+                                                r"'<store.elasticsearch_url>/vestis-media'"):
+        ElasticsearchStore(es_client)

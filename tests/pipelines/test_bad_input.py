@@ -53,12 +53,21 @@ FAILS = {
     "cut photo.jpg": "not a readable image: image file is truncated",
     "giant header.png": "image too large",
     "locked.mp4": "cannot read file: Permission denied",
+    # issue 19
+    "cut avi.avi": "truncated file: its data ends at",                 # ffmpeg reads it without a word
+    "tall header.png": "image data ends before the 13000x13000 pixels",  # PIL fills the rest with black
+    "clip named.jpg": "the file is a video (mov) named as an image",
+    "photo named.mp4": "the file is a picture (PNG) named as a video",
+    "caf\\xe9.mp4": "file name is not valid UTF-8 (caf\\xe9.mp4)",    # the name's byte, escaped
 }
+# a good file whose name carries terminal escape sequences: done, and printed escaped
+HOSTILE_NAME = "title \x1b]0;pwned\x07\x1b[2J.mp4"
+HOSTILE_SHOWN = "title \\x1b]0;pwned\\x07\\x1b[2J.mp4"
 DONE = [
     "good clip (1) ✓.mp4", "8k.mp4", "8k.png", "16x16.mp4", "16x16.png", "rotated 90.mp4", "vfr.mp4",
     "mjpeg.avi", "ffv1.mkv", "vp9.webm",
 ]
-NEEDS_UNPRIVILEGED = {"locked.mp4", "locked folder"}
+NEEDS_UNPRIVILEGED = {"locked.mp4", "locked folder", "listed only"}
 
 
 def ffmpeg(*args: str) -> None:
@@ -143,10 +152,24 @@ def make_inputs(folder: Path) -> None:
     (folder / "locked folder").mkdir()
     encode(folder / "locked folder" / "hidden.mp4", seconds=1)
     (folder / "locked folder").chmod(0)
+    # issue 19
+    long_avi = encode(scratch / "long.avi", seconds=30, codec=["-c:v", "mjpeg", "-q:v", "5"])
+    cut(long_avi, folder / "cut avi.avi", 0.1)  # its header still declares 300 frames
+    (sub / "tall header.png").write_bytes(_png_header(13000, 13000, rows=10))
+    # copies with a byte more: content of their own (a media id is the content's fingerprint)
+    (sub / "clip named.jpg").write_bytes((folder / "good clip (1) ✓.mp4").read_bytes() + b"\0")
+    (sub / "photo named.mp4").write_bytes((folder / "16x16.png").read_bytes() + b"\0")
+    with open(os.path.join(os.fsencode(sub), b"caf\xe9.mp4"), "wb") as handle:  # not UTF-8 (Latin-1)
+        handle.write(b"any content")
+    encode(folder / HOSTILE_NAME, seconds=1)
+    (folder / "listed only").mkdir()
+    encode(folder / "listed only" / "inside.mp4", seconds=1)
+    (folder / "listed only").chmod(0o444)  # its names can be read, its files not opened
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A valid PNG that claims a huge size (decoding it would take gigabytes)."""
+def _png_header(width: int, height: int, rows: int = 0) -> bytes:
+    """A valid PNG that claims a huge size (decoding it would take gigabytes), with `rows` rows of data
+    (0: a few bytes)."""
     import struct
     import zlib
 
@@ -154,7 +177,8 @@ def _png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    data = b"".join(b"\0" + bytes(width * 3) for _ in range(rows)) if rows else b"\0" * 64
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b"")
 
 
 @dataclass
@@ -179,7 +203,7 @@ def inputs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bad") / "bad input ünïcode 映像"
     make_inputs(folder)
     yield folder
-    for locked in (folder / "locked.mp4", folder / "locked folder"):
+    for locked in (folder / "locked.mp4", folder / "locked folder", folder / "listed only"):
         if locked.exists():
             locked.chmod(0o755)
 
@@ -189,8 +213,9 @@ def run(inputs) -> Run:
     prefix = unprivileged_prefix(inputs / "locked.mp4")
     if prefix is None:  # root without setpriv: the locked file is readable, leave it out of the run
         (inputs / "locked.mp4").unlink()
-        (inputs / "locked folder").chmod(0o755)
-        shutil.rmtree(inputs / "locked folder")
+        for folder in ("locked folder", "listed only"):
+            (inputs / folder).chmod(0o755)
+            shutil.rmtree(inputs / folder)
     data_dir = inputs.parent / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VESTIS_")}
     env.update(COLUMNS="400", PYTHONUTF8="1")
@@ -244,9 +269,29 @@ def test_the_run_goes_on_and_exits_1(run):
     assert run.code == 1, run.output  # some files failed; not 2 (the run itself did not stop)
     assert "Traceback" not in run.output
     failed = [n for n in FAILS if run.unprivileged or n not in NEEDS_UNPRIVILEGED]
-    folder_problems = 2 if run.unprivileged else 1  # the symlink loop, the locked folder
-    assert f"{len(DONE)} done, {len(failed) + folder_problems} failed" in run.output, run.output
+    folder_problems = 3 if run.unprivileged else 1  # the symlink loop, the locked folder, the listed-only one
+    assert f"{len(DONE) + 1} done, {len(failed) + folder_problems} failed" in run.output, run.output  # +1: HOSTILE
     assert "hidden.mp4" not in run.output  # inside the folder that cannot be listed
+    assert "inside.mp4" not in run.output  # inside the folder that cannot be entered
+
+
+@pytest.mark.slow
+def test_the_run_prints_no_warning_and_counts_media_right(run):
+    """Issue 19, finding 12: PIL's bomb warning reached the console; the media bar read "9/8"."""
+    assert "DecompressionBombWarning" not in run.output, run.output
+    failed = [n for n in FAILS if run.unprivileged or n not in NEEDS_UNPRIVILEGED]
+    media = len(DONE) + 1 + len(failed) - 1  # +1: HOSTILE_NAME; -1: the name that is not UTF-8 (a discovery problem)
+    bars = re.findall(r"^media\b.*?(\d+)/(\d+)", run.output, re.MULTILINE)
+    assert bars and all(int(done) <= int(total) for done, total in bars), bars
+    assert bars[-1] == (str(media), str(media)), (bars, media)
+
+
+@pytest.mark.slow
+def test_control_characters_in_names_are_printed_escaped(run):
+    """Issue 19, finding 6: escape sequences in a file name reached the terminal raw."""
+    assert "\x1b" not in run.output and "\x07" not in run.output
+    assert " done " in run.row(HOSTILE_SHOWN)
+    assert run.records[HOSTILE_NAME].status == MediaStatus.DONE
 
 
 @pytest.mark.slow
@@ -264,6 +309,7 @@ def test_bad_file_fails_with_a_one_line_reason(run, name):
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "words"), [
     ("loop", "symlink loop"), ("locked folder", "cannot list folder: Permission denied"),
+    ("listed only", "cannot enter folder: Permission denied"),
 ])
 def test_folder_problem_is_in_the_run_report(run, name, words):
     needs(run, name)
@@ -358,23 +404,24 @@ def test_nothing_of_a_failed_file_is_visible(run):
 
 
 @pytest.mark.slow
-def test_truncated_file_failed_after_frames_were_written(run):
-    """The first segment of "cut mid-decode.mp4" decodes cleanly and, with vision.batch_size=1, its
-    frames were in the store before a later segment hit the end of the data; none may remain."""
+def test_truncated_file_fails_at_the_probe_and_the_sampler_still_catches_it(run):
+    """"cut mid-decode.mp4" (index first, cut at 80%) used to fail only when a later segment ran into the
+    end of its data, after the first segment's frames were written. Since issue 19 the probe compares
+    where its packets end with the duration its index declares and fails it before any segment; the
+    sampler's check stays as the second line (a file cut while it is read), and nothing remains."""
     path = run.folder / "cut mid-decode.mp4"
     record = run.records[path.name]
-    segments = plan_segments(record.duration, SEGMENT_SECONDS, FPS)
-    assert len(segments) == 3
+    assert record.status == MediaStatus.FAILED and "its data ends at" in record.reason, record.reason
+    segments = plan_segments(6.0, SEGMENT_SECONDS, FPS)  # the 6 s its index declares
     first = list(sample_frames(path, fps=FPS, shot_threshold=0.4, max_side=64, start=segments[0].start,
                                end=segments[0].end))
-    assert [round(f.pts_time, 3) for f in first] == [0.0, 1.0]  # written, no error
+    assert [round(f.pts_time, 3) for f in first] == [0.0, 1.0]
     decoded = []
     with pytest.raises(MediaError, match="truncated file"):
         for frame in sample_frames(path, fps=FPS, shot_threshold=0.4, max_side=64, start=segments[1].start,
                                    end=segments[1].end):
             decoded.append(frame)
-    assert decoded  # it failed mid-decode, after frames
-    assert record.status == MediaStatus.FAILED
+    assert decoded  # the sampler fails mid-decode, after frames
     assert run.frames[record.media_id] == [] and frame_rows(run.settings, record.media_id) == 0
 
 

@@ -132,3 +132,57 @@ def test_unreadable_folder_is_reported(tree):
         locked.chmod(0o755)
     assert str(locked / "hidden.mp4") not in found(discovery)
     assert any(where == str(locked) and "cannot list folder" in reason for where, reason in discovery.problems)
+
+
+def test_a_name_that_is_not_utf8_is_a_problem_not_a_crash(tree):
+    """Issue 19, finding 9: such a name crashed the ingest (UnicodeEncodeError) on every run."""
+    bad = os.path.join(os.fsencode(tree), b"caf\xe9 \xff.mp4")
+    with open(bad, "wb") as handle:
+        handle.write(b"x")
+    discovery = discover_media([str(tree)])
+    name = os.fsdecode(bad)
+    assert name not in found(discovery)
+    assert str(tree / "a.mp4") in found(discovery)  # the rest is found as before
+    [(where, reason)] = [p for p in discovery.problems if p[0] == name]
+    assert "file name is not valid UTF-8 (caf\\xe9 \\xff.mp4)" in reason and "rename" in reason
+    reason.encode("utf-8")  # the reason itself is text the store can hold
+
+
+def _discover_unprivileged(folder: Path) -> dict:
+    """discover_media in a child process that chmod really stops (as root: without the read-bypass
+    capabilities, as tests/pipelines/test_bad_input.py runs its ingest)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.pipelines.test_bad_input import REPO_ROOT, unprivileged_prefix
+
+    probe = folder.parent / "probe"
+    probe.write_bytes(b"x")
+    probe.chmod(0)
+    prefix = unprivileged_prefix(probe)
+    if prefix is None:
+        pytest.skip("running as root without setpriv: chmod does not stop root")
+    code = ("import json, sys; from pipelines.discover import discover_media; d = discover_media(sys.argv[1:]); "
+            "print(json.dumps({'media': [str(m.path) for m in d.media], 'problems': d.problems}))")
+    done = subprocess.run([*prefix, sys.executable, "-c", code, str(folder)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_folder_that_can_be_listed_but_not_entered_is_a_problem(tree):
+    """Issue 19, finding 10: read but no search permission crashed discovery with a PermissionError."""
+    closed = tree / "listed only"
+    touch(closed / "inside.mp4")
+    touch(closed / "inner" / "deeper.mp4")
+    closed.chmod(0o444)
+    try:
+        result = _discover_unprivileged(tree)
+    finally:
+        closed.chmod(0o755)
+    assert str(tree / "a.mp4") in result["media"]
+    assert not [m for m in result["media"] if "listed only" in m]
+    assert [str(closed), "cannot enter folder: Permission denied (its files are listed but cannot be opened)"] \
+        in result["problems"]

@@ -28,6 +28,8 @@ from tests.indexer.test_store_search import catwalk, index, street
 from tests.indexer.test_search import frame_id
 from labels.masks import encode_mask
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 PARSER = QueryParser()  # exact words and synonyms: no text model needed, same answers everywhere
 
 
@@ -73,7 +75,7 @@ def scene(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(scene) -> TestClient:
-    with TestClient(create_app(scene, parser=PARSER)) as test_client:
+    with TestClient(create_app(scene, parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -187,7 +189,7 @@ def test_a_missing_text_model_is_said_in_the_answer(scene, monkeypatch):
         raise ModelFilesMissing("minilm-l6-v2: model.safetensors is not in the cache")
 
     monkeypatch.setattr(text_embedding, "TextEmbedder", missing)
-    with TestClient(create_app(scene)) as fresh:  # builds its own parser on the first search
+    with TestClient(create_app(scene), base_url=LOCAL) as fresh:  # builds its own parser on the first search
         answer = search(fresh, q="red dress")
     assert answer["semantic"] is False and "models fetch minilm-l6-v2" in answer["notice"]
     assert spans(answer) == [("catwalk", 0.0, 4.0)]  # exact words still work
@@ -316,7 +318,7 @@ def test_frame_label_cache_follows_the_visible_run(tmp_path):
     try:
         first = catwalk()
         index(store, "catwalk", first)
-        cache = FrameLabelCache(store, size=1)
+        cache = FrameLabelCache(store, max_frames=1)
         fid = frame_id("catwalk", 2.0)
         assert cache.get("catwalk", fid).persons[0].box.y2 == 500
         moved = catwalk()
@@ -328,3 +330,67 @@ def test_frame_label_cache_follows_the_visible_run(tmp_path):
         assert cache.get("catwalk", "catwalk-000099000") is None and cache.get("nope", fid) is None
     finally:
         store.close()
+
+
+class SlowStore:
+    """frames_of takes `delay` seconds, as a store over a large index does for a long video."""
+
+    def __init__(self, frames_per_media: int, delay: float):
+        import threading
+
+        self.frames_per_media, self.delay = frames_per_media, delay
+        self.reads: list[str] = []
+        self._lock = threading.Lock()
+
+    def get_media(self, media_id):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(visible_run_id="run-1")
+
+    def frames_of(self, media_id):
+        import time
+
+        from labels import FrameLabels
+
+        with self._lock:
+            self.reads.append(media_id)
+        time.sleep(self.delay)
+        return [FrameLabels(frame_id=frame_id(media_id, float(t)), media_id=media_id, timestamp=float(t), reason="rate",
+                            width=64, height=48) for t in range(self.frames_per_media)]
+
+
+def test_frame_label_cache_loads_many_videos_at_once(tmp_path):
+    """Issue 19, finding 11: thumbnails across many videos queued behind one lock, and a cache of 4 videos
+    evicted itself under a grid over more (7-9 req/s against 90 from one video)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import time
+
+    from search_api.app import FrameLabelCache
+
+    store = SlowStore(frames_per_media=20, delay=0.3)
+    cache = FrameLabelCache(store)
+    media = [f"video{i}" for i in range(16)]
+    asks = [(m, frame_id(m, float(t))) for t in range(4) for m in media]  # a grid: 4 thumbnails of each of 16
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda ask: cache.get(*ask), asks))
+    elapsed = time.monotonic() - started
+    assert all(f is not None and f.frame_id == ask[1] for f, ask in zip(found, asks))
+    assert sorted(store.reads) == sorted(media)  # each video read once: the asks for one video waited for it
+    assert elapsed < 16 * 0.3 / 2, elapsed  # reads of different videos overlap (one lock: 4.8 s)
+    for m, fid in asks:  # all 16 are still at hand
+        cache.get(m, fid)
+    assert len(store.reads) == 16
+
+
+def test_frame_label_cache_is_bounded_by_frames():
+    from search_api.app import FrameLabelCache
+
+    store = SlowStore(frames_per_media=10, delay=0)
+    cache = FrameLabelCache(store, max_frames=30)
+    for i in range(5):
+        cache.get(f"v{i}", frame_id(f"v{i}", 0.0))
+    cache.get("v0", frame_id("v0", 0.0))  # evicted (the oldest), read again
+    assert store.reads == ["v0", "v1", "v2", "v3", "v4", "v0"]
+    cache.get("v4", frame_id("v4", 0.0))  # still kept
+    assert len(store.reads) == 6

@@ -40,6 +40,8 @@ from search_api.app import create_app  # noqa: E402
 from tests.indexer.test_search import frame_id  # noqa: E402
 from tests.search_api.test_app import PARSER, build_scene  # noqa: E402
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 SEED = 20240607
 MAX_EXAMPLES = int(os.environ.get("VESTIS_FUZZ_EXAMPLES", "50"))
 TOKEN = "fuzz-reviewer-token"
@@ -82,7 +84,9 @@ def known_ids(scene) -> dict[str, str]:
 
 def without_lifespan(app):
     """The app for schemathesis' in-process client, which would run the app's lifespan itself: the
-    app's shutdown closes the store. The fixture runs the lifespan once, around the whole module."""
+    app's shutdown closes the store. The fixture runs the lifespan once, around the whole module.
+    Its requests name the host "testserver", which server.trusted_hosts refuses: they are sent as to
+    localhost."""
 
     async def asgi(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -90,6 +94,9 @@ def without_lifespan(app):
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["type"] == "http":
+            headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+            scope = {**scope, "headers": [*headers, (b"host", b"localhost")]}
         await app(scope, receive, send)
 
     return asgi
@@ -104,7 +111,7 @@ def api(scene):
         "generation": {"deterministic": True, "database": "none"},
     })
     app = create_app(scene, parser=PARSER)
-    with TestClient(app) as client:  # startup now; shutdown (the store closes) after the module
+    with TestClient(app, base_url=LOCAL) as client:  # startup now; shutdown (the store closes) after the module
         yield schemathesis.openapi.from_asgi("/openapi.json", without_lifespan(app), config=config), client
 
 

@@ -15,6 +15,8 @@ from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import PARSER, build_scene
 from vestis import cli
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 TOKENS = {"alice": "alice-token-123", "bob": "bob-token-456"}
 DRESS = frame_id("catwalk", 2.0)
 COLOR = "persons.0.garments.0.color"
@@ -28,7 +30,7 @@ def scene(tmp_path):
 
 @pytest.fixture
 def client(scene):
-    with TestClient(create_app(scene, parser=PARSER)) as test_client:
+    with TestClient(create_app(scene, parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -60,7 +62,7 @@ def test_an_edit_needs_a_known_token(client):
 
 
 def test_without_reviewers_configured_review_is_read_only(tmp_path):
-    with TestClient(create_app(build_scene(tmp_path), parser=PARSER)) as client:
+    with TestClient(create_app(build_scene(tmp_path), parser=PARSER), base_url=LOCAL) as client:
         answer = client.post(f"/api/review/frames/{DRESS}/edits", headers=as_("alice"),
                              json={"version": "0", "edit": {"kind": "accept_all"}})
         assert answer.status_code == 403 and "review.reviewers" in answer.json()["detail"]

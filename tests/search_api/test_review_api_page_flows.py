@@ -30,6 +30,8 @@ from tests.indexer.test_store_search import index
 from labels import Box, Face, FrameLabels, Garment, Label, Person
 from labels.masks import encode_mask
 
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
+
 REVIEWERS = {"alice": "alice-review-token", "bob": "bob-review-token"}
 WIDTH, HEIGHT = 1280, 720
 RUNWAY_TIMES = (0.0, 1.0, 2.0, 3.0)
@@ -160,7 +162,7 @@ LEAST_SURE = QUEUE_ORDER[0]
 
 @pytest.fixture
 def client(tmp_path):
-    with TestClient(create_app(review_scene(tmp_path), parser=QueryParser())) as test_client:
+    with TestClient(create_app(review_scene(tmp_path), parser=QueryParser()), base_url=LOCAL) as test_client:
         yield test_client
 
 

@@ -13,6 +13,8 @@ import http.client
 import json
 import re
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,8 @@ from search_api.review import MAX_ID_CHARS, MAX_MEDIA_FILTER, MAX_VERSION_CHARS
 from tests.indexer.test_search import frame_id
 from tests.search_api.test_app import PARSER, build_scene
 from tests.search_api.test_review_api_page_flows import REVIEWERS, STREET_MODEL, STREET_NAME, review_scene
+
+LOCAL = "http://localhost"  # a trusted host (server.trusted_hosts); TestClient's "testserver" is not
 
 DRESS = frame_id("catwalk", 2.0)
 LEAST_SURE = frame_id("runway", 1.0)  # review_scene's first queue item
@@ -71,14 +75,14 @@ def settings(root) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(settings):
-    with TestClient(create_app(settings, parser=PARSER)) as test_client:
+    with TestClient(create_app(settings, parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def fresh(tmp_path):
     """A client over a scene of its own, for tests that write."""
-    with TestClient(create_app(review_scene(tmp_path), parser=PARSER)) as test_client:
+    with TestClient(create_app(review_scene(tmp_path), parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -294,7 +298,7 @@ def test_a_thumbnail_whose_best_frame_is_a_link_out_is_refused(settings, root):
         store.close()
     image = settings.data_dir / "frames" / "street" / f"{moment.best_frame_id}.jpg"
     kept = image.read_bytes()
-    with TestClient(create_app(settings, parser=PARSER)) as client:
+    with TestClient(create_app(settings, parser=PARSER), base_url=LOCAL) as client:
         assert client.get(f"/moments/{moment.moment_id}/thumbnail.jpg").status_code == 200
         image.unlink()
         image.symlink_to(root / "outside.jpg")
@@ -332,7 +336,7 @@ def test_a_frames_folder_that_is_itself_a_link_is_followed(tmp_path):
     frames = settings.data_dir / "frames"
     frames.rename(tmp_path / "other-disk")
     frames.symlink_to(tmp_path / "other-disk")
-    with TestClient(create_app(settings, parser=PARSER)) as client:
+    with TestClient(create_app(settings, parser=PARSER), base_url=LOCAL) as client:
         assert client.get(f"/frames/{DRESS}.jpg").status_code == 200
 
 
@@ -462,7 +466,7 @@ def test_no_cross_origin_reads_by_default(client):
 
 def test_listed_origins_only_may_read(settings):
     listed = settings.model_copy(update={"server": settings.server.model_validate({"cors_origins": [ORIGIN]})})
-    with TestClient(create_app(listed, parser=PARSER)) as client:
+    with TestClient(create_app(listed, parser=PARSER), base_url=LOCAL) as client:
         answer = client.get("/media", headers={"Origin": ORIGIN})
         assert answer.headers["access-control-allow-origin"] == ORIGIN
         assert "access-control-allow-credentials" not in answer.headers
@@ -530,7 +534,7 @@ def test_the_pages_work_under_their_policy():
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory):
     """review_scene: the street's file name is `<img src=x onerror=...>.mp4`, a model is `<b>tagger</b>`."""
-    with TestClient(create_app(review_scene(tmp_path_factory.mktemp("crafted")), parser=PARSER)) as test_client:
+    with TestClient(create_app(review_scene(tmp_path_factory.mktemp("crafted")), parser=PARSER), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -597,3 +601,113 @@ def test_the_sink_check_catches_what_it_is_for():
     assert HANDLER_ATTRIBUTES.search('el("img", {onerror: "x"})')
     assert HANDLER_ATTRIBUTES.search('n.setAttribute("onclick", s)')
     assert not HANDLER_ATTRIBUTES.search('addEventListener("loadedmetadata", f, { once: true })')
+
+
+# --- 6. hosts, slow clients, what is served (issue 19, findings 4, 5, 7) -------------------------------
+
+
+def test_a_host_this_server_is_not_is_refused(client):
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own name."""
+    for host in ("evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io"):
+        answer = client.get("/media", headers={"Host": host})
+        assert answer.status_code == 400, host
+        assert "catwalk" not in answer.text
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+        assert client.get("/media", headers={"Host": host}).status_code == 200, host
+
+
+def test_trusted_hosts_are_configurable_and_checked(settings):
+    served = settings.model_copy(update={"server": settings.server.model_copy(
+        update={"trusted_hosts": ["vestis.example.org", "*.lan"]})})
+    with TestClient(create_app(served, parser=PARSER), base_url="http://vestis.example.org") as other:
+        assert other.get("/media").status_code == 200
+        assert other.get("/media", headers={"Host": "box.lan"}).status_code == 200
+        assert other.get("/media", headers={"Host": "localhost"}).status_code == 400
+    for bad in ("http://vestis.example.org", "host:8000", "a/b", ""):
+        with pytest.raises(ValueError, match="trusted host"):
+            Settings(server={"trusted_hosts": [bad]})
+
+
+def test_media_list_shows_names_not_paths(client, settings):
+    answer = client.get("/media")
+    assert answer.status_code == 200 and answer.json()
+    assert all("path" not in media for media in answer.json())
+    assert str(settings.data_dir.parent) not in answer.text  # no absolute path of the server's disk
+    assert str(settings.data_dir.parent) not in client.get("/media/catwalk").text
+
+
+def test_only_done_media_are_streamed(tmp_path):
+    """A failed record's file may be anything (here a text file named .mp4); a pending one may be
+    changing under the ingest."""
+    settings = review_scene(tmp_path)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text(SECRET)
+    store = open_store(settings)
+    try:
+        store.record_failure(str(fake), "video", "not a readable video: not a known video format", "fakeid")
+        assert store.get_media("fakeid").status.value == "failed"
+    finally:
+        store.close()
+    with TestClient(create_app(settings, parser=PARSER), base_url=LOCAL) as fresh_client:
+        answer = fresh_client.get("/media/fakeid/stream")
+        assert answer.status_code == 404 and SECRET not in answer.text and "failed" in answer.text
+        assert str(tmp_path) not in answer.text
+
+
+@pytest.fixture(scope="module")
+def bounded(settings):
+    from tests.browser.conftest import serve
+
+    quick = settings.model_copy(update={"server": settings.server.model_copy(update={"request_timeout": 1.0,
+                                                                                      "keep_alive_timeout": 1})})
+    with serve(create_app(quick, parser=PARSER), settings=quick) as url:
+        host, port = url.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes:
+    """What the server sent before it closed the connection, waiting at most `seconds`."""
+    sock.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except TimeoutError:
+        raise AssertionError(f"the connection was still open after {seconds} s (got {received!r})") from None
+    return received
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(bounded):
+    for opening in (b"", b"GET /media HTTP/1.1\r\nHost: localhost\r\n"):  # silent; headers never ended
+        with socket.create_connection(bounded) as sock:
+            sock.sendall(opening)
+            started = time.monotonic()
+            assert _closed_within(sock, 5) == b""
+            assert time.monotonic() - started < 3
+
+
+def test_a_slow_next_request_on_a_kept_alive_connection_is_cut_off(bounded):
+    with socket.create_connection(bounded) as sock:
+        sock.sendall(b"GET /media HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /media HTTP/1.1\r\n")  # a byte now and then keeps uvicorn's keep-alive timer off
+        for _ in range(3):
+            time.sleep(0.5)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+        assert b"200" not in _closed_within(sock, 5)
+
+
+def test_a_body_that_never_arrives_is_answered_408(bounded):
+    with socket.create_connection(bounded) as sock:
+        sock.sendall(b"POST /api/review/frames/x/undo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+                     b"Content-Type: application/json\r\n\r\n{\"ver")
+        assert _closed_within(sock, 5).startswith(b"HTTP/1.1 408")
+
+
+def test_a_normal_request_is_unaffected_by_the_bounds(bounded):
+    status, body = raw_get(f"{bounded[0]}:{bounded[1]}", "/media")
+    assert status == 200 and b"catwalk" in body
