@@ -22,7 +22,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(scene):
-    with TestClient(create_app(scene, parser=PARSER), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(scene, parser=PARSER), base_url="http://localhost", raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -49,7 +49,7 @@ def test_a_handler_error_a_validation_error_and_the_body_limit_answer_one_shape(
 
 def test_a_store_that_goes_away_is_a_503_problem_and_healthz_says_so(scene, monkeypatch):
     app = create_app(scene, parser=PARSER)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         health = client.get("/healthz")
         assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["store"] == "embedded"
 
