@@ -62,14 +62,14 @@ def above(found, threshold):
 def eval_ccp(stage: PersonDetectionStage, data: Path, limit: int | None) -> None:
     ids = sorted(p.stem for p in (data / "ccp" / "images").glob("*.jpg"))[:limit]
     results = []
-    start = time.perf_counter()
+    start, zoomed = time.perf_counter(), stage.zoom_passes
     for first in range(0, len(ids), BATCH):
         chunk = ids[first : first + BATCH]
         images = [np.asarray(Image.open(data / "ccp" / "images" / f"{i}.jpg").convert("RGB")) for i in chunk]
         for i, found in zip(chunk, stage.detect(images)):
             results.append((i, mask_box(data / "ccp" / "masks" / f"{i}.png"), found))
     n = len(results)
-    print(f"\nCCP: {n} photos in {time.perf_counter() - start:.0f} s")
+    print(f"\nCCP: {n} photos in {time.perf_counter() - start:.0f} s; the zoomed-out pass ran on {stage.zoom_passes - zoomed}")
     print("threshold | exactly one person | none | 2+ (passers-by) | main person found (IoU>0.6) | median IoU")
     for threshold in THRESHOLDS:
         counts = [len(above(found, threshold)) for _, _, found in results]
@@ -95,11 +95,13 @@ def eval_video(stage: PersonDetectionStage, data: Path) -> None:
             if in_intervals(f.time, EMPTY_INTERVALS) or in_intervals(f.time, ONE_PERSON_INTERVALS)
         ]
     empty, one = [], []
+    start, zoomed = time.perf_counter(), stage.zoom_passes
     for first in range(0, len(frames), BATCH):
         chunk = frames[first : first + BATCH]
         for (t, _), found in zip(chunk, stage.detect([image for _, image in chunk])):
             (empty if in_intervals(t, EMPTY_INTERVALS) else one).append((t, found))
-    print(f"\nvideo {VIDEO}: {len(empty)} frames with nobody, {len(one)} frames with one person")
+    print(f"\nvideo {VIDEO}: {len(empty)} frames with nobody, {len(one)} frames with one person, in "
+          f"{time.perf_counter() - start:.0f} s; the zoomed-out pass ran on {stage.zoom_passes - zoomed}")
     print("threshold | empty frames with a person | false boxes | one-person frames: exactly one | none | 2+")
     for threshold in THRESHOLDS:
         fp_frames = sum(bool(above(found, threshold)) for _, found in empty)

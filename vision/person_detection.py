@@ -9,7 +9,9 @@ and the boxes are mapped back to the frame's pixels.
 A second pass sees the frame shrunk into a larger grey canvas (`vision.person_detection.zoom_out`):
 YOLOv3-tiny scores a person who fills the whole input at 0.1-0.25 (close portraits, tight crops,
 the astronaut photo) and the same person with room around them at 0.8-0.99. Both passes' boxes go
-through one NMS. Model card: docs/models/person-detection.md
+through one NMS. The second pass runs only on frames where the first saw a large box that no sure
+box (>= 0.9) explains: most video frames (people found at 0.99, or nobody large) skip it, most
+close-up photos do not. Model card: docs/models/person-detection.md
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import itertools
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_convert, clip_boxes_to_image, nms
+from torchvision.ops import box_convert, box_iou, clip_boxes_to_image, nms
 
 from configs import Settings
 from configs.manifest import load_manifest
@@ -36,6 +38,11 @@ MAX_PERSONS_PER_FRAME = 100
 # people are seen at a better resolution in the full-size pass, and the coarse pass would add
 # duplicates of their parts.
 LARGE_SHARE = 0.5
+# Score of a large full-size box that makes a frame worth the zoomed-out pass (measured on CCP: see
+# docs/models/person-detection.md); frames without such a box (most video frames) skip it.
+ZOOM_HINT_SCORE = 0.01
+# A full-size box this sure explains the weaker large boxes around it: no zoomed-out pass for them.
+SURE_SCORE = 0.9
 STRIDE = 32  # the network's coarsest stride: its input sides must be multiples of it
 
 
@@ -73,6 +80,9 @@ class PersonDetectionStage(Stage):
         if self.zoom_out < 1.0:
             raise ValueError(f"zoom_out must be at least 1, got {self.zoom_out}")
         self.pad_value = float(pre.get("pad_value", 0.5))
+        # A large box scoring this much at full size is the hint that runs the zoomed-out pass.
+        self.zoom_gate = min(ZOOM_HINT_SCORE, self.confidence_threshold)
+        self.zoom_passes = 0  # frames that needed the zoomed-out pass (benchmarks report it)
         batch_size = options.batch_size
 
         files = model_files(self.record, settings.models.cache_dir)
@@ -136,32 +146,62 @@ class PersonDetectionStage(Stage):
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[list[tuple[float, float, float, float, float]]]:
         """Person boxes (x1, y1, x2, y2, confidence) in each image's pixels, highest confidence first."""
-        zooms = [1.0] if self.zoom_out == 1.0 else [1.0, self.zoom_out]
-        # Jobs of one canvas size go together: a batch is one tensor (frames of a video share a size).
-        sizes = [self._canvas_size(*image.shape[:2])[:2] for image in images]
-        jobs = sorted(((k, zoom) for k in range(len(images)) for zoom in zooms), key=lambda job: sizes[job[0]])
-        chunks = [same[start : start + self.batch_size]
-                  for same in (list(group) for _, group in itertools.groupby(jobs, key=lambda job: sizes[job[0]]))
-                  for start in range(0, len(same), self.batch_size)]
         found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in images]
+        hinted: list[int] = []
+        for k, boxes, score in self._pass(images, range(len(images)), 1.0):
+            keep = score >= self.confidence_threshold
+            found[k].append((boxes[keep], score[keep]))
+            if self._hints_large_person(boxes, score, keep, images[k]):
+                hinted.append(k)
+        self.zoom_passes += len(hinted)
+        if self.zoom_out != 1.0:
+            # The zoomed-out pass, only where the full-size one saw a hint of somebody large (a large box
+            # at a low score): a person who fills the frame scores 0.1-0.25 at full size, but a box is there.
+            for k, boxes, score in self._pass(images, hinted, self.zoom_out):
+                keep = (score >= self.confidence_threshold) & self._large(boxes, images[k])
+                found[k].append((boxes[keep], score[keep]))
+        return [self._merge(passes) for passes in found]
+
+    def _hints_large_person(self, boxes: torch.Tensor, score: torch.Tensor, keep: torch.Tensor,
+                            image: np.ndarray) -> bool:
+        """Whether the full-size pass saw a large box under the threshold that no kept box explains:
+        somebody filling the frame, whom the zoomed-out pass sees better."""
+        large = self._large(boxes, image)
+        sure = score >= SURE_SCORE
+        weak = boxes[large & ~sure]
+        if not len(weak):
+            return False
+        if not sure.any():
+            return True
+        return bool((box_iou(weak, boxes[sure]).max(dim=1).values < self.nms_iou).any())
+
+    @staticmethod
+    def _large(boxes: torch.Tensor, image: np.ndarray) -> torch.Tensor:
+        """Boxes at least LARGE_SHARE of the image's width or height."""
+        return ((boxes[:, 2] - boxes[:, 0]) >= LARGE_SHARE * image.shape[1]) | (
+            (boxes[:, 3] - boxes[:, 1]) >= LARGE_SHARE * image.shape[0])
+
+    def _pass(self, images: list[np.ndarray], indices, zoom: float):
+        """(index, boxes in the image's pixels, scores) of one network pass over `images[indices]`, every
+        box at least `zoom_gate`."""
+        # Images of one canvas size go together: a batch is one tensor (frames of a video share a size).
+        sizes = {k: self._canvas_size(*images[k].shape[:2])[:2] for k in indices}
+        ordered = sorted(sizes, key=lambda k: sizes[k])
+        chunks = [same[start : start + self.batch_size]
+                  for same in (list(group) for _, group in itertools.groupby(ordered, key=lambda k: sizes[k]))
+                  for start in range(0, len(same), self.batch_size)]
         for chunk in chunks:
-            letterboxed = [self._letterbox(images[k], zoom) for k, zoom in chunk]
+            letterboxed = [self._letterbox(images[k], zoom) for k in chunk]
             batch = torch.stack([item[0] for item in letterboxed]).to(self.dtype)
             batch = batch.contiguous(memory_format=torch.channels_last)
             predictions = self.model(batch)  # (n, boxes, 5 + classes), float32
             scores = predictions[..., 4] * predictions[..., 5 + self.person_index]
-            for (k, zoom), (_, scale, dx, dy), preds, score in zip(chunk, letterboxed, predictions, scores):
-                boxes, score = self._candidates(images[k].shape[0], images[k].shape[1], scale, dx, dy, preds, score)
-                if zoom != 1.0:  # this pass is for people who fill the frame; smaller ones are seen better at full size
-                    large = ((boxes[:, 2] - boxes[:, 0]) >= LARGE_SHARE * images[k].shape[1]) | (
-                        (boxes[:, 3] - boxes[:, 1]) >= LARGE_SHARE * images[k].shape[0])
-                    boxes, score = boxes[large], score[large]
-                found[k].append((boxes, score))
-        return [self._merge(passes) for passes in found]
+            for k, (_, scale, dx, dy), preds, score in zip(chunk, letterboxed, predictions, scores):
+                yield (k, *self._candidates(images[k].shape[0], images[k].shape[1], scale, dx, dy, preds, score))
 
     def _candidates(self, height, width, scale, dx, dy, preds, score) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass's boxes above the threshold, in the frame's pixels."""
-        keep = score >= self.confidence_threshold
+        """One pass's boxes scoring at least `zoom_gate` (at most the threshold), in the frame's pixels."""
+        keep = score >= self.zoom_gate
         boxes = box_convert(preds[keep, :4], "cxcywh", "xyxy")
         score = score[keep]
         sx, sy = scale

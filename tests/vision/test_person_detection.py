@@ -230,6 +230,16 @@ def test_a_person_who_fills_the_frame_is_found(model_cache, astronaut):
     assert plain.labels.persons == []
 
 
+def test_the_zoomed_out_pass_runs_only_where_the_first_hints_at_somebody_large(model_cache, astronaut, video_frames):
+    stage = PersonDetectionStage(_settings(model_cache))
+    stage([_frame(video_frames[t], str(t)) for t in EMPTY_TIMES + ONE_PERSON_TIMES])
+    # Nobody, or a walker found surely at full size: the second pass has nothing to add.
+    before = stage.zoom_passes
+    assert before <= 1
+    stage([_frame(astronaut)])  # a weak large box at full size, no sure one
+    assert stage.zoom_passes == before + 1
+
+
 def test_detection_settings_reach_the_stage(model_cache):
     stage = PersonDetectionStage(Settings(models={"cache_dir": model_cache}, vision={
         "device": "cpu", "person_detection": {"confidence_threshold": 0.4, "nms_iou": 0.3, "zoom_out": 1.0}}))
