@@ -21,13 +21,14 @@ import torch.nn.functional as F
 
 from configs import Settings
 from configs.manifest import load_manifest
+from vision import versions
 from vision.device import resolve_device
 from labels import Box, Face, Label
 from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
-DETECTOR_NAME = "mtcnn"
-CLASSIFIER_NAME = "fer-mini-xception"
+DETECTOR_NAME = versions.FACE_DETECTOR_MODEL
+CLASSIFIER_NAME = versions.FACE_CLASSIFIER_MODEL
 
 # The model's class name -> the Vestis expression word (the same seven words; kept explicit so that a
 # model with other spellings, e.g. "surprised", can be mapped here).
@@ -69,9 +70,7 @@ class FaceExpressionStage(Stage):
     @classmethod
     def version(cls, settings: Settings, detector_name: str = DETECTOR_NAME,
                 classifier_name: str = CLASSIFIER_NAME) -> str:
-        manifest = load_manifest(settings.models.manifest)
-        detector, classifier = manifest.get(detector_name), manifest.get(classifier_name)
-        return f"{detector.name}@{detector.version}+{classifier.name}@{classifier.version}"
+        return versions.face_expression(settings, detector_name, classifier_name)
 
     def __init__(self, settings: Settings, face_threshold: float = DEFAULT_FACE_THRESHOLD,
                  detector_name: str = DETECTOR_NAME, classifier_name: str = CLASSIFIER_NAME):

@@ -28,23 +28,23 @@ import numpy as np
 import torch
 
 from configs import Settings
-from configs.manifest import Manifest, load_manifest
+from configs.manifest import load_manifest
 from labels import Box, Garment, Label, Person, RuleSet
 from labels.masks import encode_mask
 from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
-from vision import colors
+from vision import colors, versions
 from vision.device import resolve_device
 from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
 from vision.garment_parser import PARSER_CLASSES
 from vision.garment_pixels import TooFewPixels
 from vision.model_files import build_model, model_files
-from vision.pose import MODEL_NAME as POSE_MODEL
 from vision.pose import PoseLandmarker
 from vision.stage import Frame, Stage
 
-HEAD_MODEL = "garment-parser"
-BACKBONE_MODEL = "efficientnet-lite0"
-CLASSIFIER_MODEL = "garment-heads"
+HEAD_MODEL = versions.PARSER_MODEL
+POSE_MODEL = versions.POSE_MODEL
+BACKBONE_MODEL = versions.BACKBONE_MODEL
+CLASSIFIER_MODEL = versions.CLASSIFIER_MODEL
 BOX_MARGIN = 0.08  # the person's box is enlarged this much (each side) before reading the parse
 MIN_GARMENT_SHARE = 0.004  # of the person box's area: smaller regions are parsing noise
 MIN_GARMENT_PIXELS = 60
@@ -66,14 +66,7 @@ SINGLE = tuple(PARSER_CLASSES.index(c) for c in ("shoes", "bag", "hat", "scarf")
 # Shoes are too small and shiny to tell a pattern from highlights; nobody searches bags or hats by print.
 NO_PATTERN = {"shoes", "bag", "hat"}
 
-COLOR_NAMER = RuleSet("color-namer", "oklab-shares-1")
-
-
-def _stage_version(manifest: Manifest) -> str:
-    """Every model and rule set behind the stage's labels: a change to any one re-ingests."""
-    return "+".join([*(f"{name}@{manifest.get(name).version}"
-                       for name in (HEAD_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL)),
-                     COLOR_NAMER.version, "whole-garments-1"])
+COLOR_NAMER = RuleSet("color-namer", versions.COLOR_RULES)
 
 
 @dataclass
@@ -118,7 +111,7 @@ class GarmentStage(Stage):
 
     @classmethod
     def version(cls, settings: Settings) -> str:
-        return _stage_version(load_manifest(settings.models.manifest))
+        return versions.garments(settings)
 
     def __init__(self, settings: Settings):
         manifest = load_manifest(settings.models.manifest)
@@ -126,7 +119,7 @@ class GarmentStage(Stage):
         self.head_record = manifest.get(HEAD_MODEL)
         self.backbone_record = manifest.get(BACKBONE_MODEL)
         self.classifier_record = manifest.get(CLASSIFIER_MODEL)
-        self.model_version = _stage_version(manifest)
+        self.model_version = versions.garments(settings)
         self.device = resolve_device(settings.vision.device)
         cache = settings.models.cache_dir
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, cache))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from configs import Settings
+from vision import versions
 from vision.stage import Frame, Stage
 
 
@@ -15,7 +16,7 @@ class PassThroughStage(Stage):
 
     @classmethod
     def version(cls, settings: Settings) -> str:
-        return "0"
+        return versions.pass_through(settings)
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         return frames

@@ -26,11 +26,12 @@ from torchvision.ops import box_convert, box_iou, clip_boxes_to_image, nms
 from configs import Settings
 from configs.manifest import load_manifest
 from labels import Box, Label, Person
+from vision import versions
 from vision.device import resolve_device
 from vision.model_files import build_model, model_files
 from vision.stage import Frame, Stage
 
-MODEL_NAME = "yolov3-tiny-coco"
+MODEL_NAME = versions.DETECTOR_MODEL
 PERSON_CLASS = "person"
 
 MAX_PERSONS_PER_FRAME = 100
@@ -51,8 +52,7 @@ class PersonDetectionStage(Stage):
 
     @classmethod
     def version(cls, settings: Settings, model_name: str = MODEL_NAME) -> str:
-        record = load_manifest(settings.models.manifest).get(model_name)
-        return f"{record.name}@{record.version}"
+        return versions.person_detection(settings, model_name)
 
     def __init__(
         self,

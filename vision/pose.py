@@ -17,10 +17,11 @@ import torch
 from PIL import Image
 
 from configs.manifest import ModelRecord
+from vision import versions
 from vision.model_files import build_model
 from vision.tflite_to_torch import TFLiteModule
 
-MODEL_NAME = "blazepose-ghum-full"
+MODEL_NAME = versions.POSE_MODEL
 INPUT_SIZE = 256
 BODY_LANDMARKS = 33
 

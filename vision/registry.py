@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+
 from configs import Settings
+from vision import versions
 from vision.stage import Stage
 
 # name -> "module:Class"; the registry builds a stage with `Class.from_settings(settings)`.
@@ -12,6 +15,15 @@ STAGES: dict[str, str] = {
     "person_detection": "vision.person_detection:PersonDetectionStage",
     "garments": "vision.garments:GarmentStage",
     "face_expression": "vision.face_expression:FaceExpressionStage",
+}
+
+
+# name -> the stage's version, told without importing it (vision/versions.py)
+VERSIONS: dict[str, Callable[[Settings], str]] = {
+    "pass_through": versions.pass_through,
+    "person_detection": versions.person_detection,
+    "garments": versions.garments,
+    "face_expression": versions.face_expression,
 }
 
 
@@ -47,4 +59,7 @@ def stages_version(stages_names: list[str], settings: Settings | None = None) ->
     """Part of the pipeline version: which stages run, and each one's model version, read from the
     manifest the settings name (the bundled one by default) without loading any model."""
     settings = settings or Settings()
-    return ",".join(f"{name}@{_stage_class(name).version(settings)}" for name in stages_names)
+    unknown = [name for name in stages_names if name not in VERSIONS]
+    if unknown:
+        _stage_class(unknown[0])  # raises UnknownStageError, naming the known stages
+    return ",".join(f"{name}@{VERSIONS[name](settings)}" for name in stages_names)

@@ -3,6 +3,8 @@ there is nobody, boxes on the person in the frame's own pixels."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from configs import Settings
 from configs.manifest import load_manifest
 from labels import FrameLabels
+from vision import versions
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.person_detection import PersonDetectionStage
 from vision.registry import build_stages, stages_version
@@ -98,8 +101,25 @@ def video_frames(shared_videos) -> dict[float, np.ndarray]:
 
 def test_model_version_is_known_without_loading_the_model():
     record = load_manifest().get(MODEL)
-    assert PersonDetectionStage.version(Settings()) == f"{MODEL}@{record.version}"
-    assert stages_version(["person_detection"]) == f"person_detection@{MODEL}@{record.version}"
+    assert PersonDetectionStage.version(Settings()) == f"{MODEL}@{record.version}+{versions.DETECTION_RULES}"
+    assert stages_version(["person_detection"]) == f"person_detection@{PersonDetectionStage.version(Settings())}"
+
+
+def test_the_pipeline_version_needs_no_torch():
+    # The ingest client computes it before starting a cluster; importing the stages cost seconds there.
+    code = ("import sys; from configs import Settings; from vision.registry import stages_version; "
+            "s = Settings(); stages_version(s.vision.stages, s); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_each_stage_tells_the_registry_its_own_version():
+    from vision.registry import STAGES, VERSIONS, _stage_class
+
+    assert set(VERSIONS) == set(STAGES)
+    for name in STAGES:
+        assert _stage_class(name).version(Settings()) == VERSIONS[name](Settings()), name
 
 
 def test_missing_model_files_say_how_to_fetch_them(tmp_path):

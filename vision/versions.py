@@ -1,0 +1,48 @@
+"""What each stage's labels depend on, told without importing the stage (so without torch).
+
+The pipeline version is computed by the ingest client, which never runs a model; importing the
+stages there cost seconds before the cluster even started. Each stage's `version()` returns the
+function here of the same name, so there is one answer. A model's version comes from the manifest
+the settings name; a rules revision changes when code changes the labels beyond the model files.
+"""
+
+from __future__ import annotations
+
+from configs import Settings
+from configs.manifest import load_manifest
+
+DETECTOR_MODEL = "yolov3-tiny-coco"
+# Letterboxing to the next multiple of 32, and the zoomed-out pass only where the first hints at a large person.
+DETECTION_RULES = "letterbox32-zoomgate-1"
+POSE_MODEL = "blazepose-ghum-full"
+PARSER_MODEL = "garment-parser"
+BACKBONE_MODEL = "efficientnet-lite0"
+CLASSIFIER_MODEL = "garment-heads"
+COLOR_RULES = "oklab-shares-1"
+GARMENT_RULES = "whole-garments-1"
+FACE_DETECTOR_MODEL = "mtcnn"
+FACE_CLASSIFIER_MODEL = "fer-mini-xception"
+
+
+def _models(settings: Settings, *names: str) -> list[str]:
+    manifest = load_manifest(settings.models.manifest)
+    return [f"{manifest.get(name).name}@{manifest.get(name).version}" for name in names]
+
+
+def pass_through(settings: Settings) -> str:
+    return "0"
+
+
+def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> str:
+    return "+".join([*_models(settings, model_name), DETECTION_RULES])
+
+
+def garments(settings: Settings) -> str:
+    """Every model and rule set behind the garment labels: a change to any one re-ingests."""
+    return "+".join([*_models(settings, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
+                     COLOR_RULES, GARMENT_RULES])
+
+
+def face_expression(settings: Settings, detector_name: str = FACE_DETECTOR_MODEL,
+                    classifier_name: str = FACE_CLASSIFIER_MODEL) -> str:
+    return "+".join(_models(settings, detector_name, classifier_name))
