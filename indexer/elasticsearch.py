@@ -44,8 +44,7 @@ from indexer.review import (
     lowest_confidence,
     review_status,
 )
-from indexer.query import AttributeTerm, GarmentConstraint
-from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
+from indexer.search import SearchPage, SearchRequest, decode_cursor, rank_documents
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
@@ -160,39 +159,10 @@ def _caption(moment: Moment) -> str:
 
 
 # --- candidate query ----------------------------------------------------------------------------
-# The same decision as indexer.search, in query DSL, per person; a superset is allowed (ranking
-# decides) but never a subset. Confidences are indexed as float32; rounding keeps `>=` monotonic,
-# so a label at or above the floor in _source is at or above it in the index too.
-
-
-def _trusted(field: str, floor: float) -> dict:
-    return {"range": {f"{field}.confidence": {"gte": floor}}}
-
-
-def _is(field: str, value: str, floor: float) -> dict:
-    return {"bool": {"filter": [{"term": {f"{field}.value": value}}, _trusted(field, floor)]}}
-
-
-def _term_query(term: AttributeTerm, prefix: str, floor: float) -> dict:
-    fields = term.label_fields
-    fields = tuple(f"{prefix}.{f}" for f in fields)
-    has = {"bool": {"should": [_is(f, term.value, floor) for f in fields], "minimum_should_match": 1}}
-    if not term.negated:
-        return has
-    known = {"bool": {"should": [_trusted(f, floor) for f in fields], "minimum_should_match": 1}}
-    return {"bool": {"filter": [known], "must_not": [has]}}
-
-
-def _garment_query(constraint: GarmentConstraint, floor: float) -> dict:
-    prefix = "persons.garments"
-    filters = [_trusted(f"{prefix}.category", floor)]
-    filters += [_term_query(term, prefix, floor) for term in constraint.terms]
-    return {"nested": {"path": prefix, "query": {"bool": {"filter": filters}}}}
 
 
 def candidate_query(request: SearchRequest) -> dict:
-    """The bool query for the moments `request` may match."""
-    query, floor = request.query, request.min_confidence
+    """The bool query for the moments the request's filters (media, time) allow."""
     filters: list[dict] = []
     if request.media_ids is not None:
         filters.append({"terms": {"media_id": request.media_ids}})
@@ -200,15 +170,6 @@ def candidate_query(request: SearchRequest) -> dict:
         filters.append({"range": {"end": {"gte": request.start}}})
     if request.end is not None:
         filters.append({"range": {"start": {"lte": request.end}}})
-    person_filters: list[dict] = []
-    person_not: list[dict] = []
-    for constraint in query.garments:
-        (person_not if constraint.negated else person_filters).append(_garment_query(constraint, floor))
-    for term in query.person:
-        person_filters.append(_term_query(term, "persons", floor))  # person terms are expressions
-    if not has_positive_terms(query):
-        person_filters.append(_trusted("persons.detection", floor))
-    filters.append({"nested": {"path": "persons", "query": {"bool": {"filter": person_filters, "must_not": person_not}}}})
     return {"bool": {"filter": filters}}
 
 
@@ -593,8 +554,7 @@ class ElasticsearchStore:
         if request.media_ids is not None and not request.media_ids:
             return SearchPage(hits=[], total=0)
         hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
-        docs = ((doc, media_name(media["path"])) for doc, media in self._visible(hits))
-        return rank_documents(docs, request)
+        return rank_documents((doc for doc, _ in self._visible(hits)), request)
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod

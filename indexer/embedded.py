@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from indexer.moments import Moment, build_moments
-from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.review import (
     AuditEntry,
     EditConflict,
@@ -49,11 +48,10 @@ from indexer.search import (
     SearchPage,
     SearchRequest,
     decode_cursor,
-    has_positive_terms,
     rank_documents,
     scoring_view,
 )
-from indexer.store import MediaRecord, MediaStatus, media_name
+from indexer.store import MediaRecord, MediaStatus
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
@@ -441,7 +439,7 @@ class EmbeddedStore:
         def full(view: Mapping[str, Any]) -> dict:
             return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
 
-        return rank_documents(((doc, media_name(path)) for doc, path in rows), request, full)
+        return rank_documents((doc for (doc,) in rows), request, full)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
@@ -568,41 +566,10 @@ class EmbeddedStore:
 
 
 # --- candidate narrowing ---------------------------------------------------------------------------
-# SQL picks a superset of the moments match_moment accepts; match_moment then decides. Where a moment
-# holds several persons, conditions that are per person (negated constraints, expression) are not
-# narrowed, since the SQL sees the moment's garments and not whose they are.
-
-
-def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
-    """SQL on a moment_garments row `g` for one term; a label under `floor` counts as absent."""
-    fields = term.label_fields
-    has = [f"(g.{f} = ? AND g.{f}_confidence >= ?)" for f in fields]
-    has_params = [p for _ in fields for p in (term.value, floor)]
-    if not term.negated:
-        return f"({' OR '.join(has)})", has_params
-    known = " OR ".join(f"(g.{f} != '' AND g.{f}_confidence >= ?)" for f in fields)
-    return (f"(({known}) AND NOT ({' OR '.join(has)}))", [floor] * len(fields) + has_params)
-
-
-def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[str] | None = None) -> tuple[str, list]:
-    """A moment_id subquery: the moments (of these media) with a garment on which all the constraint's
-    terms hold. The media filter is repeated here: SQLite would otherwise list the garments of the
-    whole store before the outer query drops the other media."""
-    parts = ["g.category_confidence >= ?"]
-    params: list[Any] = [floor]
-    if media_ids is not None:
-        parts.append(f"g.media_id IN ({', '.join('?' * len(media_ids))})")
-        params += media_ids
-    for term in constraint.terms:
-        sql, term_params = _term_sql(term, floor)
-        parts.append(sql)
-        params += term_params
-    return f"SELECT g.moment_id FROM moment_garments g WHERE {' AND '.join(parts)}", params
 
 
 def _candidates(request: SearchRequest) -> tuple[str, list]:
-    """The SELECT of (doc, media path) for the moments the request may match."""
-    query, floor = request.query, request.min_confidence
+    """The SELECT of the scoring views of the moments the request's filters (media, time) allow."""
     where = ["m.run_id = md.visible_run_id"]
     params: list[Any] = []
     if request.media_ids is not None:
@@ -614,22 +581,6 @@ def _candidates(request: SearchRequest) -> tuple[str, list]:
     if request.end is not None:
         where.append("m.start <= ?")
         params.append(request.end)
-    for constraint in query.garments:
-        sql, garment_params = _garment_sql(constraint, floor, request.media_ids)
-        if constraint.negated:
-            where.append(f"(m.persons > 1 OR m.moment_id NOT IN ({sql}))")
-        else:
-            where.append(f"m.moment_id IN ({sql})")
-        params += garment_params
-    for term in query.person:
-        if term.negated:
-            where.append("(m.persons > 1 OR (m.expression != '' AND m.expression != ? AND m.expression_confidence >= ?))")
-        else:
-            where.append("(m.persons > 1 OR (m.expression = ? AND m.expression_confidence >= ?))")
-        params += [term.value, floor]
-    if not has_positive_terms(query):
-        where.append("m.detection >= ?")
-        params.append(floor)
-    sql = ("SELECT COALESCE(m.summary, m.doc), md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
+    sql = ("SELECT COALESCE(m.summary, m.doc) FROM moments m JOIN media md ON md.media_id = m.media_id "
            f"WHERE {' AND '.join(where)}")
     return sql, params

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from configs import Settings, load_settings, nested_override, parse_override
@@ -164,6 +165,8 @@ def search(
     media: Annotated[Optional[list[str]], typer.Option("--media", help="Only this media id (repeatable).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, help="Moments to show.")] = 20,
     min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Labels less sure count as absent.")] = 0.0,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Leave out moments scoring below it (indexer.search.DEFAULT_THRESHOLD).")] = 0.01,
+    strict: Annotated[bool, typer.Option("--strict", help="Top labels only (ignore their alternatives).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")] = False,
 ) -> None:
     """Search the store and print the moments the API's /search would answer."""
@@ -175,7 +178,7 @@ def search(
     store = _open_store(settings)
     try:
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
-                                  min_confidence=min_confidence)
+                                  min_confidence=min_confidence, threshold=threshold, strict=strict)
     except ValidationError as exc:
         console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
         raise typer.Exit(2) from None
@@ -184,7 +187,7 @@ def search(
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(f"Understood as: [bold]{response.interpretation}[/]")
+    console.print(f"Understood as: [bold]{escape(response.understood_as)}[/]")
     if response.notice:
         console.print(f"[yellow]note:[/] {response.notice}")
     table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))

@@ -196,7 +196,7 @@ def test_moments_with_several_persons_are_narrowed_per_person(es):
     for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
                  "blue jacket", "red jacket", "angry red dress", "dress not red", ""):
         req = SearchRequest(query=PARSER.parse(text), limit=200)
-        assert store_view(es.search(req)) == store_view(rank_moments([pair], req, {"pair": "pair.mp4"})), text
+        assert store_view(es.search(req)) == store_view(rank_moments([pair], req)), text
     assert search(es, "angry").hits[0].person_index == 1
 
 
