@@ -46,6 +46,7 @@ import hashlib
 import heapq
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,9 @@ class MomentHit(_Model):
 
 class SearchPage(_Model):
     hits: list[MomentHit]
-    total: int = Field(ge=0, description="hits of the whole search, all pages")
+    total: int = Field(ge=0, description="hits of the whole search, all pages (see total_exact)")
+    total_exact: bool = Field(True, description="False: `total` is a lower bound (the hits the backend met while "
+                                                "finding the page; counting them all would mean scoring them all)")
     next_cursor: str | None = None
 
 
@@ -411,3 +414,201 @@ def rank_documents(docs: Iterable[Doc | str], request: SearchRequest,
 def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPage:
     """The reference search: every moment given is a candidate. Tests compare a backend against it."""
     return rank_documents((m.model_dump() for m in moments), request)
+
+
+# --- top k from bound lists: how the backends rank without reading every candidate -----------------
+# Every factor of a score is at most 1, so a moment's score is at most salience x P(t) for any positive
+# term t of the query, and at most its salience. Backends store, per moment, that bound for every
+# term its labels make possible (`moment_bounds`) with an index by bound; a search walks the lists
+# of the query's positive terms from the top, scores each moment it meets with the reference code
+# above, and stops once the page's last hit scores above every bound not yet read (Fagin's threshold
+# algorithm). The page is the reference's page; only how much is read differs.
+
+# Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
+BOUND_FLOOR = 0.001
+# Pairs (`pair_key`) are many more: only those reaching the default threshold are kept.
+PAIR_FLOOR = DEFAULT_THRESHOLD
+SALIENCE_KEY = "salience"
+_SLACK = 1e-9  # bounds and scores are products taken in different orders: allow for the last bit
+
+
+def bound_key(field: str, value: str) -> str:
+    """The name of one term's bound: "color_black", "category_coat_jacket" (also an Elasticsearch field)."""
+    return re.sub(r"[^a-z0-9]+", "_", f"{field}_{value}".lower())
+
+
+def moment_bounds(doc: Doc) -> dict[str, float]:
+    """Per term key, salience x P(term) maximised over the moment's persons and garments, and the
+    salience itself: what `rank_by_bounds` walks. Bounds under BOUND_FLOOR are left out."""
+    bounds: dict[str, float] = {}
+
+    def keep(key: str, value: float) -> None:
+        if value > bounds.get(key, 0.0):
+            bounds[key] = value
+
+    pairs: dict[str, float] = {}
+    for person in doc["persons"]:
+        s = salience(person)
+        keep(SALIENCE_KEY, s)
+        for garment in person["garments"]:
+            for name in GARMENT_LABEL_FIELDS:
+                field_name = "color" if name == "secondary_color" else name
+                for value, p in distribution(garment.get(name)).items():
+                    keep(bound_key(field_name, value), s * min(1.0, p))
+            colours: dict[str, float] = {}
+            for name in ("color", "secondary_color"):
+                for value, p in distribution(garment.get(name)).items():
+                    colours[value] = max(colours.get(value, 0.0), min(1.0, p))
+            for category, p in distribution(garment["category"]).items():
+                for colour, q in colours.items():
+                    key, bound = pair_key(category, colour), s * (min(1.0, p) * q)  # the reference's order
+                    if bound >= PAIR_FLOOR and bound > pairs.get(key, 0.0):
+                        pairs[key] = bound
+        for value, p in distribution(person.get("expression")).items():
+            keep(bound_key("expression", value), s * min(1.0, p))
+    return {**{key: value for key, value in bounds.items() if value >= BOUND_FLOOR}, **pairs}
+
+
+def pair_key(category: str, colour: str) -> str:
+    """The bound of a category and a colour on the same garment ("a black jacket"): far tighter than
+    either alone, for the most common narrow query."""
+    return f"{bound_key('category', category)}__{bound_key('color', colour)}"
+
+
+def _pair_term(constraint: GarmentConstraint) -> tuple[str, float] | None:
+    category = next((t for t in constraint.terms if t.field == "category" and not t.negated), None)
+    colour = next((t for t in constraint.terms if t.field == "color" and not t.negated), None)
+    if category is None or colour is None:
+        return None
+    return pair_key(category.value, colour.value), category.similarity * colour.similarity
+
+
+def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, float]]:
+    """(bound key, the term's similarity) of each positive term of the query's positive constraints
+    and expression; the salience alone when there is none. A constraint with a category and a colour
+    adds their pair's list first, when the threshold reaches PAIR_FLOOR (pairs under it are not kept)."""
+    keys: list[tuple[str, float]] = []
+    paired: set[int] = set()  # constraints whose category and colour lists the pair's list replaces
+    if threshold >= PAIR_FLOOR:
+        for c, constraint in enumerate(query.garments):
+            if not constraint.negated and (pair := _pair_term(constraint)) is not None:
+                keys.append(pair)
+                paired.add(c)
+    # A pair's bound is at most either term's bound, on every moment: their own lists add only reads.
+    terms = [t for c, constraint in enumerate(query.garments) if not constraint.negated for t in constraint.terms
+             if not (c in paired and t.field in ("category", "color"))] + list(query.person)
+    for term in terms:
+        if not term.negated:
+            key = (bound_key(term.field, term.value), term.similarity if term.via == "semantic" else 1.0)
+            if key not in keys:
+                keys.append(key)
+    return keys or [(SALIENCE_KEY, 1.0)]
+
+
+def bound_is_score(request: SearchRequest) -> bool:
+    """Whether the one bound list is the score itself (one exactly typed term, or an empty query, and no
+    filter the bounds do not know): then a backend can count the hits from its index alone."""
+    query = request.query
+    if request.min_confidence > 0 or request.strict or request.review_status is not None or not usable(query):
+        return False
+    terms = [t for c in query.garments for t in c.terms] + list(query.person)
+    if not terms:
+        return not query.garments
+    if any(t.negated or t.via == "semantic" for t in terms) or any(c.negated for c in query.garments):
+        return False
+    if len(terms) == 1:
+        return True
+    # "black jacket": the pair's bound is the score (when the threshold lets pairs be kept)
+    return (len(terms) == 2 and len(query.garments) == 1 and request.threshold >= PAIR_FLOOR
+            and {t.field for t in terms} == {"category", "color"})
+
+
+class BoundList:
+    """One term's moments by descending bound, read in growing batches: `fetch(after, size)` gives up to
+    `size` (bound, moment id, document) after the (bound, moment id) `after` (None: from the top),
+    in (bound desc, moment id asc) order, only moments whose bound reaches the request's threshold."""
+
+    def __init__(self, fetch: Callable[[tuple[float, str] | None, int], Sequence[tuple[float, str, Doc | str]]],
+                 similarity: float, first: int):
+        self.fetch, self.similarity, self.size = fetch, similarity, first
+        self.after: tuple[float, str] | None = None
+        self.exhausted = False
+        self.read = 0
+
+    def next_batch(self) -> Sequence[tuple[float, str, Doc | str]]:
+        rows = self.fetch(self.after, self.size)
+        self.read += len(rows)
+        if len(rows) < self.size:
+            self.exhausted = True
+        if rows:
+            self.after = (rows[-1][0], rows[-1][1])
+        self.size = min(self.size * 2, 4000)
+        return rows
+
+    @property
+    def frontier(self) -> float:
+        """The most an unread moment of this list can score."""
+        if self.exhausted:
+            return 0.0
+        return (self.after[0] if self.after else 1.0) * self.similarity * (1 + _SLACK)
+
+
+@dataclass
+class BoundSearch:
+    """What `rank_by_bounds` found: the page, and how many documents it read (for tests and benches)."""
+
+    page: SearchPage
+    read: int
+
+
+def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest, full: Callable[[Doc], Doc] | None = None,
+                   count: Callable[[], int] | None = None) -> BoundSearch:
+    """The request's page from the bound lists of its positive terms (`driver_keys`); the same page
+    `rank_documents` gives over every candidate. `count`, when the bound is the score
+    (`bound_is_score`), counts the hits from the index; otherwise the total is exact only when a list
+    was read to its end, and else the number of hits met (`SearchPage.total_exact` False)."""
+    after = decode_cursor(request.cursor, request) if request.cursor else None
+    seen: set[str] = set()
+    found: list[tuple[SortKey, Doc]] = []  # hits after the cursor; trimmed to the best `wanted` each round
+    matched = 0
+    wanted = request.limit + 1
+    done = False
+    while not done:
+        for bounds in lists:
+            for _, moment, raw in bounds.next_batch():
+                if moment in seen:
+                    continue
+                seen.add(moment)
+                doc = json.loads(raw) if isinstance(raw, str) else raw
+                evaluation = _evaluate(doc, request)
+                if evaluation is None:
+                    continue
+                matched += 1
+                key = document_key(evaluation.score, doc)
+                if after is None or key > after:
+                    found.append((key, doc))
+            if bounds.exhausted:
+                done = True  # every possible hit is in this list (its bound is at least its score), all read
+                break
+        found = heapq.nsmallest(wanted, found, key=lambda item: item[0])
+        frontier = min(b.frontier for b in lists)
+        if frontier < request.threshold:
+            done = True  # nothing unread can reach the threshold
+        elif len(found) == wanted and -found[-1][0][0] > frontier:
+            break  # the page (and one more, for the cursor) beats anything unread
+    exact = done
+    total = matched
+    if count is not None:
+        total, exact = count(), True
+
+    def hit_of(doc: Doc) -> MomentHit:
+        evaluation = _evaluate(doc, request)
+        assert evaluation is not None
+        return _hit(Moment.model_validate(full(doc) if full else doc), evaluation, request.query)
+
+    hits = [hit_of(doc) for _, doc in found[: request.limit]]
+    more = len(found) > request.limit
+    return BoundSearch(
+        SearchPage(hits=hits, total=total, total_exact=exact,
+                   next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None),
+        read=sum(b.read for b in lists))

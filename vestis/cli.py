@@ -389,14 +389,21 @@ def eval_retrieval(
     out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(
         "--data-dir", help="Keep the store here (to search it afterwards); default: a temporary folder.")] = None,
+    reuse: Annotated[bool, typer.Option(
+        "--reuse", help="With --data-dir: photos the store already holds are not labelled again (re-rank only).")
+    ] = False,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:
     """Index the labelled photos, search with queries made from their labels: recall@1/5/10 and MAP."""
     from evaluation.retrieval import evaluate_retrieval, table
 
+    if reuse and data_dir is None:
+        console.print("[bold red]error:[/] --reuse needs --data-dir (the store whose labels are reused)")
+        raise typer.Exit(2)
     settings = _settings(config, sets)
-    report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress), out)
+    report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress,
+                                                           reuse=reuse), out)
     console.print(table(report))
     console.print("recall@k = |relevant in top k| / min(k, |relevant|); MAP over queries; random = expected "
                   "for a random order of the judged photos")

@@ -12,9 +12,16 @@ import pytest
 
 from indexer.embedded import EmbeddedStore
 from indexer.moments import build_moments
-from indexer.search import SearchRequest, rank_moments
+from indexer.search import SearchRequest, driver_keys, moment_bounds, rank_moments, scoring_view
 from indexer.store import MediaRecord, MediaStatus
-from tests.indexer.test_search import frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_search import (
+    black_jacket_blue_jeans,
+    frames,
+    garment,
+    person,
+    red_shirt_blue_jacket,
+    red_striped_dress,
+)
 from tests.indexer.test_store_runs import labels, record
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view
 
@@ -92,14 +99,39 @@ def test_an_error_while_finishing_leaves_frames_and_moments_as_they_were(embedde
     assert [(m.start, m.end) for m in embedded.moments_of("catwalk")] == [(0.0, 1.0)]
 
 
-def test_tables_hold_one_row_per_moment_and_garment(embedded):
+def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     index(embedded, "catwalk", catwalk())
     assert _count(embedded, "moments") == 2
-    assert _count(embedded, "moment_garments") == 3  # dress; jacket and jeans
     with sqlite3.connect(embedded.path) as db:
-        row = db.execute("SELECT color, pattern, sleeve, secondary_color FROM moment_garments "
-                         "WHERE category = 'dress'").fetchone()
-    assert row == ("red", "striped", "short", "")
+        rows = db.execute("SELECT moment_id, term, score FROM moment_terms").fetchall()
+    for moment in embedded.moments_of("catwalk"):
+        stored = {term: score for moment_id, term, score in rows if moment_id == moment.moment_id}
+        assert stored == moment_bounds(scoring_view(moment)) and stored  # what search walks
+    dress = next(m for m in embedded.moments_of("catwalk") if m.persons[0].garments[0].category.value == "dress")
+    assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
+        "salience", "category_dress", "color_red", "pattern_striped", "sleeve_short", "category_dress__color_red"}
+
+
+def test_a_broad_search_reads_about_a_page_not_every_moment(embedded):
+    for m in range(30):
+        index(embedded, f"v{m}", [f for i in range(4) for f in frames(
+            f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
+    everything = [moment for m in range(30) for moment in embedded.moments_of(f"v{m}")]
+    assert len(everything) == 120
+    for text, exact in (("black", True), ("", True), ("black jacket", True), ("without a hat", False)):
+        req = SearchRequest(query=PARSER.parse(text), limit=5)
+        found = embedded.search_counted(req)
+        reference = rank_moments(everything, req)
+        assert store_view(found.page) == store_view(reference), text
+        assert found.read <= 12 * len(driver_keys(req.query, req.threshold)), (text, found.read)  # a first batch
+        assert found.page.total_exact is exact and (found.page.total == reference.total) is exact, text
+    # the same outfit everywhere is the worst case of a three-term query (scores are the bounds x 0.7):
+    # the lists are read further, never past their end
+    req = SearchRequest(query=PARSER.parse("black long-sleeve jacket"), limit=5)
+    found = embedded.search_counted(req)
+    assert store_view(found.page) == store_view(rank_moments(everything, req)) and found.read <= 2 * 120
+    # a threshold under what the lists keep reads every candidate
+    assert embedded.search_counted(SearchRequest(query=PARSER.parse("black"), threshold=0.0)).read == 120
 
 
 def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
@@ -108,7 +140,7 @@ def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
     index(old, "empty", frames("empty", [0.0, 1.0]))  # nobody in it: no moments, but built
     old.close()
     with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # as an older version left it
-        db.executescript("DROP TABLE moments; DROP TABLE moment_garments; DROP TABLE moment_builds;")
+        db.executescript("DROP TABLE moments; DROP TABLE moment_terms; DROP TABLE moment_builds;")
 
     reopened = EmbeddedStore(tmp_path)
     try:
@@ -118,6 +150,22 @@ def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
         assert reopened.rebuild_moments(only_missing=True) == 0  # nothing left to build
         assert reopened.rebuild_moments(["catwalk"]) == 1
         assert [(m.start, m.end) for m in reopened.moments_of("catwalk")] == [(0.0, 4.0), (6.0, 13.0)]
+    finally:
+        reopened.close()
+
+
+def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    before = store_view(search(old, "red dress"))
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:
+        db.executescript("DELETE FROM moment_terms; DROP TABLE store_meta;")
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert _count(reopened, "moment_terms") == 0
+        assert store_view(search(reopened, "red dress")) == before
+        assert _count(reopened, "moment_terms") > 0
     finally:
         reopened.close()
 

@@ -216,6 +216,32 @@ def test_random_outfits_rank_as_the_reference_ranks_them(store, seed):
             assert store_view(store.search(req)) == store_view(rank_moments(everything, req)), (text, kw)
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_random_outfits_page_by_page_as_the_reference(store, seed):
+    """Small pages walk the backend's bound lists page after page; pages and totals must agree with the
+    reference (a total the backend did not count in full is marked, and is a lower bound)."""
+    media = random_outfits(seed, media_count=8)
+    for name, labels in media.items():
+        index(store, name, labels)
+    everything = [m for name in media for m in store.moments_of(name)]
+    for text in ["black", "", "red dress", "not red", "without a hat", "happy in red", "white t-shirt and blue pants",
+                 "long sleeve black jacket", "gray"]:
+        for kw in ({}, {"min_confidence": 0.5}, {"strict": True}, {"start": 2.0, "end": 9.0}, {"threshold": 0.2}):
+            reference = rank_moments(everything, SearchRequest(query=PARSER.parse(text), limit=200, **kw))
+            pages, cursor = [], None
+            while True:
+                page = store.search(SearchRequest(query=PARSER.parse(text), limit=3, cursor=cursor, **kw))
+                pages += store_view(page)
+                if page.total_exact:
+                    assert page.total == reference.total, (text, kw)
+                else:
+                    assert len(page.hits) <= page.total <= reference.total, (text, kw)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            assert pages == store_view(reference), (text, kw)
+
+
 def store_view(page: SearchPage) -> list[tuple[str, float]]:
     return [(h.moment.moment_id, round(h.score, 9)) for h in page.hits]
 
