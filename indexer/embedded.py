@@ -465,17 +465,20 @@ class EmbeddedStore:
             return BoundSearch(rank_documents((doc for (doc,) in rows), request, full), read=len(rows))
 
         def bound_list(term: str, similarity: float) -> BoundList:
-            def fetch(after: tuple[float, str] | None, size: int) -> list[tuple[float, str, str]]:
-                resume, resume_params = "", []
-                if after is not None:
-                    resume = "AND t.score <= ? AND NOT (t.score = ? AND t.moment_id <= ?)"
-                    resume_params = [after[0], after[0], after[1]]
+            after: list[Any] = []  # the last row's (bound, moment id): the keyset to go on from
+
+            def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
+                resume = "AND t.score <= ? AND NOT (t.score = ? AND t.moment_id <= ?)" if after else ""
                 sql = (f"SELECT t.score, t.moment_id, COALESCE(m.summary, m.doc) FROM moment_terms t "
                        f"JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE} "
                        f"WHERE t.term = ? AND t.score >= ? {resume} AND {filters} "
                        "ORDER BY t.score DESC, t.moment_id LIMIT ?")
                 minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
-                return self._query(sql, [term, minimum, *resume_params, *params, size])
+                resume_params = [after[0], after[0], after[1]] if after else []
+                rows = self._query(sql, [term, minimum, *resume_params, *params, size])
+                if rows:
+                    after[:] = rows[-1][:2]
+                return rows, len(rows) == size, rows[-1][0] if rows else None
 
             return BoundList(fetch, similarity, first=2 * (request.limit + 1))
 

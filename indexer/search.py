@@ -523,25 +523,29 @@ def bound_is_score(request: SearchRequest) -> bool:
             and {t.field for t in terms} == {"category", "color"})
 
 
-class BoundList:
-    """One term's moments by descending bound, read in growing batches: `fetch(after, size)` gives up to
-    `size` (bound, moment id, document) after the (bound, moment id) `after` (None: from the top),
-    in (bound desc, moment id asc) order, only moments whose bound reaches the request's threshold."""
+Row = tuple[float, str, "Doc | str"]  # (bound, moment id, the moment's scoring view)
 
-    def __init__(self, fetch: Callable[[tuple[float, str] | None, int], Sequence[tuple[float, str, Doc | str]]],
-                 similarity: float, first: int):
+
+class BoundList:
+    """One term's moments by descending bound, read in growing batches. `fetch(size)` gives the next
+    rows (bound desc, each moment's bound reaching the request's threshold), whether more may follow,
+    and the lowest bound it read (None: nothing; it may be below the rows' last when the backend
+    dropped documents it read, an older run's); the backend keeps its own place in the list (SQL
+    keyset, search_after)."""
+
+    def __init__(self, fetch: Callable[[int], tuple[Sequence[Row], bool, float | None]], similarity: float,
+                 first: int):
         self.fetch, self.similarity, self.size = fetch, similarity, first
-        self.after: tuple[float, str] | None = None
+        self.last: float | None = None
         self.exhausted = False
         self.read = 0
 
-    def next_batch(self) -> Sequence[tuple[float, str, Doc | str]]:
-        rows = self.fetch(self.after, self.size)
+    def next_batch(self) -> Sequence[Row]:
+        rows, more, last = self.fetch(self.size)
         self.read += len(rows)
-        if len(rows) < self.size:
-            self.exhausted = True
-        if rows:
-            self.after = (rows[-1][0], rows[-1][1])
+        self.exhausted = not more
+        if last is not None:
+            self.last = last
         self.size = min(self.size * 2, 4000)
         return rows
 
@@ -550,7 +554,7 @@ class BoundList:
         """The most an unread moment of this list can score."""
         if self.exhausted:
             return 0.0
-        return (self.after[0] if self.after else 1.0) * self.similarity * (1 + _SLACK)
+        return (1.0 if self.last is None else self.last) * self.similarity * (1 + _SLACK)
 
 
 @dataclass

@@ -12,10 +12,9 @@ import pytest
 
 from indexer.embedded import EmbeddedStore
 from indexer.moments import build_moments
-from indexer.search import SearchRequest, driver_keys, moment_bounds, rank_moments, scoring_view
+from indexer.search import SearchRequest, moment_bounds, rank_moments, scoring_view
 from indexer.store import MediaRecord, MediaStatus
 from tests.indexer.test_search import (
-    black_jacket_blue_jeans,
     frames,
     garment,
     person,
@@ -110,28 +109,6 @@ def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     dress = next(m for m in embedded.moments_of("catwalk") if m.persons[0].garments[0].category.value == "dress")
     assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
         "salience", "category_dress", "color_red", "pattern_striped", "sleeve_short", "category_dress__color_red"}
-
-
-def test_a_broad_search_reads_about_a_page_not_every_moment(embedded):
-    for m in range(30):
-        index(embedded, f"v{m}", [f for i in range(4) for f in frames(
-            f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
-    everything = [moment for m in range(30) for moment in embedded.moments_of(f"v{m}")]
-    assert len(everything) == 120
-    for text, exact in (("black", True), ("", True), ("black jacket", True), ("without a hat", False)):
-        req = SearchRequest(query=PARSER.parse(text), limit=5)
-        found = embedded.search_counted(req)
-        reference = rank_moments(everything, req)
-        assert store_view(found.page) == store_view(reference), text
-        assert found.read <= 12 * len(driver_keys(req.query, req.threshold)), (text, found.read)  # a first batch
-        assert found.page.total_exact is exact and (found.page.total == reference.total) is exact, text
-    # the same outfit everywhere is the worst case of a three-term query (scores are the bounds x 0.7):
-    # the lists are read further, never past their end
-    req = SearchRequest(query=PARSER.parse("black long-sleeve jacket"), limit=5)
-    found = embedded.search_counted(req)
-    assert store_view(found.page) == store_view(rank_moments(everything, req)) and found.read <= 2 * 120
-    # a threshold under what the lists keep reads every candidate
-    assert embedded.search_counted(SearchRequest(query=PARSER.parse("black"), threshold=0.0)).read == 120
 
 
 def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
