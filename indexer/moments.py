@@ -63,7 +63,7 @@ _NEIGHBOUR_PAIRS = (
     ("brown", "orange"), ("brown", "yellow"), ("brown", "red"), ("brown", "black"),
     ("beige", "orange"), ("beige", "yellow"), ("beige", "white"), ("beige", "gray"), ("beige", "brown"),
 )
-_NEIGHBOURS: dict[str, frozenset[str]] = {
+COLOR_NEIGHBOURS: dict[str, frozenset[str]] = {
     name: frozenset(b if a == name else a for a, b in _NEIGHBOUR_PAIRS if name in (a, b))
     for name in {n for pair in _NEIGHBOUR_PAIRS for n in pair}
 }
@@ -296,7 +296,7 @@ def _geometry(previous: Box, box: Box, dt: float, max_shift: float) -> float | N
 
 
 def _compatible(a: str, b: str) -> bool:
-    return a == b or b in _NEIGHBOURS.get(a, ())
+    return a == b or b in COLOR_NEIGHBOURS.get(a, ())
 
 
 def _accepted(votes: dict[str, float], min_share: float) -> set[str]:

@@ -9,7 +9,8 @@ The scoring model. A label is a guess: the vision stages keep each label's calib
 probability, not yes or no:
 - P(term) on a garment: the probability its field has the term's value: the alternatives' probability,
   and the label's own value at no less than its confidence. A colour holds as the primary OR the
-  secondary colour (the larger of the two). A negated term holds with 1 - P, on a labelled field only:
+  secondary colour (the larger of the two); its probability is the namer's pixel share plus a part
+  of its neighbouring names' shares (`colour_names`). A negated term holds with 1 - P, on a labelled field only:
   an unlabelled field satisfies neither "is" nor "is not" (P = 0). A term mapped by meaning (the
   parser's cosine) is weighed by its similarity.
 - A garment constraint on a garment: the probability that all its terms hold there, their product.
@@ -53,7 +54,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from indexer.moments import Moment
+from indexer.moments import COLOR_NEIGHBOURS, Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.review import ReviewStatus
 from labels import Box
@@ -64,6 +65,11 @@ MAX_LIMIT = 200
 # Relevance below which a moment is not returned: low, since the alternatives' probabilities are
 # calibrated and a right answer often rests on a second guess (see docs/models/retrieval.md).
 DEFAULT_THRESHOLD = 0.01
+
+# How much of a neighbouring colour name's share counts for a name (colour_names). Chosen on
+# ../shared/data/attributes-dev (docs/models/retrieval.md): 0.1 and 0.25 both lift recall@10 from
+# 0.57 to 0.64-0.66; without it a garment the namer calls gray is never "white".
+COLOR_LEAK = 0.25
 
 # A person covering this share of the frame, or more, is fully prominent; smaller ones weigh down to
 # half (a passer-by in the same clothes ranks below the person the picture is of).
@@ -183,10 +189,23 @@ def distribution(label: Doc | None, floor: float = 0.0, strict: bool = False) ->
     return probabilities
 
 
+def colour_names(probabilities: Mapping[str, float]) -> dict[str, float]:
+    """The probability that each colour name applies to a garment, from the namer's pixel shares: a
+    name's share plus COLOR_LEAK of its neighbours' (the namer flips between neighbouring names,
+    indexer/moments.py COLOR_NEIGHBOURS, where a person might say either), at most 1."""
+    names = dict(probabilities)
+    for name, p in probabilities.items():
+        for neighbour in COLOR_NEIGHBOURS.get(name, ()):
+            names[neighbour] = names.get(neighbour, 0.0) + COLOR_LEAK * p
+    return {name: min(1.0, p) for name, p in names.items()}
+
+
 def _term_on(term: AttributeTerm, labels: Sequence[Doc | None], floor: float, strict: bool) -> tuple[float, str]:
     """(probability that `term` holds, the label value shown for it) on a field with these labels
     (one, or a colour's primary and secondary)."""
     found = [(distribution(label, floor, strict), label["value"]) for label in labels if label is not None]
+    if term.field == "color" and not strict:
+        found = [(colour_names(probabilities), value) for probabilities, value in found]
     found = [(probabilities, value) for probabilities, value in found if probabilities]
     if not found:
         return 0.0, ""  # unlabelled: neither "is" nor "is not"
@@ -451,14 +470,14 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
         s = salience(person)
         keep(SALIENCE_KEY, s)
         for garment in person["garments"]:
-            for name in GARMENT_LABEL_FIELDS:
-                field_name = "color" if name == "secondary_color" else name
+            for name in ("category", "pattern", "sleeve"):
                 for value, p in distribution(garment.get(name)).items():
-                    keep(bound_key(field_name, value), s * min(1.0, p))
+                    keep(bound_key(name, value), s * min(1.0, p))
             colours: dict[str, float] = {}
             for name in ("color", "secondary_color"):
-                for value, p in distribution(garment.get(name)).items():
+                for value, p in colour_names(distribution(garment.get(name))).items():
                     colours[value] = max(colours.get(value, 0.0), min(1.0, p))
+                    keep(bound_key("color", value), s * min(1.0, p))
             for category, p in distribution(garment["category"]).items():
                 for colour, q in colours.items():
                     key, bound = pair_key(category, colour), s * (min(1.0, p) * q)  # the reference's order

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from indexer.moments import Moment, MomentGarment, MomentPerson, build_moments
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.search import (
+    COLOR_LEAK,
     PROMINENT_SHARE,
     InvalidCursor,
     SearchPage,
@@ -157,20 +158,33 @@ def test_colour_matches_the_primary_or_the_secondary_colour():
 def test_the_alternatives_make_a_second_guess_match_with_its_probability():
     shirt = Garment(category=guessed("shirt/blouse", 0.55, ("t-shirt", 0.35), ("sweater", 0.1)),
                     box=Box(x1=0, y1=0, x2=10, y2=10),
-                    color=guessed("white", 0.6, ("gray", 0.3)), pattern=guessed("solid", 0.8, ("striped", 0.15)))
+                    color=guessed("white", 0.6, ("blue", 0.3)), pattern=guessed("solid", 0.8, ("striped", 0.15)))
     moment = moment_of(person(shirt))
-    hit = match(moment, "gray t-shirt")
+    hit = match(moment, "blue t-shirt")
     assert [(t.term.value, t.label, t.confidence) for t in hit.matched[0].terms] == [
-        ("gray", "white", pytest.approx(0.3)), ("t-shirt", "shirt/blouse", pytest.approx(0.35))]
+        ("blue", "white", pytest.approx(0.3)), ("t-shirt", "shirt/blouse", pytest.approx(0.35))]
     assert hit.score == pytest.approx(0.3 * 0.35 * salience_of(moment))
-    assert match(moment, "gray t-shirt", strict=True) is None  # strict: the top label only
+    assert match(moment, "blue t-shirt", strict=True) is None  # strict: the top label only
     assert match(moment, "white shirt", strict=True).score == pytest.approx(match(moment, "white shirt").score)
     # the right top label still ranks first
-    assert match(moment, "white shirt").score > match(moment, "gray shirt").score > hit.score
+    assert match(moment, "white shirt").score > match(moment, "blue shirt").score > hit.score
     # the threshold leaves out the unlikely
     assert match(moment, "striped t-shirt", threshold=0.05) is None  # 0.15 x 0.35 x salience 0.81
     assert match(moment, "striped t-shirt", threshold=0.04) is not None
     assert match(moment, "red shirt") is None  # never considered
+
+
+def test_a_colour_name_takes_a_part_of_its_neighbours_shares():
+    # the namer flips between neighbouring names (gray and white): a gray garment may be called white
+    coat = Garment(category=label("coat/jacket"), box=Box(x1=0, y1=0, x2=10, y2=10),
+                   color=guessed("gray", 0.7, ("red", 0.2)))
+    moment = moment_of(person(coat))
+    [white, _] = match(moment, "white jacket").matched[0].terms
+    assert white.confidence == pytest.approx(COLOR_LEAK * 0.7)
+    assert match(moment, "white jacket", strict=True) is None
+    assert match(moment, "green jacket") is None  # far from gray and red
+    [_, not_white] = match(moment, "jacket not white").matched[0].terms
+    assert not_white.confidence == pytest.approx(1 - COLOR_LEAK * 0.7)
 
 
 def test_a_moment_averages_its_frames_alternatives():

@@ -91,8 +91,11 @@ def test_red_dress_finds_the_dress_moment_first(scene):
 def test_terms_on_different_garments_do_not_match(scene):
     assert search(scene, "red jacket").hits == [] and search(scene, "red jacket").total == 0
     assert spans(search(scene, "red shirt")) == [("street", 0.0, 3.0)]
-    assert spans(search(scene, "blue jacket")) == [("street", 0.0, 3.0)]
-    assert spans(search(scene, "man in a black jacket")) == [("catwalk", 6.0, 13.0)]
+    assert spans(search(scene, "blue jacket", strict=True)) == [("street", 0.0, 3.0)]
+    # the namer's neighbour: a black jacket might be called blue, far less likely
+    assert spans(search(scene, "blue jacket")) == [("street", 0.0, 3.0), ("catwalk", 6.0, 13.0)]
+    assert spans(search(scene, "man in a black jacket", strict=True)) == [("catwalk", 6.0, 13.0)]
+    assert spans(search(scene, "man in a black jacket"))[0] == ("catwalk", 6.0, 13.0)
 
 
 def test_negation(scene):
