@@ -629,7 +629,17 @@ class ElasticsearchStore:
         drivers = driver_keys(request.query, request.threshold)
         if bound_is_score(request):
             drivers = drivers[:1]
-        return rank_by_bounds([bound_list(key, similarity) for key, similarity in drivers], request, self._full)
+        return rank_by_bounds([bound_list(key, similarity) for key, similarity in drivers], request, self._moments)
+
+    def _moments(self, ids: list[str]) -> dict[str, Moment]:
+        """The whole moments of a page's hits, in one request."""
+        if not ids:
+            return {}
+        kwargs: dict[str, Any] = {"index": self.aliases["moments"], "query": {"terms": {"moment_id": ids}},
+                                  "size": 4 * len(ids), "track_total_hits": False,
+                                  "_source": {"excludes": ["media_name", "caption", "bounds", "summary"]}}
+        hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+        return {doc["moment_id"]: Moment.model_validate(doc) for doc, _ in self._visible(hits)}
 
     def _visible_hits(self, hits: list[dict]) -> list[dict]:
         """The hits of each media's visible run (older runs' documents wait for their deletion)."""

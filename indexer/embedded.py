@@ -480,20 +480,30 @@ class EmbeddedStore:
                     after[:] = rows[-1][:2]
                 return rows, len(rows) == size, rows[-1][0] if rows else None
 
-            return BoundList(fetch, similarity, first=2 * (request.limit + 1))
+            # When the bound is the score, the page and one more are the first rows (ties aside).
+            return BoundList(fetch, similarity, first=request.limit + 2 if exact else 2 * (request.limit + 1))
 
         drivers = driver_keys(request.query, request.threshold)
         count = None
-        if bound_is_score(request):
+        exact = bound_is_score(request)
+        if exact:
             drivers = drivers[:1]  # the one list whose bound is the score
             [(term, _)] = drivers
 
             def count() -> int:
-                return self._query(f"SELECT COUNT(*) FROM moment_terms t JOIN moments m ON m.moment_id = t.moment_id "
-                                   f"{_VISIBLE} WHERE t.term = ? AND t.score >= ? AND {filters}",
-                                   [term, request.threshold, *params])[0][0]
+                if filters == "1":  # every row of moment_terms is a visible moment's: the index alone counts
+                    sql = "SELECT COUNT(*) FROM moment_terms t WHERE t.term = ? AND t.score >= ?"
+                else:
+                    sql = (f"SELECT COUNT(*) FROM moment_terms t JOIN moments m ON m.moment_id = t.moment_id "
+                           f"{_VISIBLE} WHERE t.term = ? AND t.score >= ? AND {filters}")
+                return self._query(sql, [term, request.threshold, *params])[0][0]
 
-        return rank_by_bounds([bound_list(term, similarity) for term, similarity in drivers], request, full, count)
+        def moments(ids: list[str]) -> dict[str, Moment]:
+            rows = self._query(f"SELECT moment_id, doc FROM moments WHERE moment_id IN ({', '.join('?' * len(ids))})",
+                               ids) if ids else []
+            return {moment_id: Moment.model_validate_json(doc) for moment_id, doc in rows}
+
+        return rank_by_bounds([bound_list(term, similarity) for term, similarity in drivers], request, moments, count)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import from_json
 
 from indexer.moments import COLOR_NEIGHBOURS, Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
@@ -200,16 +201,26 @@ def colour_names(probabilities: Mapping[str, float]) -> dict[str, float]:
     return {name: min(1.0, p) for name, p in names.items()}
 
 
+def _colour_name(probabilities: Mapping[str, float], name: str) -> float:
+    """colour_names(probabilities)[name], without building the whole table (the hot path of a search)."""
+    p = probabilities.get(name, 0.0)
+    for neighbour in COLOR_NEIGHBOURS.get(name, ()):
+        p += COLOR_LEAK * probabilities.get(neighbour, 0.0)
+    return min(1.0, p)
+
+
 def _term_on(term: AttributeTerm, labels: Sequence[Doc | None], floor: float, strict: bool) -> tuple[float, str]:
     """(probability that `term` holds, the label value shown for it) on a field with these labels
     (one, or a colour's primary and secondary)."""
     found = [(distribution(label, floor, strict), label["value"]) for label in labels if label is not None]
-    if term.field == "color" and not strict:
-        found = [(colour_names(probabilities), value) for probabilities, value in found]
     found = [(probabilities, value) for probabilities, value in found if probabilities]
     if not found:
         return 0.0, ""  # unlabelled: neither "is" nor "is not"
-    p, shown = max((probabilities.get(term.value, 0.0), value) for probabilities, value in found)
+    if term.field == "color" and not strict:
+        p, shown = max((_colour_name(probabilities, term.value), value) for probabilities, value in found)
+        found = [(colour_names(probabilities), value) for probabilities, value in found] if term.negated else found
+    else:
+        p, shown = max((probabilities.get(term.value, 0.0), value) for probabilities, value in found)
     if term.negated:
         if strict:  # labelled and not it: as sure as the surest label
             p = 0.0 if p > 0 else max(probabilities[value] for probabilities, value in found)
@@ -584,15 +595,17 @@ class BoundSearch:
     read: int
 
 
-def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest, full: Callable[[Doc], Doc] | None = None,
+def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest,
+                   full: Callable[[list[str]], Mapping[str, Moment]],
                    count: Callable[[], int] | None = None) -> BoundSearch:
     """The request's page from the bound lists of its positive terms (`driver_keys`); the same page
     `rank_documents` gives over every candidate. `count`, when the bound is the score
     (`bound_is_score`), counts the hits from the index; otherwise the total is exact only when a list
-    was read to its end, and else the number of hits met (`SearchPage.total_exact` False)."""
+    was read to its end, and else the number of hits met (`SearchPage.total_exact` False). `full`
+    gives the whole moments of the page's hits, by id, in one read."""
     after = decode_cursor(request.cursor, request) if request.cursor else None
     seen: set[str] = set()
-    found: list[tuple[SortKey, Doc]] = []  # hits after the cursor; trimmed to the best `wanted` each round
+    found: list[tuple[SortKey, tuple[Doc, _Evaluation]]] = []  # hits after the cursor; the best `wanted` kept
     matched = 0
     wanted = request.limit + 1
     done = False
@@ -602,14 +615,14 @@ def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest, full: Cal
                 if moment in seen:
                     continue
                 seen.add(moment)
-                doc = json.loads(raw) if isinstance(raw, str) else raw
+                doc = from_json(raw) if isinstance(raw, str) else raw  # pydantic-core's parser: 2x json's
                 evaluation = _evaluate(doc, request)
                 if evaluation is None:
                     continue
                 matched += 1
                 key = document_key(evaluation.score, doc)
                 if after is None or key > after:
-                    found.append((key, doc))
+                    found.append((key, (doc, evaluation)))
             if bounds.exhausted:
                 done = True  # every possible hit is in this list (its bound is at least its score), all read
                 break
@@ -624,12 +637,9 @@ def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest, full: Cal
     if count is not None:
         total, exact = count(), True
 
-    def hit_of(doc: Doc) -> MomentHit:
-        evaluation = _evaluate(doc, request)
-        assert evaluation is not None
-        return _hit(Moment.model_validate(full(doc) if full else doc), evaluation, request.query)
-
-    hits = [hit_of(doc) for _, doc in found[: request.limit]]
+    page = [item for _, item in found[: request.limit]]
+    moments = full([doc["moment_id"] for doc, _ in page])
+    hits = [_hit(moments[doc["moment_id"]], evaluation, request.query) for doc, evaluation in page]
     more = len(found) > request.limit
     return BoundSearch(
         SearchPage(hits=hits, total=total, total_exact=exact,
