@@ -96,7 +96,8 @@ class SearchResponse(_Out):
     parsed: ParsedQuery
     semantic: bool = Field(description="whether words outside the vocabulary were mapped by meaning (MiniLM)")
     notice: str | None = Field(None, description="something the user should know about this answer")
-    total: int = Field(description="moments matching, over all pages")
+    total: int = Field(description="moments matching, over all pages (a lower bound when total_exact is false)")
+    total_exact: bool = Field(True, description="false: the store found the page without scoring every match")
     next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; None on the last")
     videos: list[VideoResults]
 
@@ -301,7 +302,7 @@ def search_moments(
     return SearchResponse(
         query=q, interpretation=parsed.interpretation, understood_as=parsed.in_words(), parsed=parsed,
         semantic=parser.semantic, notice=" ".join(n for n in (query_notice(parsed), parser.notice) if n) or None,
-        total=page.total, next_cursor=page.next_cursor, videos=list(groups.values()),
+        total=page.total, total_exact=page.total_exact, next_cursor=page.next_cursor, videos=list(groups.values()),
     )
 
 

@@ -190,7 +190,8 @@ def search(
     console.print(f"Understood as: [bold]{escape(response.understood_as)}[/]")
     if response.notice:
         console.print(f"[yellow]note:[/] {response.notice}")
-    table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
+    total = f"{response.total}" if response.total_exact else f"at least {response.total}"
+    table = Table(title=f"{total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
     table.add_column("score", justify="right")
