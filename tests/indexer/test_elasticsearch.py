@@ -85,6 +85,28 @@ def test_moments_from_before_the_bound_lists_are_searched_by_reading_them_all(es
     assert newer._moments_have_bounds()
 
 
+def test_a_search_asks_the_cluster_for_a_page_of_the_best_bounds(es, monkeypatch):
+    """The request bodies as a contract: sorted by the term's bound server-side, filtered to bounds that
+    reach the threshold, and sized by the page, never a scan of every candidate."""
+    index(es, "catwalk", catwalk())
+    index(es, "street", street())
+    sent: list[dict] = []
+    search_ = es.client.search
+
+    def recording(**kwargs):
+        sent.append(kwargs)
+        return search_(**kwargs)
+
+    monkeypatch.setattr(es.client, "search", recording)
+    es.search(SearchRequest(query=PARSER.parse("black"), limit=5))
+    lists = [body for body in sent if "sort" in body and "bounds.color_black" in body["sort"][0]]
+    assert lists and lists[0]["size"] == 2 * (5 + 1)
+    assert lists[0]["sort"] == [{"bounds.color_black": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
+    assert {"range": {"bounds.color_black": {"gte": pytest.approx(0.01)}}} in lists[0]["query"]["bool"]["filter"]
+    pages = [body for body in sent if body not in lists]
+    assert len(pages) == 1 and pages[0]["query"] == {"terms": {"moment_id": pages[0]["query"]["terms"]["moment_id"]}}
+
+
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):
     index(es, "catwalk", catwalk())
     es.record_failure("/videos/broken.mp4", "video", "empty file (0 bytes)")

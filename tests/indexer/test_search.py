@@ -343,14 +343,6 @@ def test_a_query_with_nothing_usable_returns_nothing_and_says_why(text):
     assert parsed.in_words().startswith("nothing")
 
 
-def test_the_interpretation_in_words():
-    assert PARSER.parse("black, no hat").in_words() == "black garment, no hat"
-    assert PARSER.parse("red striped long sleeve dress not plaid, smiling").in_words() == (
-        "red striped not plaid long-sleeve dress, looking happy")
-    assert PARSER.parse("jeans").in_words() == "pants or jeans"
-    assert PARSER.parse("").in_words() == "anyone"
-
-
 def test_empty_query_matches_every_moment_by_salience():
     sure, unsure = moment_of(red_striped_dress(confidence=0.95)), moment_of(red_striped_dress(confidence=0.6))
     page = rank_moments([unsure, sure], request(""))
