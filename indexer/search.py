@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import heapq
 import json
@@ -427,13 +428,13 @@ def rank_documents(docs: Iterable[Doc | str], request: SearchRequest,
         decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
     keyed: list[tuple[SortKey, Doc | str]] = []
     for raw in docs:
-        doc = json.loads(raw) if isinstance(raw, str) else raw
+        doc = from_json(raw) if isinstance(raw, str) else raw
         evaluation = _evaluate(doc, request)
         if evaluation is not None:
             keyed.append((document_key(evaluation.score, doc), raw))
 
     def hit_of(raw: Doc | str) -> MomentHit:
-        doc = json.loads(raw) if isinstance(raw, str) else raw
+        doc = from_json(raw) if isinstance(raw, str) else raw
         evaluation = _evaluate(doc, request)
         assert evaluation is not None  # ranked above: only documents that matched
         return _hit(Moment.model_validate(full(doc) if full else doc), evaluation, request.query)
@@ -462,6 +463,7 @@ SALIENCE_KEY = "salience"
 _SLACK = 1e-9  # bounds and scores are products taken in different orders: allow for the last bit
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred keys, asked for once per label at every write
 def bound_key(field: str, value: str) -> str:
     """The name of one term's bound: "color_black", "category_coat_jacket" (also an Elasticsearch field)."""
     return re.sub(r"[^a-z0-9]+", "_", f"{field}_{value}".lower())
@@ -499,6 +501,7 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
     return {**{key: value for key, value in bounds.items() if value >= BOUND_FLOOR}, **pairs}
 
 
+@functools.lru_cache(maxsize=4096)
 def pair_key(category: str, colour: str) -> str:
     """The bound of a category and a colour on the same garment ("a black jacket"): far tighter than
     either alone, for the most common narrow query."""
