@@ -604,15 +604,18 @@ class ElasticsearchStore:
             docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
             return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
 
-        def bound_list(key: str, similarity: float) -> BoundList:
+        def bound_list(key: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
             field = f"bounds.{key}"
             after: list[Any] = []
             minimum = request.threshold / similarity * (1 - 1e-9)
+            # A hit is in every list of its query: only moments whose other bounds reach the threshold too.
+            also = [{"range": {f"bounds.{other}": {"gte": request.threshold / sim * (1 - 1e-9)}}}
+                    for other, sim in others]
 
             def fetch(size: int) -> tuple[list[tuple[float, str, Any]], bool, float | None]:
                 kwargs: dict[str, Any] = {
                     "index": self.aliases["moments"], "size": size, "track_total_hits": False,
-                    "query": {"bool": {"filter": [*filters, {"range": {field: {"gte": minimum}}}]}},
+                    "query": {"bool": {"filter": [*filters, {"range": {field: {"gte": minimum}}}, *also]}},
                     "sort": [{field: "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
                     "_source": ["summary", "run_id", "media_id"]}
                 if after:
@@ -629,7 +632,8 @@ class ElasticsearchStore:
         drivers = driver_keys(request.query, request.threshold)
         if bound_is_score(request):
             drivers = drivers[:1]
-        return rank_by_bounds([bound_list(key, similarity) for key, similarity in drivers], request, self._moments)
+        (key, similarity), *others = drivers
+        return rank_by_bounds([bound_list(key, similarity, others)], request, self._moments)
 
     def _moments(self, ids: list[str]) -> dict[str, Moment]:
         """The whole moments of a page's hits, in one request."""

@@ -124,8 +124,9 @@ CREATE TABLE IF NOT EXISTS moment_terms (
     moment_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id);
-CREATE INDEX IF NOT EXISTS moment_terms_by_moment ON moment_terms(moment_id);
+CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term ON moment_terms(moment_id, term, score);
 -- Facts about the database itself ('moment_terms': the bound lists were filled for every moment).
+DROP INDEX IF EXISTS moment_terms_by_moment;  -- replaced by moment_terms_by_moment_term
 CREATE TABLE IF NOT EXISTS store_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -464,18 +465,22 @@ class EmbeddedStore:
             rows = self._query(f"SELECT COALESCE(m.summary, m.doc) FROM moments m {_VISIBLE} WHERE {filters}", params)
             return BoundSearch(rank_documents((doc for (doc,) in rows), request, full), read=len(rows))
 
-        def bound_list(term: str, similarity: float) -> BoundList:
+        def bound_list(term: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
             after: list[Any] = []  # the last row's (bound, moment id): the keyset to go on from
+            # A hit is in every list of its query: only moments whose other bounds reach the threshold too.
+            also = "".join(" AND EXISTS (SELECT 1 FROM moment_terms o WHERE o.moment_id = t.moment_id "
+                           "AND o.term = ? AND o.score >= ?)" for _ in others)
+            also_params = [p for key, sim in others for p in (key, request.threshold / sim * (1 - 1e-9))]
 
             def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
                 resume = "AND t.score <= ? AND NOT (t.score = ? AND t.moment_id <= ?)" if after else ""
                 sql = (f"SELECT t.score, t.moment_id, COALESCE(m.summary, m.doc) FROM moment_terms t "
                        f"JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE} "
-                       f"WHERE t.term = ? AND t.score >= ? {resume} AND {filters} "
+                       f"WHERE t.term = ? AND t.score >= ? {resume} AND {filters}{also} "
                        "ORDER BY t.score DESC, t.moment_id LIMIT ?")
                 minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
                 resume_params = [after[0], after[0], after[1]] if after else []
-                rows = self._query(sql, [term, minimum, *resume_params, *params, size])
+                rows = self._query(sql, [term, minimum, *resume_params, *params, *also_params, size])
                 if rows:
                     after[:] = rows[-1][:2]
                 return rows, len(rows) == size, rows[-1][0] if rows else None
@@ -501,7 +506,8 @@ class EmbeddedStore:
                                ids) if ids else []
             return {moment_id: Moment.model_validate_json(doc) for moment_id, doc in rows}
 
-        return rank_by_bounds([bound_list(term, similarity) for term, similarity in drivers], request, moments, count)
+        (term, similarity), *others = drivers
+        return rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
@@ -633,9 +639,9 @@ class EmbeddedStore:
 # leaves none other, but the join costs nothing and says what is meant).
 _VISIBLE = "JOIN media md ON md.media_id = m.media_id AND m.run_id = md.visible_run_id"
 
-# A search limited to media with at most this many moments in all reads them all instead of walking
-# the bound lists (which would pass over the other media's moments).
-SCAN_AT_MOST = 2000
+# A search limited to media with at most this many moments in all reads them all (exact total) instead
+# of walking the bound lists; more, and SQLite walks the lists from the media (moments_by_media).
+SCAN_AT_MOST = 100
 
 
 def _filters(request: SearchRequest) -> tuple[str, list]:
