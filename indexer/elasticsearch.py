@@ -69,7 +69,7 @@ from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
-# 2: moments carry `bounds` (search's bound lists).
+# 2: moments carry `bounds` (search's bound lists). A new indexer.search.BOUNDS_VERSION needs a bump too.
 SCHEMA_VERSION = 2
 
 PAGE = 2000  # documents per search_after page

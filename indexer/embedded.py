@@ -49,6 +49,7 @@ from indexer.review import (
 )
 from indexer.search import (
     BOUND_FLOOR,
+    BOUNDS_VERSION,
     BoundList,
     BoundSearch,
     SearchPage,
@@ -412,7 +413,9 @@ class EmbeddedStore:
             self._moments_checked = True
 
     def _fill_moment_terms(self) -> None:
-        if self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms'"):
+        """Fill the bound lists of moments from before them, or of another BOUNDS_VERSION (the bounds
+        are derived from the scoring model: stale ones would hide hits)."""
+        if self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,)):
             return
 
         def fill(db: sqlite3.Connection) -> None:
@@ -421,7 +424,7 @@ class EmbeddedStore:
             terms = [(term, score, moment_id) for moment_id, doc in rows
                      for term, score in moment_bounds(scoring_view(Moment.model_validate_json(doc))).items()]
             db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
-            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('moment_terms', '1')")
+            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('moment_terms', ?)", (BOUNDS_VERSION,))
 
         self._write(fill)
 

@@ -455,6 +455,10 @@ def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPag
 # above, and stops once the page's last hit scores above every bound not yet read (Fagin's threshold
 # algorithm). The page is the reference's page; only how much is read differs.
 
+# Bump with any change to the scoring model or to moment_bounds: stored bounds of another version are
+# recomputed (the embedded store refills its lists on open; Elasticsearch moves to a new schema).
+BOUNDS_VERSION = "2"  # 1: before colour names took their neighbours' shares
+
 # Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
 BOUND_FLOOR = 0.001
 # Pairs (`pair_key`) are many more: only those reaching the default threshold are kept.

@@ -12,7 +12,7 @@ import pytest
 
 from indexer.embedded import EmbeddedStore
 from indexer.moments import build_moments
-from indexer.search import SearchRequest, moment_bounds, rank_moments, scoring_view
+from indexer.search import BOUNDS_VERSION, SearchRequest, moment_bounds, rank_moments, scoring_view
 from indexer.store import MediaRecord, MediaStatus
 from tests.indexer.test_search import (
     frames,
@@ -145,6 +145,21 @@ def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_pa
         assert _count(reopened, "moment_terms") == 0
         assert store_view(search(reopened, "red dress")) == before
         assert _count(reopened, "moment_terms") > 0
+    finally:
+        reopened.close()
+
+
+def test_bounds_of_another_version_are_recomputed_on_open(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    before = store_view(search(old, "red dress"))
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # bounds an older scoring model wrote
+        db.executescript("UPDATE moment_terms SET score = score / 100; UPDATE store_meta SET value = 'older';")
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert store_view(search(reopened, "red dress")) == before
+        assert reopened._query("SELECT value FROM store_meta WHERE key = 'moment_terms'") == [(BOUNDS_VERSION,)]
     finally:
         reopened.close()
 
