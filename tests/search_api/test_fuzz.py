@@ -48,6 +48,7 @@ DRESS = frame_id("catwalk", 2.0)  # has labels, a stored image and a mask
 # Every operation of the schema; test_every_operation_is_fuzzed keeps the list complete.
 OPERATIONS = [
     ("GET", "/search"),
+    ("GET", "/vocabulary"),
     ("GET", "/frames/{frame_id}.jpg"),
     ("GET", "/moments/{moment_id}/thumbnail.jpg"),
     ("GET", "/media"),
