@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -50,6 +51,7 @@ from indexer.review import (
 from indexer.search import (
     BOUND_FLOOR,
     BOUNDS_VERSION,
+    LEAST_SALIENCE_KEY,
     BoundList,
     BoundSearch,
     SearchPage,
@@ -469,27 +471,37 @@ class EmbeddedStore:
             return BoundSearch(rank_documents((doc for (doc,) in rows), request, full), read=len(rows))
 
         def bound_list(term: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
+            """The first term's list; with other terms, only moments whose other bounds reach the threshold
+            too (a hit is in every list), ordered by the product of the bounds over the least salience to
+            the power of the others' count: a bound of the score far tighter than any one term's."""
             after: list[Any] = []  # the last row's (bound, moment id): the keyset to go on from
-            # A hit is in every list of its query: only moments whose other bounds reach the threshold too.
-            also = "".join(" AND EXISTS (SELECT 1 FROM moment_terms o WHERE o.moment_id = t.moment_id "
-                           "AND o.term = ? AND o.score >= ?)" for _ in others)
-            also_params = [p for key, sim in others for p in (key, request.threshold / sim * (1 - 1e-9))]
+            joins = "".join(f" JOIN moment_terms o{i} ON o{i}.moment_id = t.moment_id AND o{i}.term = ? "
+                            f"AND o{i}.score >= ?" for i in range(len(others)))
+            join_params = [p for key, sim in others for p in (key, request.threshold / sim * (1 - 1e-9))]
+            bound = "t.score"
+            if others:
+                joins += (" JOIN moment_terms ls ON ls.moment_id = t.moment_id AND ls.term = ?")
+                join_params.append(LEAST_SALIENCE_KEY)
+                product = " * ".join(["t.score", *(f"o{i}.score" for i in range(len(others)))])
+                bound = f"({product}) / ({' * '.join(['ls.score'] * len(others))})"
+            scale = similarity * math.prod(sim for _, sim in others)
 
             def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
-                resume = "AND t.score <= ? AND NOT (t.score = ? AND t.moment_id <= ?)" if after else ""
-                sql = (f"SELECT t.score, t.moment_id, COALESCE(m.summary, m.doc) FROM moment_terms t "
-                       f"JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE} "
-                       f"WHERE t.term = ? AND t.score >= ? {resume} AND {filters}{also} "
-                       "ORDER BY t.score DESC, t.moment_id LIMIT ?")
+                resume = "AND b <= ? AND NOT (b = ? AND t.moment_id <= ?)" if after else ""
+                sql = (f"SELECT * FROM (SELECT {bound} AS b, t.moment_id, COALESCE(m.summary, m.doc) FROM moment_terms t"
+                       f"{joins} JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE} "
+                       f"WHERE t.term = ? AND t.score >= ? AND {filters}) AS t WHERE b * ? >= ? {resume} "
+                       "ORDER BY b DESC, t.moment_id LIMIT ?")
                 minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
                 resume_params = [after[0], after[0], after[1]] if after else []
-                rows = self._query(sql, [term, minimum, *resume_params, *params, *also_params, size])
+                rows = self._query(sql, [*join_params, term, minimum, *params, scale, request.threshold * (1 - 1e-9),
+                                         *resume_params, size])
                 if rows:
                     after[:] = rows[-1][:2]
                 return rows, len(rows) == size, rows[-1][0] if rows else None
 
             # When the bound is the score, the page and one more are the first rows (ties aside).
-            return BoundList(fetch, similarity, first=request.limit + 2 if exact else 2 * (request.limit + 1))
+            return BoundList(fetch, scale, first=request.limit + 2 if exact else 2 * (request.limit + 1))
 
         drivers = driver_keys(request.query, request.threshold)
         count = None

@@ -457,13 +457,16 @@ def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPag
 
 # Bump with any change to the scoring model or to moment_bounds: stored bounds of another version are
 # recomputed (the embedded store refills its lists on open; Elasticsearch moves to a new schema).
-BOUNDS_VERSION = "2"  # 1: before colour names took their neighbours' shares
+BOUNDS_VERSION = "3"  # 1: before colour names took their neighbours' shares; 2: before salience_least
 
 # Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
 BOUND_FLOOR = 0.001
 # Pairs (`pair_key`) are many more: only those reaching the default threshold are kept.
 PAIR_FLOOR = DEFAULT_THRESHOLD
 SALIENCE_KEY = "salience"
+# A person's score is at most the product of its terms' bounds over its salience to the power (terms - 1);
+# over a moment's persons that holds with the least salience among them (kept whatever its size).
+LEAST_SALIENCE_KEY = "salience_least"
 _SLACK = 1e-9  # bounds and scores are products taken in different orders: allow for the last bit
 
 
@@ -483,6 +486,10 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
             bounds[key] = value
 
     pairs: dict[str, float] = {}
+    saliences = [salience(person) for person in doc["persons"]]
+    positive = [x for x in saliences if x > 0]
+    if positive:  # the least salient person that can score: what a product of bounds divides by
+        bounds[LEAST_SALIENCE_KEY] = min(positive)
     for person in doc["persons"]:
         s = salience(person)
         keep(SALIENCE_KEY, s)
@@ -502,7 +509,8 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
                         pairs[key] = bound
         for value, p in distribution(person.get("expression")).items():
             keep(bound_key("expression", value), s * min(1.0, p))
-    return {**{key: value for key, value in bounds.items() if value >= BOUND_FLOOR}, **pairs}
+    kept = {key: value for key, value in bounds.items() if value >= BOUND_FLOOR or key == LEAST_SALIENCE_KEY}
+    return {**kept, **pairs}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -109,7 +109,8 @@ def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     dress = next(m for m in embedded.moments_of("catwalk") if m.persons[0].garments[0].category.value == "dress")
     neighbours = ["orange", "purple", "pink", "brown"]  # of red: the colour namer's flips (colour_names)
     assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
-        "salience", "category_dress", "color_red", "pattern_striped", "sleeve_short", "category_dress__color_red",
+        "salience", "salience_least", "category_dress", "color_red", "pattern_striped", "sleeve_short",
+        "category_dress__color_red",
         *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours)}
 
 
