@@ -487,18 +487,25 @@ class EmbeddedStore:
             scale = similarity * math.prod(sim for _, sim in others)
 
             def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
-                resume = "AND b <= ? AND NOT (b = ? AND t.moment_id <= ?)" if after else ""
-                sql = (f"SELECT * FROM (SELECT {bound} AS b, t.moment_id, COALESCE(m.summary, m.doc) FROM moment_terms t"
-                       f"{joins} JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE} "
-                       f"WHERE t.term = ? AND t.score >= ? AND {filters}) AS t WHERE b * ? >= ? {resume} "
-                       "ORDER BY b DESC, t.moment_id LIMIT ?")
+                resume = "AND b <= ? AND NOT (b = ? AND moment_id <= ?)" if after else ""
+                # Ids and bounds first, the documents of the batch after: sorting rows that carry the
+                # documents made a broad several-term walk sort megabytes. Without a media or time
+                # filter the moments table is not joined (every moment_terms row is a visible moment's).
+                moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
+                sql = (f"SELECT b, moment_id FROM (SELECT {bound} AS b, t.moment_id AS moment_id FROM moment_terms t"
+                       f"{joins}{moments} WHERE t.term = ? AND t.score >= ? AND {filters}) WHERE b * ? >= ? {resume} "
+                       "ORDER BY b DESC, moment_id LIMIT ?")
                 minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
                 resume_params = [after[0], after[0], after[1]] if after else []
-                rows = self._query(sql, [*join_params, term, minimum, *params, scale, request.threshold * (1 - 1e-9),
+                keys = self._query(sql, [*join_params, term, minimum, *params, scale, request.threshold * (1 - 1e-9),
                                          *resume_params, size])
-                if rows:
-                    after[:] = rows[-1][:2]
-                return rows, len(rows) == size, rows[-1][0] if rows else None
+                docs = dict(self._query(
+                    f"SELECT moment_id, COALESCE(summary, doc) FROM moments WHERE moment_id IN "
+                    f"({', '.join('?' * len(keys))})", [k[1] for k in keys])) if keys else {}
+                rows = [(b, moment_id, docs[moment_id]) for b, moment_id in keys if moment_id in docs]
+                if keys:
+                    after[:] = keys[-1]
+                return rows, len(keys) == size, keys[-1][0] if keys else None
 
             # When the bound is the score, the page and one more are the first rows (ties aside).
             return BoundList(fetch, scale, first=request.limit + 2 if exact else 2 * (request.limit + 1))
