@@ -22,8 +22,9 @@ backends return the same pages for the same labels.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from elastic_transport import ConnectionError as TransportConnectionError
@@ -44,14 +45,32 @@ from indexer.review import (
     lowest_confidence,
     review_status,
 )
-from indexer.query import AttributeTerm, GarmentConstraint
-from indexer.search import SearchPage, SearchRequest, decode_cursor, has_positive_terms, rank_documents
+from indexer.query import VOCABULARY
+from indexer.search import (
+    BOUND_FLOOR,
+    SALIENCE_KEY,
+    BoundList,
+    BoundSearch,
+    SearchPage,
+    SearchRequest,
+    bound_is_score,
+    bound_key,
+    decode_cursor,
+    driver_keys,
+    moment_bounds,
+    pair_key,
+    rank_by_bounds,
+    rank_documents,
+    scoring_view,
+    usable,
+)
 from indexer.store import MediaRecord, MediaStatus, StoreInconsistent, StoreUnavailable, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
-SCHEMA_VERSION = 1
+# 2: moments carry `bounds` (search's bound lists). A new indexer.search.BOUNDS_VERSION needs a bump too.
+SCHEMA_VERSION = 2
 
 PAGE = 2000  # documents per search_after page
 BULK_CHUNK = 500
@@ -78,6 +97,15 @@ _LABEL = {
 
 def _garments(extra: dict | None = None) -> dict:
     return {"type": "nested", "properties": {**{f: _LABEL for f in GARMENT_LABEL_FIELDS}, **(extra or {})}}
+
+
+def _bound_fields() -> dict:
+    """Every bound key the vocabulary allows (indexer.search.moment_bounds), as a double: bounds are
+    compared with the scores computed from _source, so they keep float64 (a float32 would round under)."""
+    keys = [SALIENCE_KEY]
+    keys += [bound_key(name, value) for name, values in VOCABULARY.items() for value in values]
+    keys += [pair_key(category, colour) for category in VOCABULARY["category"] for colour in VOCABULARY["color"]]
+    return {key: {"type": "double"} for key in keys}
 
 
 # Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
@@ -113,6 +141,8 @@ MAPPINGS: dict[str, dict] = {
             "caption": {"type": "text"},
             "start": {"type": "double"}, "end": {"type": "double"}, "best_timestamp": {"type": "double"},
             "best_frame_id": _KEYWORD, "review_status": _KEYWORD,
+            "bounds": {"properties": _bound_fields()},
+            "summary": {"type": "object", "enabled": False},  # the scoring view: what search reads
             "persons": {
                 "type": "nested",
                 "properties": {
@@ -141,7 +171,7 @@ MAPPINGS: dict[str, dict] = {
 }
 
 # Fields the moment document has besides the Moment itself; dropped before ranking and validation.
-_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption")
+_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "summary")
 
 
 def _caption(moment: Moment) -> str:
@@ -160,39 +190,10 @@ def _caption(moment: Moment) -> str:
 
 
 # --- candidate query ----------------------------------------------------------------------------
-# The same decision as indexer.search, in query DSL, per person; a superset is allowed (ranking
-# decides) but never a subset. Confidences are indexed as float32; rounding keeps `>=` monotonic,
-# so a label at or above the floor in _source is at or above it in the index too.
-
-
-def _trusted(field: str, floor: float) -> dict:
-    return {"range": {f"{field}.confidence": {"gte": floor}}}
-
-
-def _is(field: str, value: str, floor: float) -> dict:
-    return {"bool": {"filter": [{"term": {f"{field}.value": value}}, _trusted(field, floor)]}}
-
-
-def _term_query(term: AttributeTerm, prefix: str, floor: float) -> dict:
-    fields = term.label_fields
-    fields = tuple(f"{prefix}.{f}" for f in fields)
-    has = {"bool": {"should": [_is(f, term.value, floor) for f in fields], "minimum_should_match": 1}}
-    if not term.negated:
-        return has
-    known = {"bool": {"should": [_trusted(f, floor) for f in fields], "minimum_should_match": 1}}
-    return {"bool": {"filter": [known], "must_not": [has]}}
-
-
-def _garment_query(constraint: GarmentConstraint, floor: float) -> dict:
-    prefix = "persons.garments"
-    filters = [_trusted(f"{prefix}.category", floor)]
-    filters += [_term_query(term, prefix, floor) for term in constraint.terms]
-    return {"nested": {"path": prefix, "query": {"bool": {"filter": filters}}}}
 
 
 def candidate_query(request: SearchRequest) -> dict:
-    """The bool query for the moments `request` may match."""
-    query, floor = request.query, request.min_confidence
+    """The bool query for the moments the request's filters (media, time) allow."""
     filters: list[dict] = []
     if request.media_ids is not None:
         filters.append({"terms": {"media_id": request.media_ids}})
@@ -200,15 +201,6 @@ def candidate_query(request: SearchRequest) -> dict:
         filters.append({"range": {"end": {"gte": request.start}}})
     if request.end is not None:
         filters.append({"range": {"start": {"lte": request.end}}})
-    person_filters: list[dict] = []
-    person_not: list[dict] = []
-    for constraint in query.garments:
-        (person_not if constraint.negated else person_filters).append(_garment_query(constraint, floor))
-    for term in query.person:
-        person_filters.append(_term_query(term, "persons", floor))  # person terms are expressions
-    if not has_positive_terms(query):
-        person_filters.append(_trusted("persons.detection", floor))
-    filters.append({"nested": {"path": "persons", "query": {"bool": {"filter": person_filters, "must_not": person_not}}}})
     return {"bool": {"filter": filters}}
 
 
@@ -511,9 +503,11 @@ class ElasticsearchStore:
 
     def _moment_actions(self, index: str, run_id: str, moments: list[Moment], media_name: str) -> Iterator[dict]:
         for order, m in enumerate(moments):
+            view = scoring_view(m)
             yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",
                    "_source": {**m.model_dump(mode="json"), "run_id": run_id, "build_order": order,
-                               "media_name": media_name, "caption": _caption(m)}}
+                               "media_name": media_name, "caption": _caption(m), "bounds": moment_bounds(view),
+                               "summary": view}}
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
         hit = self._get_media_hit(media_id)
@@ -648,13 +642,92 @@ class ElasticsearchStore:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> SearchPage:
+        return self.search_counted(request).page
+
+    def search_counted(self, request: SearchRequest) -> BoundSearch:
+        """The page, and how many moment documents were read from the cluster to find it.
+
+        The bound lists of the query's terms (indexer.search.rank_by_bounds) are read sorted by the
+        bound, server-side, with search_after, in growing batches: a page of a broad query reads about
+        a page. A threshold under BOUND_FLOOR reads every candidate (exact, slow). The total is exact
+        when a list was read to its end; otherwise the hits met (total_exact False): counting them all
+        would mean scoring them all."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
-        if request.media_ids is not None and not request.media_ids:
-            return SearchPage(hits=[], total=0)
-        hits = self._scan("moments", candidate_query(request), [{"moment_id": "asc"}, {"run_id": "asc"}])
-        docs = ((doc, media_name(media["path"])) for doc, media in self._visible(hits))
-        return rank_documents(docs, request)
+        if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
+            return BoundSearch(SearchPage(hits=[], total=0), read=0)
+        filters = candidate_query(request)["bool"]["filter"]
+        if request.threshold < BOUND_FLOOR or not self._moments_have_bounds():
+            # Under what the lists keep, or a moments index from before them (until `vestis reindex`).
+            hits = list(self._scan("moments", {"bool": {"filter": filters}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
+                                   source={"excludes": ["caption", "media_name", "bounds"]}))
+            docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
+            return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
+
+        def bound_list(key: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
+            field = f"bounds.{key}"
+            after: list[Any] = []
+            minimum = request.threshold / similarity * (1 - 1e-9)
+            # A hit is in every list of its query: only moments whose other bounds reach the threshold too.
+            also = [{"range": {f"bounds.{other}": {"gte": request.threshold / sim * (1 - 1e-9)}}}
+                    for other, sim in others]
+
+            def fetch(size: int) -> tuple[list[tuple[float, str, Any]], bool, float | None]:
+                kwargs: dict[str, Any] = {
+                    "index": self.aliases["moments"], "size": size, "track_total_hits": False,
+                    "query": {"bool": {"filter": [*filters, {"range": {field: {"gte": minimum}}}, *also]}},
+                    "sort": [{field: "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
+                    "_source": ["summary", "run_id", "media_id"]}
+                if after:
+                    kwargs["search_after"] = after
+                hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+                if hits:
+                    after[:] = hits[-1]["sort"]
+                rows = [(float(h["sort"][0]), h["_source"]["summary"]["moment_id"], self._scoring_doc(h))
+                        for h in self._visible_hits(hits)]
+                return rows, len(hits) == size, float(hits[-1]["sort"][0]) if hits else None
+
+            return BoundList(fetch, similarity, first=2 * (request.limit + 1))
+
+        drivers = driver_keys(request.query, request.threshold)
+        if bound_is_score(request):
+            drivers = drivers[:1]
+        (key, similarity), *others = drivers
+        return rank_by_bounds([bound_list(key, similarity, others)], request, self._moments)
+
+    def _moments(self, ids: list[str]) -> dict[str, Moment]:
+        """The whole moments of a page's hits, in one request."""
+        if not ids:
+            return {}
+        kwargs: dict[str, Any] = {"index": self.aliases["moments"], "query": {"terms": {"moment_id": ids}},
+                                  "size": 4 * len(ids), "track_total_hits": False,
+                                  "_source": {"excludes": ["media_name", "caption", "bounds", "summary"]}}
+        hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+        return {doc["moment_id"]: Moment.model_validate(doc) for doc, _ in self._visible(hits)}
+
+    def _visible_hits(self, hits: list[dict]) -> list[dict]:
+        """The hits of each media's visible run (older runs' documents wait for their deletion)."""
+        media = self._media_sources(h["_source"]["media_id"] for h in hits)
+        return [h for h in hits if media.get(h["_source"]["media_id"], {}).get("visible_run_id") == h["_source"]["run_id"]]
+
+    @staticmethod
+    def _scoring_doc(hit: dict) -> dict:
+        source = hit["_source"]
+        if "summary" in source:
+            return source["summary"]
+        return {k: v for k, v in source.items() if k not in _MOMENT_EXTRAS}  # a moment from before summaries
+
+    def _moments_have_bounds(self) -> bool:
+        """Whether the moments index is of schema 2 or later (its moments carry `bounds` and `summary`)."""
+        index = self._current_index("moments") or ""
+        match = re.search(r"-s(\d+)-\d+$", index)
+        return match is not None and int(match.group(1)) >= 2
+
+    def _full(self, view: Mapping[str, Any]) -> dict:
+        """The whole moment of a page hit (the lists read the scoring views only)."""
+        moment = self.moment(view["moment_id"])
+        assert moment is not None  # a hit of a visible run a moment ago
+        return moment.model_dump()
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod

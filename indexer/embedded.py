@@ -7,10 +7,13 @@ Search reads moments, not frames. `finish_run` merges the run's frames into mome
 (indexer.moments.build_moments) and swaps the media's moments in the same transaction that makes the
 run visible, so moments always describe the visible frames: a failed run never touches them, and a
 crash mid-finish leaves the old frames with the old moments. Each moment is one row of `moments`
-(the Moment as JSON, plus the columns filters need) and one row per summarised garment in
-`moment_garments`, with an index on each vocabulary field. A search narrows candidates in SQL with
-the structured constraints (a superset: see `_candidates`), then indexer.search ranks them with the
-same function every backend uses.
+(the Moment as JSON, its indexer.search.scoring_view, and the columns filters need) and one row per
+term its labels make possible in `moment_terms`: the bound indexer.search.moment_bounds gives, indexed
+by (term, bound). A search walks the bound lists of its query's positive terms best first, scores
+each moment it meets with the reference code (indexer.search), and stops once the page's last hit
+beats every bound not yet read (`rank_by_bounds`): a page of "black" over 90k moments reads a few
+dozen. A search limited to a few media reads their moments, and one with a threshold under
+BOUND_FLOOR reads every candidate.
 
 Databases from before moments existed keep working: the tables are created if missing, and
 `moment_builds` records which run each media's moments were built from, so a done media whose
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -31,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from indexer.moments import Moment, build_moments
-from indexer.query import AttributeTerm, GarmentConstraint
 from indexer.review import (
     AuditEntry,
     EditConflict,
@@ -46,16 +49,24 @@ from indexer.review import (
     review_status,
 )
 from indexer.search import (
+    BOUND_FLOOR,
+    BOUNDS_VERSION,
+    LEAST_SALIENCE_KEY,
+    BoundList,
+    BoundSearch,
     SearchPage,
     SearchRequest,
+    bound_is_score,
     decode_cursor,
-    has_positive_terms,
+    driver_keys,
+    moment_bounds,
+    rank_by_bounds,
     rank_documents,
     scoring_view,
+    usable,
 )
-from indexer.store import MediaRecord, MediaStatus, media_name
+from indexer.store import MediaRecord, MediaStatus
 from labels import FrameLabels
-from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
@@ -108,29 +119,22 @@ CREATE TABLE IF NOT EXISTS moments (
 CREATE INDEX IF NOT EXISTS moments_by_media ON moments(media_id, start);
 CREATE INDEX IF NOT EXISTS moments_by_start ON moments(start);
 CREATE INDEX IF NOT EXISTS moments_by_expression ON moments(expression);
--- One row per summarised garment of a moment's person; '' and 0 for a field without a label.
-CREATE TABLE IF NOT EXISTS moment_garments (
-    moment_id TEXT NOT NULL,
-    media_id TEXT NOT NULL,
-    person_index INTEGER NOT NULL,
-    category TEXT NOT NULL,
-    category_confidence REAL NOT NULL,
-    color TEXT NOT NULL,
-    color_confidence REAL NOT NULL,
-    secondary_color TEXT NOT NULL,
-    secondary_color_confidence REAL NOT NULL,
-    pattern TEXT NOT NULL,
-    pattern_confidence REAL NOT NULL,
-    sleeve TEXT NOT NULL,
-    sleeve_confidence REAL NOT NULL
+-- Search's bound lists (indexer.search.moment_bounds): per moment and term key ('color_black',
+-- 'salience'), an upper bound of the moment's score for a query with that term, read best first.
+CREATE TABLE IF NOT EXISTS moment_terms (
+    term TEXT NOT NULL,
+    score REAL NOT NULL,
+    moment_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS moment_garments_by_moment ON moment_garments(moment_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_media ON moment_garments(media_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_category ON moment_garments(category, moment_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_color ON moment_garments(color, moment_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_secondary_color ON moment_garments(secondary_color, moment_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_pattern ON moment_garments(pattern, moment_id);
-CREATE INDEX IF NOT EXISTS moment_garments_by_sleeve ON moment_garments(sleeve, moment_id);
+CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id);
+CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term ON moment_terms(moment_id, term, score);
+-- Facts about the database itself ('moment_terms': the bound lists were filled for every moment).
+DROP INDEX IF EXISTS moment_terms_by_moment;  -- replaced by moment_terms_by_moment_term
+CREATE TABLE IF NOT EXISTS store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+DROP TABLE IF EXISTS moment_garments;  -- what searches narrowed with before the bound lists
 -- Which run each media's moments were built from: tells a database from before moments apart
 -- from a media whose frames simply show nobody (no moments either).
 CREATE TABLE IF NOT EXISTS moment_builds (
@@ -346,36 +350,32 @@ class EmbeddedStore:
     @staticmethod
     def _drop_moments(media_ids: list[tuple[str]]) -> list[tuple[str, list[tuple[str]]]]:
         return [
-            ("DELETE FROM moment_garments WHERE media_id = ?", media_ids),
+            ("DELETE FROM moment_terms WHERE moment_id IN (SELECT moment_id FROM moments WHERE media_id = ?)",
+             media_ids),
             ("DELETE FROM moments WHERE media_id = ?", media_ids),
             ("DELETE FROM moment_builds WHERE media_id = ?", media_ids),
         ]
 
     def _replace_moments(self, db: sqlite3.Connection, media_id: str, run_id: str, moments: list[Moment]) -> None:
         """Swap the media's moments for these, inside the caller's transaction."""
-        moment_rows, garment_rows = [], []
+        moment_rows, term_rows = [], []
         for m in moments:
             detection = max(p.detection.confidence for p in m.persons)
             single = m.persons[0] if len(m.persons) == 1 else None
             expression = single.expression if single is not None else None
+            view = scoring_view(m)
             moment_rows.append((
                 m.moment_id, m.media_id, run_id, m.start, m.end, m.best_frame_id, len(m.persons), detection,
                 expression.value if expression else "", expression.confidence if expression else 0.0,
-                m.model_dump_json(), json.dumps(scoring_view(m), separators=(",", ":")),
+                m.model_dump_json(), json.dumps(view, separators=(",", ":")),
             ))
-            for index, person in enumerate(m.persons):
-                for g in person.garments:
-                    row: list = [m.moment_id, m.media_id, index]
-                    for name in GARMENT_LABEL_FIELDS:
-                        label = getattr(g, name)
-                        row += [label.value, label.confidence] if label is not None else ["", 0.0]
-                    garment_rows.append(tuple(row))
+            term_rows += [(term, score, m.moment_id) for term, score in moment_bounds(view).items()]
         self._run_statements(db, [
             *self._drop_moments([(media_id,)]),
             (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
               "expression, expression_confidence, doc, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
              moment_rows),
-            (f"INSERT INTO moment_garments VALUES ({', '.join('?' * (3 + 2 * len(GARMENT_LABEL_FIELDS)))})", garment_rows),
+            ("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", term_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
         ])
 
@@ -407,10 +407,28 @@ class EmbeddedStore:
         self._write(swap)
 
     def _ensure_moments(self) -> None:
-        """Build missing moments once per store object: a database from before moments existed."""
+        """Build missing moments once per store object: a database from before moments existed; and
+        fill the bound lists of moments from before them."""
         if not self._moments_checked:
             self.rebuild_moments(only_missing=True)
+            self._fill_moment_terms()
             self._moments_checked = True
+
+    def _fill_moment_terms(self) -> None:
+        """Fill the bound lists of moments from before them, or of another BOUNDS_VERSION (the bounds
+        are derived from the scoring model: stale ones would hide hits)."""
+        if self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,)):
+            return
+
+        def fill(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM moment_terms")
+            rows = db.execute("SELECT moment_id, doc FROM moments").fetchall()
+            terms = [(term, score, moment_id) for moment_id, doc in rows
+                     for term, score in moment_bounds(scoring_view(Moment.model_validate_json(doc))).items()]
+            db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
+            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('moment_terms', ?)", (BOUNDS_VERSION,))
+
+        self._write(fill)
 
     def moment(self, moment_id: str) -> Moment | None:
         self._ensure_moments()
@@ -430,18 +448,88 @@ class EmbeddedStore:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> SearchPage:
+        return self.search_counted(request).page
+
+    def search_counted(self, request: SearchRequest) -> BoundSearch:
+        """The page, and how many moment documents were read to find it."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
         self._ensure_moments()
-        if request.media_ids is not None and not request.media_ids:
-            return SearchPage(hits=[], total=0)
-        sql, params = _candidates(request)
-        rows = self._query(sql, params)
+        if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
+            return BoundSearch(SearchPage(hits=[], total=0), read=0)
+        filters, params = _filters(request)
 
         def full(view: Mapping[str, Any]) -> dict:
             return json.loads(self._query("SELECT doc FROM moments WHERE moment_id = ?", (view["moment_id"],))[0][0])
 
-        return rank_documents(((doc, media_name(path)) for doc, path in rows), request, full)
+        few = request.media_ids is not None and self._query(
+            f"SELECT COUNT(*) FROM moments m WHERE m.media_id IN ({', '.join('?' * len(request.media_ids))})",
+            request.media_ids)[0][0] <= SCAN_AT_MOST
+        if few or request.threshold < BOUND_FLOOR:
+            # A few media (read them all), or a threshold under what the bound lists keep.
+            rows = self._query(f"SELECT COALESCE(m.summary, m.doc) FROM moments m {_VISIBLE} WHERE {filters}", params)
+            return BoundSearch(rank_documents((doc for (doc,) in rows), request, full), read=len(rows))
+
+        def bound_list(term: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
+            """The first term's list; with other terms, only moments whose other bounds reach the threshold
+            too (a hit is in every list), ordered by the product of the bounds over the least salience to
+            the power of the others' count: a bound of the score far tighter than any one term's."""
+            after: list[Any] = []  # the last row's (bound, moment id): the keyset to go on from
+            joins = "".join(f" JOIN moment_terms o{i} ON o{i}.moment_id = t.moment_id AND o{i}.term = ? "
+                            f"AND o{i}.score >= ?" for i in range(len(others)))
+            join_params = [p for key, sim in others for p in (key, request.threshold / sim * (1 - 1e-9))]
+            bound = "t.score"
+            if others:
+                joins += (" JOIN moment_terms ls ON ls.moment_id = t.moment_id AND ls.term = ?")
+                join_params.append(LEAST_SALIENCE_KEY)
+                product = " * ".join(["t.score", *(f"o{i}.score" for i in range(len(others)))])
+                bound = f"({product}) / ({' * '.join(['ls.score'] * len(others))})"
+            scale = similarity * math.prod(sim for _, sim in others)
+
+            def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
+                resume = "AND b <= ? AND NOT (b = ? AND moment_id <= ?)" if after else ""
+                # Ids and bounds first, the documents of the batch after: sorting rows that carry the
+                # documents made a broad several-term walk sort megabytes. Without a media or time
+                # filter the moments table is not joined (every moment_terms row is a visible moment's).
+                moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
+                sql = (f"SELECT b, moment_id FROM (SELECT {bound} AS b, t.moment_id AS moment_id FROM moment_terms t"
+                       f"{joins}{moments} WHERE t.term = ? AND t.score >= ? AND {filters}) WHERE b * ? >= ? {resume} "
+                       "ORDER BY b DESC, moment_id LIMIT ?")
+                minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
+                resume_params = [after[0], after[0], after[1]] if after else []
+                keys = self._query(sql, [*join_params, term, minimum, *params, scale, request.threshold * (1 - 1e-9),
+                                         *resume_params, size])
+                docs = dict(self._query(
+                    f"SELECT moment_id, COALESCE(summary, doc) FROM moments WHERE moment_id IN "
+                    f"({', '.join('?' * len(keys))})", [k[1] for k in keys])) if keys else {}
+                rows = [(b, moment_id, docs[moment_id]) for b, moment_id in keys if moment_id in docs]
+                if keys:
+                    after[:] = keys[-1]
+                return rows, len(keys) == size, keys[-1][0] if keys else None
+
+            # When the bound is the score, the page and one more are the first rows (ties aside).
+            return BoundList(fetch, scale, first=request.limit + 2 if exact else 2 * (request.limit + 1))
+
+        drivers = driver_keys(request.query, request.threshold)
+        count = None
+        exact = bound_is_score(request)
+        if exact:
+            drivers = drivers[:1]  # the one list whose bound is the score
+            [(term, _)] = drivers
+            if filters == "1":  # with a media or time filter, counting would join every row: not done
+
+                def count() -> int:
+                    # every row of moment_terms is a visible moment's (moments are swapped with the run)
+                    return self._query("SELECT COUNT(*) FROM moment_terms t WHERE t.term = ? AND t.score >= ?",
+                                       [term, request.threshold])[0][0]
+
+        def moments(ids: list[str]) -> dict[str, Moment]:
+            rows = self._query(f"SELECT moment_id, doc FROM moments WHERE moment_id IN ({', '.join('?' * len(ids))})",
+                               ids) if ids else []
+            return {moment_id: Moment.model_validate_json(doc) for moment_id, doc in rows}
+
+        (term, similarity), *others = drivers
+        return rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:
@@ -567,43 +655,20 @@ class EmbeddedStore:
             self._db.close()
 
 
-# --- candidate narrowing ---------------------------------------------------------------------------
-# SQL picks a superset of the moments match_moment accepts; match_moment then decides. Where a moment
-# holds several persons, conditions that are per person (negated constraints, expression) are not
-# narrowed, since the SQL sees the moment's garments and not whose they are.
+# --- search filters ---------------------------------------------------------------------------------
+
+# The moments of each media's visible run only (a crash between writing moments and flipping the run
+# leaves none other, but the join costs nothing and says what is meant).
+_VISIBLE = "JOIN media md ON md.media_id = m.media_id AND m.run_id = md.visible_run_id"
+
+# A search limited to media with at most this many moments in all reads them all (exact total) instead
+# of walking the bound lists; more, and SQLite walks the lists from the media (moments_by_media).
+SCAN_AT_MOST = 100
 
 
-def _term_sql(term: AttributeTerm, floor: float) -> tuple[str, list]:
-    """SQL on a moment_garments row `g` for one term; a label under `floor` counts as absent."""
-    fields = term.label_fields
-    has = [f"(g.{f} = ? AND g.{f}_confidence >= ?)" for f in fields]
-    has_params = [p for _ in fields for p in (term.value, floor)]
-    if not term.negated:
-        return f"({' OR '.join(has)})", has_params
-    known = " OR ".join(f"(g.{f} != '' AND g.{f}_confidence >= ?)" for f in fields)
-    return (f"(({known}) AND NOT ({' OR '.join(has)}))", [floor] * len(fields) + has_params)
-
-
-def _garment_sql(constraint: GarmentConstraint, floor: float, media_ids: list[str] | None = None) -> tuple[str, list]:
-    """A moment_id subquery: the moments (of these media) with a garment on which all the constraint's
-    terms hold. The media filter is repeated here: SQLite would otherwise list the garments of the
-    whole store before the outer query drops the other media."""
-    parts = ["g.category_confidence >= ?"]
-    params: list[Any] = [floor]
-    if media_ids is not None:
-        parts.append(f"g.media_id IN ({', '.join('?' * len(media_ids))})")
-        params += media_ids
-    for term in constraint.terms:
-        sql, term_params = _term_sql(term, floor)
-        parts.append(sql)
-        params += term_params
-    return f"SELECT g.moment_id FROM moment_garments g WHERE {' AND '.join(parts)}", params
-
-
-def _candidates(request: SearchRequest) -> tuple[str, list]:
-    """The SELECT of (doc, media path) for the moments the request may match."""
-    query, floor = request.query, request.min_confidence
-    where = ["m.run_id = md.visible_run_id"]
+def _filters(request: SearchRequest) -> tuple[str, list]:
+    """SQL on the moments row `m` for the request's media and time filters."""
+    where = ["1"]
     params: list[Any] = []
     if request.media_ids is not None:
         where.append(f"m.media_id IN ({', '.join('?' * len(request.media_ids))})")
@@ -614,22 +679,4 @@ def _candidates(request: SearchRequest) -> tuple[str, list]:
     if request.end is not None:
         where.append("m.start <= ?")
         params.append(request.end)
-    for constraint in query.garments:
-        sql, garment_params = _garment_sql(constraint, floor, request.media_ids)
-        if constraint.negated:
-            where.append(f"(m.persons > 1 OR m.moment_id NOT IN ({sql}))")
-        else:
-            where.append(f"m.moment_id IN ({sql})")
-        params += garment_params
-    for term in query.person:
-        if term.negated:
-            where.append("(m.persons > 1 OR (m.expression != '' AND m.expression != ? AND m.expression_confidence >= ?))")
-        else:
-            where.append("(m.persons > 1 OR (m.expression = ? AND m.expression_confidence >= ?))")
-        params += [term.value, floor]
-    if not has_positive_terms(query):
-        where.append("m.detection >= ?")
-        params.append(floor)
-    sql = ("SELECT COALESCE(m.summary, m.doc), md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
-           f"WHERE {' AND '.join(where)}")
-    return sql, params
+    return " AND ".join(where), params

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.review import ReviewStatus, review_status
-from labels import Box, FrameLabels, Garment, Label, Person
+from labels import Alternative, Box, FrameLabels, Garment, Label, Person
 from labels.vocabulary import GARMENT_CATEGORIES
 
 # Regions whose garments identify an outfit; shoes and accessories come and go (see docstring).
@@ -63,7 +63,7 @@ _NEIGHBOUR_PAIRS = (
     ("brown", "orange"), ("brown", "yellow"), ("brown", "red"), ("brown", "black"),
     ("beige", "orange"), ("beige", "yellow"), ("beige", "white"), ("beige", "gray"), ("beige", "brown"),
 )
-_NEIGHBOURS: dict[str, frozenset[str]] = {
+COLOR_NEIGHBOURS: dict[str, frozenset[str]] = {
     name: frozenset(b if a == name else a for a, b in _NEIGHBOUR_PAIRS if name in (a, b))
     for name in {n for pair in _NEIGHBOUR_PAIRS for n in pair}
 }
@@ -103,6 +103,10 @@ class MomentPerson(_Record):
     person_indices: list[int] = Field(description="the person's index in each frame of frame_ids (back to the labels)")
     garments: list[MomentGarment] = []
     expression: Label | None = None
+    frame_share: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="the share of the best frame the person's box covers (search prefers the salient person); "
+                    "None in moments built before it was recorded")
 
     @model_validator(mode="after")
     def _check(self) -> MomentPerson:
@@ -292,7 +296,7 @@ def _geometry(previous: Box, box: Box, dt: float, max_shift: float) -> float | N
 
 
 def _compatible(a: str, b: str) -> bool:
-    return a == b or b in _NEIGHBOURS.get(a, ())
+    return a == b or b in COLOR_NEIGHBOURS.get(a, ())
 
 
 def _accepted(votes: dict[str, float], min_share: float) -> set[str]:
@@ -389,8 +393,35 @@ def _fold_outliers(tracks: list[_Track], max_frames: int, max_shift: float) -> l
 # --- summaries -------------------------------------------------------------------------------------
 
 
+# How many values a summarised label keeps as alternatives (the stages keep three per frame; over a
+# track a few more can add up).
+MOMENT_ALTERNATIVES = 5
+
+
+def label_distribution(label: Label) -> dict[str, float]:
+    """What one label says each value's probability is: its alternatives, and its own value at no less
+    than its confidence (a label without alternatives, a human's say, is its value alone)."""
+    distribution = {alt.value: alt.probability for alt in label.alternatives}
+    distribution[label.value] = max(distribution.get(label.value, 0.0), label.confidence)
+    return distribution
+
+
+def _mean_alternatives(labels: list[Label]) -> list[Alternative]:
+    """The track's alternatives: each value's probability averaged over the frames (a frame that did not
+    consider a value gives it 0), best first, ties by name."""
+    sums: dict[str, float] = defaultdict(float)
+    for label in labels:
+        for value, probability in label_distribution(label).items():
+            sums[value] += probability
+    ranked = sorted(sums.items(), key=lambda item: (-item[1], item[0]))[:MOMENT_ALTERNATIVES]
+    # model_construct: the values are the labels' own and the means lie in [0, 1]; validating each of the
+    # thousands a video makes cost more than building its moments
+    return [Alternative.model_construct(value=v, probability=min(1.0, total / len(labels))) for v, total in ranked]
+
+
 def _vote(labels: list[Label]) -> Label | None:
-    """Confidence-weighted vote; human labels, when there are any, are the only voters."""
+    """Confidence-weighted vote; human labels, when there are any, are the only voters (and then the
+    value is certain: no alternatives)."""
     if not labels:
         return None
     human = [label for label in labels if label.model.startswith(_HUMAN_PREFIX)]
@@ -402,13 +433,17 @@ def _vote(labels: list[Label]) -> Label | None:
     winners = [label for label in voters if label.value == value]
     top = max(winners, key=lambda label: label.confidence)  # first of equals: stable
     confidence = top.confidence if human else weights[value] / len(voters)
-    return Label(value=value, confidence=min(1.0, confidence), model=top.model, model_version=top.model_version)
+    return Label(value=value, confidence=min(1.0, confidence), model=top.model, model_version=top.model_version,
+                 alternatives=[] if human else _mean_alternatives(voters))
 
 
-def _mean_label(labels: list[Label]) -> Label:
+def _mean_label(labels: list[Label], with_alternatives: bool = True) -> Label:
     top = max(labels, key=lambda label: label.confidence)
     mean = sum(label.confidence for label in labels) / len(labels)
-    return Label(value=top.value, confidence=mean, model=top.model, model_version=top.model_version)
+    human = any(label.model.startswith(_HUMAN_PREFIX) for label in labels)
+    keep = with_alternatives and not human
+    return Label(value=top.value, confidence=mean, model=top.model, model_version=top.model_version,
+                 alternatives=_mean_alternatives(labels) if keep else [])
 
 
 def _garment_by_category(person: Person) -> dict[str, Garment]:
@@ -495,12 +530,13 @@ def _moment(track: _Track, min_garment_share: float) -> Moment:
     frame_ids = [s.frame.frame_id for s in sightings]
     person = MomentPerson(
         track_index=first.person_index,
-        detection=_mean_label([s.person.detection for s in sightings]),
+        detection=_mean_label([s.person.detection for s in sightings], with_alternatives=False),
         box=best.person.box,
         frame_ids=frame_ids,
         person_indices=[s.person_index for s in sightings],
         garments=summary,
         expression=_vote([face.expression for face in faces if face.expression is not None]),
+        frame_share=min(1.0, best.person.box.area / max(best.frame.width * best.frame.height, 1)),
     )
     return Moment(
         moment_id=moment_id(first.frame.media_id, first.frame.frame_id, first.person_index),

@@ -60,6 +60,13 @@ class AttributeTerm(_Query):
         """The garment label fields the term looks at: a colour is the primary or the secondary one."""
         return ("color", "secondary_color") if self.field == "color" else (self.field,)
 
+    def in_words(self) -> str:
+        """"black", "not striped", "long-sleeve", "happy": the term as a person would say it."""
+        word = f"{self.value}-sleeve" if self.field == "sleeve" and self.value != "sleeveless" else self.value
+        if self.field == "expression":
+            word = f"looking {word}" if self.value in ("happy", "sad", "angry") else f"showing {word}"
+        return f"not {word}" if self.negated else word
+
     def describe(self) -> str:
         text = f"{self.field}{'!=' if self.negated else '='}{self.value}"
         if self.via == "semantic":  # a guess: show what it was guessed from
@@ -91,6 +98,13 @@ class GarmentConstraint(_Query):
     @property
     def category(self) -> str | None:
         return next((t.value for t in self.terms if t.field == "category" and not t.negated), None)
+
+    def in_words(self) -> str:
+        """"red striped dress", "black garment", "no hat": the constraint as a person would say it."""
+        terms = sorted(self.terms, key=lambda t: _FIELD_ORDER[t.field])
+        words = [t.in_words() for t in terms if not (t.field == "category" and not t.negated)]
+        words.append(self.category.replace("/", " or ") if self.category else "garment")
+        return f"{'no ' if self.negated else ''}{' '.join(words)}"
 
     def describe(self) -> str:
         terms = sorted(self.terms, key=lambda t: _FIELD_ORDER[t.field])
@@ -125,6 +139,14 @@ class ParsedQuery(_Query):
     @property
     def is_empty(self) -> bool:
         return not (self.garments or self.person or self.text)
+
+    def in_words(self) -> str:
+        """"black garment, no hat, looking happy": what is searched for, in words (the words the search
+        could not use are left out: see indexer.search.query_notice)."""
+        parts = [g.in_words() for g in self.garments] + [t.in_words() for t in self.person]
+        if parts:
+            return ", ".join(parts)
+        return "nothing (no word of the query is something Vestis labels)" if self.text else "anyone"
 
     def describe(self) -> str:
         parts = [g.describe() for g in self.garments]

@@ -1,44 +1,37 @@
-"""Search over moments, backend-neutral: the request, the ranking function and the result page.
+"""Search over moments, backend-neutral: the request, the scoring model and the result page.
 
-Every backend (embedded SQLite, Elasticsearch) answers a `SearchRequest` the same way: its own query
-narrows the candidate moments with the structured constraints (a cheap superset), then
-`rank_documents` decides and scores each candidate with the code behind `match_moment`, sorts and
-pages them. Only that code says what matches, so two backends given the same moments give the same
-page, and a backend's narrowing can never change a result, only how many moments it looked at.
+Every backend (embedded SQLite, Elasticsearch) answers a `SearchRequest` with the page this module's
+reference (`rank_moments` / `rank_documents`) gives over the same moments: the code here is the oracle
+the backends' own scoring (SQL, Elasticsearch queries) is tested against.
 
-What a query means (see indexer/query.py for the model):
-- A positive `GarmentConstraint` needs one garment of the person on which all its terms hold. Two
-  constraints may be met by the same garment ("red dress" + "striped dress" is one red striped
-  dress as well), as a nested query per constraint does in Elasticsearch.
-- A term holds on a garment when: `category` equals; `color` equals the primary OR the secondary
-  colour; `pattern` / `sleeve` equal. A negated term holds when the field is labelled and the
-  positive term does not hold (`color!=black`: the garment has a known colour, and neither its
-  primary nor its secondary colour is black). An unlabelled field satisfies neither.
-- A negated constraint ("without a hat") holds when no garment of the person meets all its terms.
-- Expression terms hold on the person's summarised expression, with the same negation rule.
-- `min_confidence`: a label less sure than it counts as absent. A garment whose category is below it
-  is not there at all (so it neither meets a constraint nor blocks a negated one), a colour below it
-  is unknown, and so on. When the query has no positive term, the hit rests on the person detection
-  alone, and that must reach it.
-- A moment with several persons matches when one person meets everything; the best one is reported.
-- Text words never filter: they only add a bonus (below).
-
-Score (documented here because both backends and the HTTP API show it):
-
-    term     = label confidence x similarity   (similarity: the parser's cosine for a term mapped
-                                                 by meaning, 1.0 for an exact word or a synonym)
-    garment  = geometric mean of its terms' label confidences x product of their similarities
-               (a negated term's label is the one found instead: "not black" on a red jacket
-               counts the red label's confidence)
-    person   = mean over the query's positive garment constraints (each: its best garment) and
-               expression terms (each: its term score); the person detection confidence when the
-               query has none (so an empty query ranks by detection)
-    score    = person + TEXT_WEIGHT x (share of text words found among the moment's label words
-               -- categories, colours, patterns, sleeves, expression -- or in the media file name)
-
-The geometric mean keeps a constraint's score on the scale of one label however many terms it has
-(a three-term "red striped dress" is not punished against "red dress"), while one doubtful label
-still pulls it down. Negated constraints filter but do not score: absence has no confidence.
+The scoring model. A label is a guess: the vision stages keep each label's calibrated alternatives
+(labels.Label.alternatives; a moment's are averaged over its frames), so a term holds with a
+probability, not yes or no:
+- P(term) on a garment: the probability its field has the term's value: the alternatives' probability,
+  and the label's own value at no less than its confidence. A colour holds as the primary OR the
+  secondary colour (the larger of the two); its probability is the namer's pixel share plus a part
+  of its neighbouring names' shares (`colour_names`). A negated term holds with 1 - P, on a labelled field only:
+  an unlabelled field satisfies neither "is" nor "is not" (P = 0). A term mapped by meaning (the
+  parser's cosine) is weighed by its similarity.
+- A garment constraint on a garment: the probability that all its terms hold there, their product.
+  A positive constraint on a person: its best garment (two constraints may use the same one, as a
+  nested query per constraint does). A negated constraint ("without a hat"): the probability that no
+  garment meets it, the product of (1 - P) over the person's garments.
+- Expression terms: P on the person's summarised expression, same rules.
+- The person: the product over the query's constraints and expression terms (1 for none: an empty
+  query), times the person's salience, detection confidence x (0.5 + 0.5 x prominence), with
+  prominence = min(1, sqrt(share of the frame the person covers / PROMINENT_SHARE)): the main person
+  outranks a passer-by in the same clothes.
+- A moment with several persons: the best one. Score = that person's.
+- `threshold`: moments scoring below it are not returned (the relevance threshold; 0 keeps anything
+  with a non-zero score).
+- `strict`: the top label only, as before alternatives: a term holds when the label's value is it
+  (negated: labelled and not it), its score the label's confidence; a negated constraint excludes a
+  person with any garment meeting it.
+- `min_confidence`: a label less sure than it counts as absent: a garment whose category is below it is
+  not there at all, a colour below it is unknown, a person detected below it is not there.
+- Words the parser could not map (`ParsedQuery.text`) are not searched for: `query_notice` says so,
+  and a query made of such words alone matches nothing (rather than everything).
 
 Order and pages: hits sort by (score desc, media_id, start, moment_id), a total order, and the cursor
 is the last hit's sort key (base64 JSON, with a fingerprint of the request), so the next page is
@@ -50,28 +43,39 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import heapq
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import from_json
 
-from indexer.moments import Moment
+from indexer.moments import COLOR_NEIGHBOURS, Moment
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.review import ReviewStatus
 from labels import Box
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
-# The most a perfect text match adds: enough to order equally matched moments, too little to lift a
-# weak constraint match over a strong one (label confidences differ by more than this in practice).
-TEXT_WEIGHT = 0.1
-
 MAX_LIMIT = 200
+
+# Relevance below which a moment is not returned: low, since the alternatives' probabilities are
+# calibrated and a right answer often rests on a second guess (see docs/models/retrieval.md).
+DEFAULT_THRESHOLD = 0.01
+
+# How much of a neighbouring colour name's share counts for a name (colour_names). Chosen on
+# ../shared/data/attributes-dev (docs/models/retrieval.md): 0.1 and 0.25 both lift recall@10 from
+# 0.57 to 0.64-0.66; without it a garment the namer calls gray is never "white".
+COLOR_LEAK = 0.25
+
+# A person covering this share of the frame, or more, is fully prominent; smaller ones weigh down to
+# half (a passer-by in the same clothes ranks below the person the picture is of).
+PROMINENT_SHARE = 0.05
 
 
 class InvalidCursor(ValueError):
@@ -91,6 +95,9 @@ class SearchRequest(_Model):
     end: float | None = Field(None, ge=0.0, description="seconds: only moments starting at or before it")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="labels less sure than this count as absent")
     review_status: list[ReviewStatus] | None = Field(None, description="only moments in these review states; None: all")
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0,
+                             description="relevance: moments scoring below it are not returned")
+    strict: bool = Field(False, description="top labels only: a term holds when the label's value is it")
     limit: int = Field(20, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, description="opaque: SearchPage.next_cursor of the previous page")
 
@@ -107,11 +114,12 @@ class SearchRequest(_Model):
 
 
 class TermMatch(_Model):
-    """One query term and the label that satisfied it."""
+    """One query term, the label of the field it looked at, and how probably it holds."""
 
     term: AttributeTerm
-    label: str = Field(description="the label value found (for a negated term: the value that is not it)")
-    confidence: float = Field(ge=0.0, le=1.0)
+    label: str = Field(description="the field's label value (for a colour: the primary or secondary one that fits "
+                                   "best); '' when the field is unlabelled")
+    confidence: float = Field(ge=0.0, le=1.0, description="the probability that the term holds")
 
 
 class MatchedGarment(_Model):
@@ -121,7 +129,7 @@ class MatchedGarment(_Model):
     category: str
     box: Box | None = Field(None, description="the garment's box in the moment's best frame, when seen there")
     terms: list[TermMatch]
-    score: float
+    score: float = Field(description="the probability that all the constraint's terms hold on this garment")
 
 
 class MomentHit(_Model):
@@ -132,73 +140,116 @@ class MomentHit(_Model):
     person_index: int = Field(0, ge=0, description="which of moment.persons matched")
     matched: list[MatchedGarment] = []
     expression_matched: list[TermMatch] = Field([], description="one per expression term of the query")
-    text_matched: list[str] = Field([], description="text words found in the moment's label words or media name")
 
 
 class SearchPage(_Model):
     hits: list[MomentHit]
-    total: int = Field(ge=0, description="hits of the whole search, all pages")
+    total: int = Field(ge=0, description="hits of the whole search, all pages (see total_exact)")
+    total_exact: bool = Field(True, description="False: `total` is a lower bound (the hits the backend met while "
+                                                "finding the page; counting them all would mean scoring them all)")
     next_cursor: str | None = None
 
 
-# --- matching ----------------------------------------------------------------------------------
+# --- what the query asks, in words ------------------------------------------------------------
+
+
+def usable(query: ParsedQuery) -> bool:
+    """Whether the query can be searched: it has a term, or no words at all (an empty query lists
+    everything). Words alone that map to nothing make no search."""
+    return bool(query.garments or query.person or not query.text)
+
+
+def query_notice(query: ParsedQuery) -> str | None:
+    """What the user should know about words the search could not use, or None."""
+    if not query.text:
+        return None
+    words = ", ".join(f"'{word}'" for word in dict.fromkeys(query.text))
+    verb = "is" if len(set(query.text)) == 1 else "are"
+    if not usable(query):
+        return (f"{words} {verb} not something Vestis labels, and nothing else was asked: no moments. "
+                "The words it knows are listed under 'vocabulary'.")
+    return f"{words} {verb} not something Vestis labels; searched for the rest."
+
+
+# --- the scoring model -------------------------------------------------------------------------
 # The core reads a moment in its JSON form (Moment.model_dump(), or the stored document as parsed
-# JSON): a backend scores thousands of candidates from plain dicts, ten times cheaper than
-# validating each into a Moment, and builds models only for the hits of the page it returns.
+# JSON): a backend scores candidates from plain dicts, ten times cheaper than validating each into
+# a Moment, and builds models only for the hits of the page it returns.
 
 Doc = Mapping[str, Any]  # a Moment, or one of its parts, in JSON form
-_TermFound = tuple[AttributeTerm, str, float]  # term, label value found, its confidence
 
 
-def has_positive_terms(query: ParsedQuery) -> bool:
-    """Whether anything scores a hit (else the person detection does)."""
-    return bool(query.person) or any(not g.negated for g in query.garments)
+def distribution(label: Doc | None, floor: float = 0.0, strict: bool = False) -> dict[str, float]:
+    """Value -> probability for one stored label; empty when unlabelled or less sure than `floor`.
+    Strict: the top value alone, at its confidence."""
+    if label is None or label["confidence"] < floor:
+        return {}
+    if strict:
+        return {label["value"]: label["confidence"]}
+    probabilities = {alt["value"]: alt["probability"] for alt in label.get("alternatives") or ()}
+    probabilities[label["value"]] = max(probabilities.get(label["value"], 0.0), label["confidence"])
+    return probabilities
 
 
-def _trusted(label: Doc | None, floor: float) -> Doc | None:
-    return label if label is not None and label["confidence"] >= floor else None
+def colour_names(probabilities: Mapping[str, float]) -> dict[str, float]:
+    """The probability that each colour name applies to a garment, from the namer's pixel shares: a
+    name's share plus COLOR_LEAK of its neighbours' (the namer flips between neighbouring names,
+    indexer/moments.py COLOR_NEIGHBOURS, where a person might say either), at most 1."""
+    names = dict(probabilities)
+    for name, p in probabilities.items():
+        for neighbour in COLOR_NEIGHBOURS.get(name, ()):
+            names[neighbour] = names.get(neighbour, 0.0) + COLOR_LEAK * p
+    return {name: min(1.0, p) for name, p in names.items()}
 
 
-def _term_on_labels(term: AttributeTerm, labels: list[Doc]) -> tuple[str, float] | None:
-    """(label value, confidence) when `term` holds on a field with these trusted labels."""
-    if not labels:
-        return None  # unlabelled: neither "is" nor "is not"
-    same = [label for label in labels if label["value"] == term.value]
-    if not term.negated:
-        if not same:
-            return None
-        best = max(same, key=lambda label: label["confidence"])
-        return best["value"], best["confidence"]
-    if same:
-        return None
-    best = max(labels, key=lambda label: label["confidence"])  # how sure we are what it is instead
-    return best["value"], best["confidence"]
+def _colour_name(probabilities: Mapping[str, float], name: str) -> float:
+    """colour_names(probabilities)[name], without building the whole table (the hot path of a search)."""
+    p = probabilities.get(name, 0.0)
+    for neighbour in COLOR_NEIGHBOURS.get(name, ()):
+        p += COLOR_LEAK * probabilities.get(neighbour, 0.0)
+    return min(1.0, p)
 
 
-def _garment_match(garment: Doc, constraint: GarmentConstraint, floor: float) -> list[_TermFound] | None:
-    """What satisfied each term when all the constraint's terms hold on this garment, else None."""
-    if _trusted(garment["category"], floor) is None:
-        return None  # a garment we are not sure is there
-    found: list[_TermFound] = []
-    for term in constraint.terms:
-        fields = term.label_fields
-        labels = [label for f in fields if (label := _trusted(garment.get(f), floor)) is not None]
-        hit = _term_on_labels(term, labels)
-        if hit is None:
-            return None
-        found.append((term, *hit))
-    return found
+def _term_on(term: AttributeTerm, labels: Sequence[Doc | None], floor: float, strict: bool) -> tuple[float, str]:
+    """(probability that `term` holds, the label value shown for it) on a field with these labels
+    (one, or a colour's primary and secondary)."""
+    found = [(distribution(label, floor, strict), label["value"]) for label in labels if label is not None]
+    found = [(probabilities, value) for probabilities, value in found if probabilities]
+    if not found:
+        return 0.0, ""  # unlabelled: neither "is" nor "is not"
+    if term.field == "color" and not strict:
+        p, shown = max((_colour_name(probabilities, term.value), value) for probabilities, value in found)
+        found = [(colour_names(probabilities), value) for probabilities, value in found] if term.negated else found
+    else:
+        p, shown = max((probabilities.get(term.value, 0.0), value) for probabilities, value in found)
+    if term.negated:
+        if strict:  # labelled and not it: as sure as the surest label
+            p = 0.0 if p > 0 else max(probabilities[value] for probabilities, value in found)
+            shown = max(found, key=lambda item: item[0][item[1]])[1]
+        else:
+            p = 1.0 - p
+            shown = max(found, key=lambda item: item[0][item[1]])[1]  # what it is instead
+    p = min(1.0, p)
+    return (p * term.similarity if term.via == "semantic" else p), shown
 
 
-def _terms_score(found: list[_TermFound]) -> float:
-    """Geometric mean of the label confidences times the similarity of terms mapped by meaning."""
-    if any(confidence <= 0.0 for _, _, confidence in found):
-        return 0.0
-    score = math.exp(sum(math.log(confidence) for _, _, confidence in found) / len(found))
-    for term, _, _ in found:
-        if term.via == "semantic":
-            score *= term.similarity
-    return score
+def _garment_terms(garment: Doc, constraint: GarmentConstraint, floor: float,
+                   strict: bool) -> tuple[float, list[tuple[float, str]]]:
+    """(probability that all the constraint's terms hold on this garment, each term's (P, label))."""
+    if not distribution(garment["category"], floor):
+        return 0.0, []  # a garment we are not sure is there
+    found = [_term_on(term, [garment.get(f) for f in term.label_fields], floor, strict) for term in constraint.terms]
+    return math.prod(p for p, _ in found), found
+
+
+def prominence(person: Doc) -> float:
+    share = person.get("frame_share")
+    return 1.0 if share is None else min(1.0, math.sqrt(share / PROMINENT_SHARE))
+
+
+def salience(person: Doc) -> float:
+    """How much the person is the subject: detection confidence x (0.5 + 0.5 x prominence)."""
+    return person["detection"]["confidence"] * (0.5 + 0.5 * prominence(person))
 
 
 @dataclass
@@ -207,72 +258,43 @@ class _Evaluation:
 
     score: float
     person_index: int
-    garments: list[tuple[int, int, list[_TermFound], float]]  # constraint, garment index, terms, score
-    expressions: list[_TermFound]
-    text: list[str] = field(default_factory=list)
+    garments: list[tuple[int, int, list[tuple[float, str]], float]]  # constraint, garment index, terms, score
+    expressions: list[tuple[float, str]]
 
 
 def _evaluate_person(person: Doc, index: int, request: SearchRequest) -> _Evaluation | None:
-    """How one person meets the query (before the text bonus), or None."""
-    query, floor = request.query, request.min_confidence
-    garments: list[tuple[int, int, list[_TermFound], float]] = []
+    """How one person meets the query, or None when the score is 0."""
+    query, floor, strict = request.query, request.min_confidence, request.strict
+    if person["detection"]["confidence"] < floor:
+        return None
+    score = salience(person)
+    garments: list[tuple[int, int, list[tuple[float, str]], float]] = []
     for c, constraint in enumerate(query.garments):
-        best: tuple[int, list[_TermFound], float] | None = None
-        for g, garment in enumerate(person["garments"]):
-            found = _garment_match(garment, constraint, floor)
-            if found is None:
-                continue
-            if constraint.negated:
-                return None
-            score = _terms_score(found)
-            if best is None or score > best[2]:  # first of equals: stable
-                best = (g, found, score)
         if constraint.negated:
-            continue
-        if best is None:
+            for garment in person["garments"]:
+                p, _ = _garment_terms(garment, constraint, floor, strict)
+                score *= (p == 0.0) if strict else 1.0 - p
+        else:
+            best: tuple[int, list[tuple[float, str]], float] | None = None
+            for g, garment in enumerate(person["garments"]):
+                p, found = _garment_terms(garment, constraint, floor, strict)
+                if p > 0 and (best is None or p > best[2]):  # first of equals: stable
+                    best = (g, found, p)
+            if best is None:
+                return None
+            garments.append((c, *best))
+            score *= best[2]
+        if score <= 0.0:
             return None
-        garments.append((c, *best))
-
-    expression = _trusted(person.get("expression"), floor)
-    expressions: list[_TermFound] = []
-    for term in query.person:
-        hit = _term_on_labels(term, [expression] if expression is not None else [])
-        if hit is None:
-            return None
-        expressions.append((term, *hit))
-
-    parts = [score for *_, score in garments] + [_terms_score([e]) for e in expressions]
-    if parts:
-        return _Evaluation(sum(parts) / len(parts), index, garments, expressions)
-    detection = person["detection"]["confidence"]
-    return _Evaluation(detection, index, garments, expressions) if detection >= floor else None
+    expressions = [_term_on(term, [person.get("expression")], floor, strict) for term in query.person]
+    score *= math.prod(p for p, _ in expressions)
+    return _Evaluation(score, index, garments, expressions) if score > 0.0 else None
 
 
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _moment_words(doc: Doc, media_name: str) -> set[str]:
-    """The words a text word may be found in: the moment's label values and the media file name."""
-    values: list[str] = [media_name]
-    for person in doc["persons"]:
-        if person.get("expression") is not None:
-            values.append(person["expression"]["value"])
-        for garment in person["garments"]:
-            values.extend(garment[f]["value"] for f in GARMENT_LABEL_FIELDS if garment.get(f) is not None)
-    words: set[str] = set()
-    for value in values:
-        lowered = value.lower()
-        words.add(_stem(lowered))
-        words.update(_stem(w) for w in _WORD.findall(lowered))  # "coat/jacket" -> coat, jacket
-    return words
-
-
-def _evaluate(doc: Doc, request: SearchRequest, media_name: str) -> _Evaluation | None:
+def _evaluate(doc: Doc, request: SearchRequest) -> _Evaluation | None:
     """The one decision: whether the moment matches every filter of the request, and its score."""
+    if not usable(request.query):
+        return None
     if request.media_ids is not None and doc["media_id"] not in request.media_ids:
         return None
     if request.start is not None and doc["end"] < request.start:
@@ -286,41 +308,39 @@ def _evaluate(doc: Doc, request: SearchRequest, media_name: str) -> _Evaluation 
         evaluation = _evaluate_person(person, index, request)
         if evaluation is not None and (best is None or evaluation.score > best.score):
             best = evaluation
-    if best is None:
-        return None
-    text = request.query.text
-    if text:
-        words = _moment_words(doc, media_name)
-        best.text = [w for w in text if _stem(w.lower()) in words]
-        best.score += TEXT_WEIGHT * len(best.text) / len(text)
-    return best
+    return best if best is not None and best.score >= request.threshold else None
 
 
-def _hit(moment: Moment, evaluation: _Evaluation) -> MomentHit:
+def _hit(moment: Moment, evaluation: _Evaluation, query: ParsedQuery) -> MomentHit:
     person = moment.persons[evaluation.person_index]
+
+    def terms(found: list[tuple[float, str]], of: list[AttributeTerm]) -> list[TermMatch]:
+        return [TermMatch(term=t, label=shown, confidence=p) for t, (p, shown) in zip(of, found)]
+
     matched = [
         MatchedGarment(constraint=c, category=person.garments[g].category.value, box=person.garments[g].box,
-                       terms=[TermMatch(term=t, label=value, confidence=conf) for t, value, conf in found],
-                       score=score)
+                       terms=terms(found, query.garments[c].terms), score=score)
         for c, g, found, score in evaluation.garments
     ]
-    return MomentHit(
-        moment=moment, score=evaluation.score, person_index=evaluation.person_index, matched=matched,
-        expression_matched=[TermMatch(term=t, label=value, confidence=conf) for t, value, conf in evaluation.expressions],
-        text_matched=evaluation.text,
-    )
+    return MomentHit(moment=moment, score=evaluation.score, person_index=evaluation.person_index, matched=matched,
+                     expression_matched=terms(evaluation.expressions, query.person))
 
 
-def match_moment(moment: Moment, request: SearchRequest, media_name: str = "") -> MomentHit | None:
+def match_moment(moment: Moment, request: SearchRequest) -> MomentHit | None:
     """THE ranking function: the hit for `moment` under `request` (score and evidence), or None.
 
-    Applies every filter of the request (media, time range, constraints, min_confidence), so a
-    backend may hand it any superset of the true candidates. `media_name` (the file name) is where
-    text words are looked for besides the labels. `rank_documents` decides with the same code on
-    the moment's JSON form.
+    Applies every filter of the request (media, time range, constraints, min_confidence, threshold),
+    so a backend may hand it any superset of the true candidates. `rank_documents` decides with the
+    same code on the moment's JSON form.
     """
-    evaluation = _evaluate(moment.model_dump(), request, media_name)
-    return _hit(moment, evaluation) if evaluation is not None else None
+    evaluation = _evaluate(moment.model_dump(), request)
+    return _hit(moment, evaluation, request.query) if evaluation is not None else None
+
+
+def score_document(doc: Doc, request: SearchRequest) -> float | None:
+    """The score of a moment in JSON form under `request`, or None when it does not match."""
+    evaluation = _evaluate(doc, request)
+    return evaluation.score if evaluation is not None else None
 
 
 # --- order and pages ---------------------------------------------------------------------------
@@ -353,16 +373,21 @@ def decode_cursor(cursor: str, request: SearchRequest) -> SortKey:
     return key
 
 
-def _key(evaluation: _Evaluation, doc: Doc) -> SortKey:
-    return (-evaluation.score, doc["media_id"], float(doc["start"]), doc["moment_id"])
+def document_key(score: float, doc: Doc) -> SortKey:
+    return (-score, doc["media_id"], float(doc["start"]), doc["moment_id"])
 
 
 def _slim_label(label) -> dict | None:
-    return {"value": label.value, "confidence": label.confidence} if label is not None else None
+    if label is None:
+        return None
+    slim: dict[str, Any] = {"value": label.value, "confidence": label.confidence}
+    if label.alternatives:
+        slim["alternatives"] = [{"value": a.value, "probability": a.probability} for a in label.alternatives]
+    return slim
 
 
 def scoring_view(moment: Moment) -> dict:
-    """The parts of a moment the ranking reads, as JSON: a fifth of the full document, so a backend
+    """The parts of a moment the ranking reads, as JSON: a fraction of the full document, so a backend
     that stores it parses candidates faster (boxes and frame lists are only needed for the page).
     Persons and garments keep their order: hits point into them by index."""
     return {
@@ -370,50 +395,268 @@ def scoring_view(moment: Moment) -> dict:
         "review_status": moment.review_status,
         "persons": [
             {"detection": _slim_label(p.detection), "expression": _slim_label(p.expression),
+             "frame_share": p.frame_share,
              "garments": [{name: _slim_label(getattr(g, name)) for name in GARMENT_LABEL_FIELDS} for g in p.garments]}
             for p in moment.persons
         ],
     }
 
 
-def rank_documents(docs: Iterable[tuple[Doc | str, str]], request: SearchRequest,
+def page_from_keys(keyed: Iterable[tuple[SortKey, Any]], total: int, request: SearchRequest,
+                   hit_of: Callable[[Any], MomentHit]) -> SearchPage:
+    """The page after the request's cursor from (sort key, item) pairs of matching moments: the
+    limit + 1 smallest keys after the cursor, `hit_of` building the hits of the page."""
+    after = decode_cursor(request.cursor, request) if request.cursor else None
+    rest = (pair for pair in keyed if after is None or pair[0] > after)
+    page = heapq.nsmallest(request.limit + 1, rest, key=lambda pair: pair[0])  # keys are unique
+    hits = [hit_of(item) for _, item in page[: request.limit]]
+    more = len(page) > request.limit
+    return SearchPage(hits=hits, total=total, next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None)
+
+
+def rank_documents(docs: Iterable[Doc | str], request: SearchRequest,
                    full: Callable[[Doc], Doc] | None = None) -> SearchPage:
-    """The search over candidates, for backends: (moment in JSON form, as text or parsed, and its
-    media file name) in, the page the request asks for out. Any superset of the true candidates
-    gives the same page.
+    """The search over candidates, for backends: moments in JSON form (as text or parsed) in, the page
+    the request asks for out. Any superset of the true candidates gives the same page.
 
     Only each candidate's sort key is kept while scanning; the page's few hits are parsed and
     evaluated again to build their models. (Keeping thousands of parsed documents alive made the
     garbage collector, not the matching, the cost of a broad query.) Candidates may be scoring views
     (`scoring_view`): `full` then gives the whole moment of a page hit.
     """
-    after = decode_cursor(request.cursor, request) if request.cursor else None
-    total = 0
-    rest: list[tuple[SortKey, Doc | str, str]] = []
-    for raw, media_name in docs:
-        doc = json.loads(raw) if isinstance(raw, str) else raw
-        evaluation = _evaluate(doc, request, media_name)
-        if evaluation is None:
-            continue
-        total += 1
-        key = _key(evaluation, doc)
-        if after is None or key > after:
-            rest.append((key, raw, media_name))
-    page = heapq.nsmallest(request.limit + 1, rest, key=lambda item: item[0])  # keys are unique
-    more = len(page) > request.limit
-    hits = []
-    for _, raw, media_name in page[: request.limit]:
-        doc = json.loads(raw) if isinstance(raw, str) else raw
-        evaluation = _evaluate(doc, request, media_name)
+    if request.cursor:
+        decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
+    keyed: list[tuple[SortKey, Doc | str]] = []
+    for raw in docs:
+        doc = from_json(raw) if isinstance(raw, str) else raw
+        evaluation = _evaluate(doc, request)
+        if evaluation is not None:
+            keyed.append((document_key(evaluation.score, doc), raw))
+
+    def hit_of(raw: Doc | str) -> MomentHit:
+        doc = from_json(raw) if isinstance(raw, str) else raw
+        evaluation = _evaluate(doc, request)
         assert evaluation is not None  # ranked above: only documents that matched
-        hits.append(_hit(Moment.model_validate(full(doc) if full else doc), evaluation))
-    return SearchPage(hits=hits, total=total,
-                      next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None)
+        return _hit(Moment.model_validate(full(doc) if full else doc), evaluation, request.query)
+
+    return page_from_keys(keyed, len(keyed), request, hit_of)
 
 
-def rank_moments(
-    moments: Iterable[Moment], request: SearchRequest, media_names: Mapping[str, str] | None = None
-) -> SearchPage:
+def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPage:
     """The reference search: every moment given is a candidate. Tests compare a backend against it."""
-    names = media_names or {}
-    return rank_documents(((m.model_dump(), names.get(m.media_id, "")) for m in moments), request)
+    return rank_documents((m.model_dump() for m in moments), request)
+
+
+# --- top k from bound lists: how the backends rank without reading every candidate -----------------
+# Every factor of a score is at most 1, so a moment's score is at most salience x P(t) for any positive
+# term t of the query, and at most its salience. Backends store, per moment, that bound for every
+# term its labels make possible (`moment_bounds`) with an index by bound; a search walks the lists
+# of the query's positive terms from the top, scores each moment it meets with the reference code
+# above, and stops once the page's last hit scores above every bound not yet read (Fagin's threshold
+# algorithm). The page is the reference's page; only how much is read differs.
+
+# Bump with any change to the scoring model or to moment_bounds: stored bounds of another version are
+# recomputed (the embedded store refills its lists on open; Elasticsearch moves to a new schema).
+BOUNDS_VERSION = "3"  # 1: before colour names took their neighbours' shares; 2: before salience_least
+
+# Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
+BOUND_FLOOR = 0.001
+# Pairs (`pair_key`) are many more: only those reaching the default threshold are kept.
+PAIR_FLOOR = DEFAULT_THRESHOLD
+SALIENCE_KEY = "salience"
+# A person's score is at most the product of its terms' bounds over its salience to the power (terms - 1);
+# over a moment's persons that holds with the least salience among them (kept whatever its size).
+LEAST_SALIENCE_KEY = "salience_least"
+_SLACK = 1e-9  # bounds and scores are products taken in different orders: allow for the last bit
+
+
+@functools.lru_cache(maxsize=4096)  # a few hundred keys, asked for once per label at every write
+def bound_key(field: str, value: str) -> str:
+    """The name of one term's bound: "color_black", "category_coat_jacket" (also an Elasticsearch field)."""
+    return re.sub(r"[^a-z0-9]+", "_", f"{field}_{value}".lower())
+
+
+def moment_bounds(doc: Doc) -> dict[str, float]:
+    """Per term key, salience x P(term) maximised over the moment's persons and garments, and the
+    salience itself: what `rank_by_bounds` walks. Bounds under BOUND_FLOOR are left out."""
+    bounds: dict[str, float] = {}
+
+    def keep(key: str, value: float) -> None:
+        if value > bounds.get(key, 0.0):
+            bounds[key] = value
+
+    pairs: dict[str, float] = {}
+    saliences = [salience(person) for person in doc["persons"]]
+    positive = [x for x in saliences if x > 0]
+    if positive:  # the least salient person that can score: what a product of bounds divides by
+        bounds[LEAST_SALIENCE_KEY] = min(positive)
+    for person in doc["persons"]:
+        s = salience(person)
+        keep(SALIENCE_KEY, s)
+        for garment in person["garments"]:
+            for name in ("category", "pattern", "sleeve"):
+                for value, p in distribution(garment.get(name)).items():
+                    keep(bound_key(name, value), s * min(1.0, p))
+            colours: dict[str, float] = {}
+            for name in ("color", "secondary_color"):
+                for value, p in colour_names(distribution(garment.get(name))).items():
+                    colours[value] = max(colours.get(value, 0.0), min(1.0, p))
+                    keep(bound_key("color", value), s * min(1.0, p))
+            for category, p in distribution(garment["category"]).items():
+                for colour, q in colours.items():
+                    key, bound = pair_key(category, colour), s * (min(1.0, p) * q)  # the reference's order
+                    if bound >= PAIR_FLOOR and bound > pairs.get(key, 0.0):
+                        pairs[key] = bound
+        for value, p in distribution(person.get("expression")).items():
+            keep(bound_key("expression", value), s * min(1.0, p))
+    kept = {key: value for key, value in bounds.items() if value >= BOUND_FLOOR or key == LEAST_SALIENCE_KEY}
+    return {**kept, **pairs}
+
+
+@functools.lru_cache(maxsize=4096)
+def pair_key(category: str, colour: str) -> str:
+    """The bound of a category and a colour on the same garment ("a black jacket"): far tighter than
+    either alone, for the most common narrow query."""
+    return f"{bound_key('category', category)}__{bound_key('color', colour)}"
+
+
+def _pair_term(constraint: GarmentConstraint) -> tuple[str, float] | None:
+    category = next((t for t in constraint.terms if t.field == "category" and not t.negated), None)
+    colour = next((t for t in constraint.terms if t.field == "color" and not t.negated), None)
+    if category is None or colour is None:
+        return None
+    return pair_key(category.value, colour.value), category.similarity * colour.similarity
+
+
+def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, float]]:
+    """(bound key, the term's similarity) of each positive term of the query's positive constraints
+    and expression; the salience alone when there is none. A constraint with a category and a colour
+    adds their pair's list first, when the threshold reaches PAIR_FLOOR (pairs under it are not kept)."""
+    keys: list[tuple[str, float]] = []
+    paired: set[int] = set()  # constraints whose category and colour lists the pair's list replaces
+    if threshold >= PAIR_FLOOR:
+        for c, constraint in enumerate(query.garments):
+            if not constraint.negated and (pair := _pair_term(constraint)) is not None:
+                keys.append(pair)
+                paired.add(c)
+    # A pair's bound is at most either term's bound, on every moment: their own lists add only reads.
+    terms = [t for c, constraint in enumerate(query.garments) if not constraint.negated for t in constraint.terms
+             if not (c in paired and t.field in ("category", "color"))] + list(query.person)
+    for term in terms:
+        if not term.negated:
+            key = (bound_key(term.field, term.value), term.similarity if term.via == "semantic" else 1.0)
+            if key not in keys:
+                keys.append(key)
+    return keys or [(SALIENCE_KEY, 1.0)]
+
+
+def bound_is_score(request: SearchRequest) -> bool:
+    """Whether the one bound list is the score itself (one exactly typed term, or an empty query, and no
+    filter the bounds do not know): then a backend can count the hits from its index alone."""
+    query = request.query
+    if request.min_confidence > 0 or request.strict or request.review_status is not None or not usable(query):
+        return False
+    terms = [t for c in query.garments for t in c.terms] + list(query.person)
+    if not terms:
+        return not query.garments
+    if any(t.negated or t.via == "semantic" for t in terms) or any(c.negated for c in query.garments):
+        return False
+    if len(terms) == 1:
+        return True
+    # "black jacket": the pair's bound is the score (when the threshold lets pairs be kept)
+    return (len(terms) == 2 and len(query.garments) == 1 and request.threshold >= PAIR_FLOOR
+            and {t.field for t in terms} == {"category", "color"})
+
+
+Row = tuple[float, str, "Doc | str"]  # (bound, moment id, the moment's scoring view)
+
+
+class BoundList:
+    """One term's moments by descending bound, read in growing batches. `fetch(size)` gives the next
+    rows (bound desc, each moment's bound reaching the request's threshold), whether more may follow,
+    and the lowest bound it read (None: nothing; it may be below the rows' last when the backend
+    dropped documents it read, an older run's); the backend keeps its own place in the list (SQL
+    keyset, search_after)."""
+
+    def __init__(self, fetch: Callable[[int], tuple[Sequence[Row], bool, float | None]], similarity: float,
+                 first: int):
+        self.fetch, self.similarity, self.size = fetch, similarity, first
+        self.last: float | None = None
+        self.exhausted = False
+        self.read = 0
+
+    def next_batch(self) -> Sequence[Row]:
+        rows, more, last = self.fetch(self.size)
+        self.read += len(rows)
+        self.exhausted = not more
+        if last is not None:
+            self.last = last
+        self.size = min(self.size * 2, 4000)
+        return rows
+
+    @property
+    def frontier(self) -> float:
+        """The most an unread moment of this list can score."""
+        if self.exhausted:
+            return 0.0
+        return (1.0 if self.last is None else self.last) * self.similarity * (1 + _SLACK)
+
+
+@dataclass
+class BoundSearch:
+    """What `rank_by_bounds` found: the page, and how many documents it read (for tests and benches)."""
+
+    page: SearchPage
+    read: int
+
+
+def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest,
+                   full: Callable[[list[str]], Mapping[str, Moment]],
+                   count: Callable[[], int] | None = None) -> BoundSearch:
+    """The request's page from the bound lists of its positive terms (`driver_keys`); the same page
+    `rank_documents` gives over every candidate. `count`, when the bound is the score
+    (`bound_is_score`), counts the hits from the index; otherwise the total is exact only when a list
+    was read to its end, and else the number of hits met (`SearchPage.total_exact` False). `full`
+    gives the whole moments of the page's hits, by id, in one read."""
+    after = decode_cursor(request.cursor, request) if request.cursor else None
+    seen: set[str] = set()
+    found: list[tuple[SortKey, tuple[Doc, _Evaluation]]] = []  # hits after the cursor; the best `wanted` kept
+    matched = 0
+    wanted = request.limit + 1
+    done = False
+    while not done:
+        for bounds in lists:
+            for _, moment, raw in bounds.next_batch():
+                if moment in seen:
+                    continue
+                seen.add(moment)
+                doc = from_json(raw) if isinstance(raw, str) else raw  # pydantic-core's parser: 2x json's
+                evaluation = _evaluate(doc, request)
+                if evaluation is None:
+                    continue
+                matched += 1
+                key = document_key(evaluation.score, doc)
+                if after is None or key > after:
+                    found.append((key, (doc, evaluation)))
+            if bounds.exhausted:
+                done = True  # every possible hit is in this list (its bound is at least its score), all read
+                break
+        found = heapq.nsmallest(wanted, found, key=lambda item: item[0])
+        frontier = min(b.frontier for b in lists)
+        if frontier < request.threshold:
+            done = True  # nothing unread can reach the threshold
+        elif len(found) == wanted and -found[-1][0][0] > frontier:
+            break  # the page (and one more, for the cursor) beats anything unread
+    exact = done
+    total = matched
+    if count is not None:
+        total, exact = count(), True
+
+    page = [item for _, item in found[: request.limit]]
+    moments = full([doc["moment_id"] for doc, _ in page])
+    hits = [_hit(moments[doc["moment_id"]], evaluation, request.query) for doc, evaluation in page]
+    more = len(found) > request.limit
+    return BoundSearch(
+        SearchPage(hits=hits, total=total, total_exact=exact,
+                   next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None),
+        read=sum(b.read for b in lists))

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from indexer.moments import Moment
 from indexer.review import AuditEntry, QueuePage, QueueRequest, ReviewedFrame
-from indexer.search import SearchPage, SearchRequest
+from indexer.search import BoundSearch, SearchPage, SearchRequest
 from labels import FrameLabels
 
 
@@ -105,10 +105,14 @@ class LabelStore(Protocol):
         changed; `only_missing`: just media whose visible run has none built. Returns how many."""
 
     def search(self, request: SearchRequest) -> SearchPage:
-        """One page of the moments that match, ranked by indexer.search.match_moment.
+        """One page of the moments that match, ranked by indexer.search.match_moment: the page
+        indexer.search.rank_moments gives over all moments.
 
         Raises indexer.search.InvalidCursor for a cursor that is not from this search.
         """
+
+    def search_counted(self, request: SearchRequest) -> BoundSearch:
+        """`search`, with how many moment documents the store read to answer it (tests, benchmarks)."""
 
     # -- review (indexer/review.py) --------------------------------------------------------------
     def reviewed_frame(self, frame_id: str) -> ReviewedFrame | None:

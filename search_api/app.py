@@ -44,7 +44,7 @@ from indexer.frame_images import FrameImageStore
 from indexer.moments import Moment
 from indexer.query_parser import QueryParser
 from indexer.review import ReviewStatus
-from indexer.search import MAX_LIMIT, InvalidCursor
+from indexer.search import DEFAULT_THRESHOLD, MAX_LIMIT, InvalidCursor
 from labels import FrameLabels
 from search_api.annotators import ANNOTATORS, PERSON_COLOUR, draw_box, frame_scale, window_around
 from search_api.middleware import BodyLimit, SecurityHeaders
@@ -55,12 +55,14 @@ from search_api.results import (
     MomentLink,
     ParserChoice,
     SearchResponse,
+    VocabularyOut,
     describe_garment,
     media_out,
     play_url,
     rounded_time,
     search_moments,
     thumbnail_url,
+    vocabulary_out,
 )
 from search_api.review import Id, MediaFilter, media_ids, review_router
 
@@ -294,6 +296,9 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
         end: Annotated[float | None, Query(ge=0, le=MAX_SECONDS,
                                            description="seconds: moments starting at or before it")] = None,
         min_confidence: Annotated[float, Query(ge=0, le=1, description="labels less sure count as absent")] = 0.0,
+        threshold: Annotated[float, Query(ge=0, le=1, description="relevance: moments scoring below it are left out"
+                                          )] = DEFAULT_THRESHOLD,
+        strict: Annotated[bool, Query(description="top labels only: ignore the labels' alternatives")] = False,
         review: Annotated[list[ReviewStatus] | None, Query(max_length=len(ReviewStatus),
                                                            description="only moments in these review states")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
@@ -302,11 +307,17 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     ) -> SearchResponse:
         try:
             return search_moments(store, parsers, q, media_ids=media_ids(media), start=start, end=end,
-                                  min_confidence=min_confidence, review=review, limit=limit, cursor=cursor)
+                                  min_confidence=min_confidence, threshold=threshold, strict=strict, review=review,
+                                  limit=limit, cursor=cursor)
         except InvalidCursor as exc:
             raise HTTPException(400, f"invalid cursor: {exc}. Start again without a cursor.") from None
         except ValidationError as exc:
             raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
+
+    @app.get("/vocabulary", response_model=VocabularyOut, operation_id="get_vocabulary", tags=["search"],
+             summary="The words search understands")
+    def vocabulary() -> VocabularyOut:
+        return vocabulary_out()
 
     @app.get("/frames/{frame_id}.jpg", operation_id="get_frame_image", response_class=Response, tags=["frames"], summary="A sampled frame, optionally annotated",
              responses={200: {"content": {"image/jpeg": {}}}})

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from configs import Settings
 from indexer import LabelStore, MediaRecord
 from indexer.moments import MomentGarment
-from indexer.query import ParsedQuery
-from indexer.query_parser import QueryParser
+from indexer.query import VOCABULARY, ParsedQuery
+from indexer.query_parser import SYNONYMS, QueryParser
 from indexer.review import ReviewStatus
-from indexer.search import MomentHit, SearchRequest, TermMatch
+from indexer.search import DEFAULT_THRESHOLD, MomentHit, SearchRequest, TermMatch, query_notice
 from labels import Box
 
 
@@ -41,13 +41,13 @@ class _Out(BaseModel):
 
 
 class AttributeMatch(_Out):
-    """One query term and the label that satisfied it, with that label's confidence."""
+    """One query term, the label of the field it looked at, and the probability that the term holds."""
 
     field: str
     value: str = Field(description="what the query asked for")
     negated: bool = Field(description="the query asked for anything but `value`")
-    label: str = Field(description="the label found (for a negated term: what the garment is instead)")
-    confidence: float
+    label: str = Field(description="the field's label (for a negated term: what the garment is instead)")
+    confidence: float = Field(description="the probability that the term holds (the label's alternatives weighed)")
     via: str = Field(description="how the query word was mapped: exact, synonym or semantic")
     similarity: float = Field(description="the parser's cosine similarity for `semantic`, else 1.0")
     source: str = Field(description="the query words the term came from")
@@ -75,7 +75,6 @@ class MomentResult(_Out):
     person_box: Box = Field(description="the matching person in the best frame")
     garments: list[GarmentResult] = Field(description="one per positive garment constraint of the query")
     expression: list[AttributeMatch] = Field(description="one per expression term of the query")
-    text_matched: list[str] = Field(description="free-text words found in the labels or the file name")
     wearing: list[str] = Field(description="the person's whole outfit over the moment, readable")
 
 
@@ -93,12 +92,32 @@ class VideoResults(_Out):
 class SearchResponse(_Out):
     query: str
     interpretation: str = Field(description="how the query was read, e.g. garment(color=red, category=dress)")
+    understood_as: str = Field(description="what is searched for, in words: \"black garment, no hat\"")
     parsed: ParsedQuery
     semantic: bool = Field(description="whether words outside the vocabulary were mapped by meaning (MiniLM)")
     notice: str | None = Field(None, description="something the user should know about this answer")
-    total: int = Field(description="moments matching, over all pages")
+    total: int = Field(description="moments matching, over all pages (a lower bound when total_exact is false)")
+    total_exact: bool = Field(True, description="false: the store found the page without scoring every match")
     next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; None on the last")
     videos: list[VideoResults]
+
+
+class VocabularyWord(_Out):
+    value: str = Field(description="the label value")
+    synonyms: list[str] = Field(description="other words the query parser reads as it")
+
+
+class VocabularyOut(_Out):
+    """What search understands: every label field with its words, so a user can see what to ask for."""
+
+    fields: dict[str, list[VocabularyWord]]
+
+
+def vocabulary_out() -> VocabularyOut:
+    return VocabularyOut(fields={
+        name: [VocabularyWord(value=value, synonyms=list(SYNONYMS.get(name, {}).get(value, ()))) for value in values]
+        for name, values in VOCABULARY.items()
+    })
 
 
 class MomentLink(_Out):
@@ -241,7 +260,6 @@ def _moment_result(hit: MomentHit, kind: str) -> MomentResult:
         garments=[GarmentResult(category=g.category, box=g.box, score=round(g.score, 4),
                                 attributes=[_attribute(t) for t in g.terms]) for g in hit.matched],
         expression=[_attribute(t) for t in hit.expression_matched],
-        text_matched=hit.text_matched,
         wearing=[describe_garment(g) for g in person.garments],
     )
 
@@ -255,6 +273,8 @@ def search_moments(
     start: float | None = None,
     end: float | None = None,
     min_confidence: float = 0.0,
+    threshold: float = DEFAULT_THRESHOLD,
+    strict: bool = False,
     review: list[ReviewStatus] | None = None,
     limit: int = 20,
     cursor: str | None = None,
@@ -266,8 +286,8 @@ def search_moments(
     """
     parsed = parser.get().parse(q)
     request = SearchRequest(query=parsed, media_ids=media_ids or None, start=start, end=end,
-                            min_confidence=min_confidence, review_status=review or None, limit=limit,
-                            cursor=cursor or None)
+                            min_confidence=min_confidence, threshold=threshold, strict=strict,
+                            review_status=review or None, limit=limit, cursor=cursor or None)
     page = store.search(request)
     groups: dict[str, VideoResults] = {}
     for hit in page.hits:
@@ -282,8 +302,9 @@ def search_moments(
             )
         group.moments.append(_moment_result(hit, group.kind))
     return SearchResponse(
-        query=q, interpretation=parsed.interpretation, parsed=parsed, semantic=parser.semantic,
-        notice=parser.notice, total=page.total, next_cursor=page.next_cursor, videos=list(groups.values()),
+        query=q, interpretation=parsed.interpretation, understood_as=parsed.in_words(), parsed=parsed,
+        semantic=parser.semantic, notice=" ".join(n for n in (query_notice(parsed), parser.notice) if n) or None,
+        total=page.total, total_exact=page.total_exact, next_cursor=page.next_cursor, videos=list(groups.values()),
     )
 
 
@@ -295,8 +316,6 @@ def describe_matches(moment: MomentResult) -> str:
 
     parts = [f"{g.category}: " + ", ".join(term(a) for a in g.attributes) for g in moment.garments]
     parts += [term(a) for a in moment.expression]
-    if moment.text_matched:
-        parts.append("text: " + " ".join(moment.text_matched))
     return "; ".join(parts) or "(any person)"
 
 

@@ -38,7 +38,7 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_search_prints_the_moment(data_dir):
     code, out = invoke("search", "red striped dress", "--data-dir", data_dir)
     assert code == 0, out
-    assert "garment(color=red, pattern=striped, category=dress)" in out
+    assert "Understood as: red striped dress" in out
     [row] = [line for line in out.splitlines() if "catwalk.mp4" in line]
     assert "0.0-4.0 s" in row and "/media/catwalk/stream#t=0" in row
     assert "dress: color=red" in row and "pattern=striped" in row
@@ -92,5 +92,5 @@ def test_search_without_a_text_model_imports_neither_torch_nor_fastapi(data_dir)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
-    assert "garment(color=red, pattern=striped, category=dress)" in done.stdout
+    assert "Understood as: red striped dress" in done.stdout
     assert "loaded: []" in done.stdout

@@ -242,6 +242,8 @@ def search(
     media: Annotated[Optional[list[str]], typer.Option("--media", metavar="ID", help="Only this media id (repeatable).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, metavar="N", help="Moments to show.")] = 20,
     min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, metavar="P", help="Labels less sure count as absent.")] = 0.0,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, metavar="P", help="Leave out moments scoring below it (indexer.search.DEFAULT_THRESHOLD).")] = 0.01,
+    strict: Annotated[bool, typer.Option("--strict", help="Top labels only (ignore their alternatives).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")] = False,
 ) -> None:
     """Search the store and print the moments the API's /search would answer."""
@@ -256,7 +258,7 @@ def search(
     store = _open_store(settings, must_exist=True)
     try:
         response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
-                                  min_confidence=min_confidence)
+                                  min_confidence=min_confidence, threshold=threshold, strict=strict)
     except ValidationError as exc:
         _error("; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(2) from None
@@ -265,10 +267,11 @@ def search(
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(Text.assemble("Understood as: ", safe(response.interpretation, "bold")))
+    console.print(Text.assemble("Understood as: ", safe(response.understood_as, "bold")))
     if response.notice:
         console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
-    table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
+    total = f"{response.total}" if response.total_exact else f"at least {response.total}"
+    table = Table(title=f"{total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
     table.add_column("score", justify="right")
@@ -484,14 +487,21 @@ def eval_retrieval(
     out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(
         "--data-dir", help="Keep the store here (to search it afterwards); default: a temporary folder.")] = None,
+    reuse: Annotated[bool, typer.Option(
+        "--reuse", help="With --data-dir: photos the store already holds are not labelled again (re-rank only).")
+    ] = False,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:
     """Index the labelled photos, search with queries made from their labels: recall@1/5/10 and MAP."""
     from evaluation.retrieval import evaluate_retrieval, table
 
+    if reuse and data_dir is None:
+        console.print("[bold red]error:[/] --reuse needs --data-dir (the store whose labels are reused)")
+        raise typer.Exit(2)
     settings = _settings(config, sets)
-    report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress), out)
+    report = _run_eval(lambda progress: evaluate_retrieval(settings, images, labels, limit, data_dir, progress,
+                                                           reuse=reuse), out)
     console.print(table(report))
     console.print("recall@k = |relevant in top k| / min(k, |relevant|); MAP over queries; random = expected "
                   "for a random order of the judged photos")

@@ -48,7 +48,6 @@ function matchedLines(m) {
                                 : `${a.field} ${a.label} ${a.confidence.toFixed(2)}`;
   const lines = m.garments.map((g) => `${g.category}: ${g.attributes.map(term).join(", ")}`);
   lines.push(...m.expression.map(term));
-  if (m.text_matched.length) lines.push(`text: ${m.text_matched.join(" ")}`);
   if (!lines.length) lines.push(...m.wearing);
   return lines;
 }
@@ -176,7 +175,7 @@ function markCurrent() {
 
 function render(page, append) {
   if (!append) { results.replaceChildren(); groups.clear(); }
-  $("interpretation").textContent = `Understood as: ${page.interpretation}` +
+  $("interpretation").textContent = `Understood as: ${page.understood_as}` +
     (page.semantic ? "" : " (exact words and synonyms only)");
   $("notice").hidden = !page.notice;
   $("notice").textContent = page.notice || "";
@@ -194,7 +193,8 @@ function render(page, append) {
     for (const m of v.moments) grid.append(card(v, m));
   }
   const shown = results.querySelectorAll(".card").length;
-  statusLine.textContent = page.total ? `${shown} of ${page.total} moments` : "Nothing matches.";
+  const total = page.total_exact ? `${page.total}` : `at least ${page.total}`;
+  statusLine.textContent = page.total ? `${shown} of ${total} moments` : "Nothing matches.";
   cursor = page.next_cursor;
   more.hidden = !cursor;
 }
@@ -265,4 +265,22 @@ video.addEventListener("error", () => {
   const box = $("player-error");
   box.textContent = "This video cannot be played: its file may have moved or been deleted since it was indexed.";
   box.hidden = false;
+});
+
+// The words search understands, listed from /vocabulary the first time the list is opened.
+$("vocabulary").addEventListener("toggle", async (event) => {
+  const box = $("vocabulary-words");
+  if (!event.target.open || box.childElementCount) return;
+  try {
+    const body = await (await fetch("/vocabulary")).json();
+    for (const [field, words] of Object.entries(body.fields)) {
+      const line = el("p", {}, "");
+      line.append(el("strong", {}, `${field}: `));
+      line.append(document.createTextNode(words.map(
+        (w) => w.synonyms.length ? `${w.value} (${w.synonyms.join(", ")})` : w.value).join("; ")));
+      box.append(line);
+    }
+  } catch (error) {
+    box.textContent = `The vocabulary could not be loaded: ${error}`;
+  }
 });

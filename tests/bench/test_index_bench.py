@@ -36,6 +36,11 @@ def test_generator_is_reproducible_and_splits_at_sizes():
     assert {len(f.persons) for f in frames} >= {0, 1, 2}
     assert all(1 <= len(p.garments) <= 4 for p in persons if p.garments)
     garments = [g for p in persons for g in p.garments]
+    # labels keep two alternatives, as the garment stage does, summing to at most 1
+    for g in garments[:200]:
+        for label in (g.category, g.color):
+            assert len(label.alternatives) == 3 and label.alternatives[0].value == label.value
+            assert sum(a.probability for a in label.alternatives) <= 1.0 + 1e-9
     assert {g.category.value for g in garments} <= set(GARMENT_CATEGORIES)
     assert {g.color.value for g in garments} <= set(COLORS)
     assert {g.pattern.value for g in garments if g.pattern} <= set(PATTERNS)
@@ -74,6 +79,9 @@ def test_bench_at_a_tiny_size(tmp_path):
     assert by_name["(empty query)"]["total"] == run["moments"]
     assert 0 < by_name["black, 10 media"]["total"] <= by_name["black"]["total"]
     assert by_name["black, page 2"]["total"] == by_name["black"]["total"]
+    # ranked from the bound lists: a broad query reads about its page, not every matching moment
+    assert by_name["black"]["total_exact"] and by_name["(empty query)"]["total_exact"]
+    assert 0 < by_name["black"]["documents_read"] <= 2 * 21 < by_name["black"]["total"]
     assert _positive(search["overall"]["p99_ms"])
     assert list(tmp_path.iterdir()) == []  # the store is removed
 

@@ -56,7 +56,7 @@ def wait_for_time(page: Page, seconds: float, timeout: float = 10_000) -> None:
 def test_a_query_shows_the_moment_and_plays_it_from_its_start(page: Page):
     search(page, "red striped dress")
     assert page.locator("#interpretation").text_content() == (
-        "Understood as: garment(color=red, pattern=striped, category=dress) (exact words and synonyms only)")
+        "Understood as: red striped dress (exact words and synonyms only)")
     expect(page.locator("#status")).to_have_text("1 of 1 moments")
     expect(page.locator("#more")).to_be_hidden()
     expect(page.locator("#notice")).to_be_hidden()  # the parser was given: no model notice
@@ -107,18 +107,27 @@ def test_a_second_moment_of_the_same_video_seeks_the_player(page: Page):
 def test_a_query_without_matches_says_nothing_matches(page: Page):
     search(page, "green skirt")
     expect(page.locator("#status")).to_have_text("Nothing matches.")
-    expect(page.locator("#interpretation")).to_contain_text("garment(color=green, category=skirt)")
+    expect(page.locator("#interpretation")).to_contain_text("green skirt")
     expect(page.locator("#results .card")).to_have_count(0)
     expect(page.locator("#results")).to_be_empty()
     expect(page.locator("#more")).to_be_hidden()
 
 
+def test_words_it_does_not_label_are_named_and_the_vocabulary_is_listed(page: Page):
+    search(page, "zzzz qqqq")
+    expect(page.locator("#notice")).to_be_visible()
+    expect(page.locator("#notice")).to_contain_text("'zzzz', 'qqqq' are not something Vestis labels")
+    expect(page.locator("#status")).to_have_text("Nothing matches.")
+    page.click("#vocabulary summary")
+    expect(page.locator("#vocabulary-words")).to_contain_text("dress (gown")
+
+
 def test_a_shared_link_searches_straight_away(page: Page):
-    page.goto("/?q=black+jacket&min_confidence=0.5")
-    expect(page.locator("#q")).to_have_value("black jacket")
+    page.goto("/?q=red+dress&min_confidence=0.5")
+    expect(page.locator("#q")).to_have_value("red dress")
     expect(page.locator("#min-confidence")).to_have_value("0.5")
     expect(page.locator("#status")).to_have_text("1 of 1 moments")
-    expect(page.locator(".card .time")).to_have_text("0:06–0:13")
+    expect(page.locator(".card .time")).to_have_text("0:00–0:04")
 
 
 def test_a_moment_after_one_whose_file_is_gone_plays_from_its_own_start(page: Page):

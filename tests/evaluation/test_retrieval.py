@@ -200,3 +200,16 @@ def test_eval_retrieval_on_eight_photos(shared_data: Path, tmp_path: Path):
     reported = next(q for q in report["queries"] if q["query"] == query.text)
     assert reported["ap"] == pytest.approx(average_precision(ranking, query.relevant))
     assert "MAP" in result.output and "color+sleeve+category" in result.output and "no person found" in result.output
+    assert "all, strict" in result.output and report["strict"]["overall"]["queries"] == len(expected)
+    assert report["reused"] == 0
+    # --reuse: the kept labels are ranked again, nothing labelled again, the same figures
+    again = tmp_path / "again.json"
+    result = runner.invoke(cli.app, ["eval", "retrieval", "--images", str(source / "images"), "--labels",
+                                     str(source / "labels.csv"), "--limit", "8", "--out", str(again),
+                                     "--data-dir", str(data), "--reuse"])
+    assert result.exit_code == 0, result.output
+    second = json.loads(again.read_text())
+    assert second["reused"] == 8 and second["overall"] == report["overall"] and second["strict"] == report["strict"]
+    refused = runner.invoke(cli.app, ["eval", "retrieval", "--images", str(source / "images"), "--labels",
+                                      str(source / "labels.csv"), "--reuse"])
+    assert refused.exit_code == 2 and "--reuse needs --data-dir" in refused.output

@@ -24,6 +24,8 @@ from tests.indexer.test_search import frame_id, frames, garment, person, red_shi
 from tests.indexer.test_store_runs import labels, record
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
 
+S = es_backend.SCHEMA_VERSION  # index names carry it: vestis-moments-s2-0001
+
 
 @pytest.fixture
 def es(es_client) -> ElasticsearchStore:
@@ -43,17 +45,17 @@ def stored_moment_runs(client, media_id: str) -> list[str]:
 
 def test_indices_are_versioned_behind_aliases_and_shaped_by_templates(es, es_client):
     kinds = ("frames", "media", "moments", "reviews", "audit")
-    assert aliases(es_client) == {f"vestis-{kind}": f"vestis-{kind}-s1-0001" for kind in kinds}
+    assert aliases(es_client) == {f"vestis-{kind}": f"vestis-{kind}-s{S}-0001" for kind in kinds}
     templates = {t["name"]: t for t in es_client.indices.get_index_template()["index_templates"]}
     assert templates["vestis-moments"]["index_template"]["index_patterns"] == ["vestis-moments-*"]
-    mapping = es_client.indices.get_mapping(index="vestis-moments")["vestis-moments-s1-0001"]["mappings"]
+    mapping = es_client.indices.get_mapping(index="vestis-moments")[f"vestis-moments-s{S}-0001"]["mappings"]
     persons = mapping["properties"]["persons"]
     assert persons["type"] == "nested" and persons["properties"]["garments"]["type"] == "nested"
     assert persons["properties"]["garments"]["properties"]["color"]["properties"]["value"]["type"] == "keyword"
     assert mapping["properties"]["caption"]["type"] == "text"
     # a second store object (another worker) finds the layout and changes nothing
     ElasticsearchStore(es_client)
-    assert aliases(es_client)["vestis-moments"] == "vestis-moments-s1-0001"
+    assert aliases(es_client)["vestis-moments"] == f"vestis-moments-s{S}-0001"
 
 
 def test_rebuild_fills_a_new_index_and_swaps_the_alias(es, es_client):
@@ -61,10 +63,48 @@ def test_rebuild_fills_a_new_index_and_swaps_the_alias(es, es_client):
     index(es, "street", street())
     before = {text: store_view(search(es, text)) for text in ("red dress", "", "happy", "not black")}
     assert es.rebuild_moments() == 2
-    assert aliases(es_client)["vestis-moments"] == "vestis-moments-s1-0002"
-    assert not es_client.indices.exists(index="vestis-moments-s1-0001")  # the old one is gone
-    assert aliases(es_client)["vestis-frames"] == "vestis-frames-s1-0001"  # frames did not need it
+    assert aliases(es_client)["vestis-moments"] == f"vestis-moments-s{S}-0002"
+    assert not es_client.indices.exists(index=f"vestis-moments-s{S}-0001")  # the old one is gone
+    assert aliases(es_client)["vestis-frames"] == f"vestis-frames-s{S}-0001"  # frames did not need it
     assert {text: store_view(search(es, text)) for text in before} == before
+
+
+def test_moments_from_before_the_bound_lists_are_searched_by_reading_them_all(es_client, monkeypatch):
+    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 1)  # the layout an older version made
+    old = ElasticsearchStore(es_client)
+    index(old, "catwalk", catwalk())
+    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", S)
+    newer = ElasticsearchStore(es_client)
+    assert "moments" in newer.outdated() and not newer._moments_have_bounds()
+    everything = newer.moments_of("catwalk")
+    for text in ("red dress", "", "not black"):
+        req = SearchRequest(query=PARSER.parse(text), limit=2)
+        found = newer.search_counted(req)
+        assert store_view(found.page) == store_view(rank_moments(everything, req)) and found.read == 2
+    newer.rebuild_moments()
+    assert newer._moments_have_bounds()
+
+
+def test_a_search_asks_the_cluster_for_a_page_of_the_best_bounds(es, monkeypatch):
+    """The request bodies as a contract: sorted by the term's bound server-side, filtered to bounds that
+    reach the threshold, and sized by the page, never a scan of every candidate."""
+    index(es, "catwalk", catwalk())
+    index(es, "street", street())
+    sent: list[dict] = []
+    search_ = es.client.search
+
+    def recording(**kwargs):
+        sent.append(kwargs)
+        return search_(**kwargs)
+
+    monkeypatch.setattr(es.client, "search", recording)
+    es.search(SearchRequest(query=PARSER.parse("black"), limit=5))
+    lists = [body for body in sent if "sort" in body and "bounds.color_black" in body["sort"][0]]
+    assert lists and lists[0]["size"] == 2 * (5 + 1)
+    assert lists[0]["sort"] == [{"bounds.color_black": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
+    assert {"range": {"bounds.color_black": {"gte": pytest.approx(0.01)}}} in lists[0]["query"]["bool"]["filter"]
+    pages = [body for body in sent if body not in lists]
+    assert len(pages) == 1 and pages[0]["query"] == {"terms": {"moment_id": pages[0]["query"]["terms"]["moment_id"]}}
 
 
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):
@@ -72,13 +112,13 @@ def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkey
     es.record_failure("/videos/broken.mp4", "video", "empty file (0 bytes)")
     dress = frame_id("catwalk", 2.0)
     edit_frame(es, dress, SetValue(path="persons.0.garments.0.color", value="blue"), "0", "alice")
-    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", S + 1)
     newer = ElasticsearchStore(es_client)
     kinds = {"media", "frames", "moments", "reviews", "audit"}
     assert set(newer.outdated()) == kinds
     assert spans(search(newer, "blue dress")) == [("catwalk", 0.0, 4.0)]  # the old indices keep serving
     newer.rebuild_moments()
-    assert aliases(es_client) == {f"vestis-{k}": f"vestis-{k}-s2-0002" for k in kinds}
+    assert aliases(es_client) == {f"vestis-{k}": f"vestis-{k}-s{S + 1}-0002" for k in kinds}
     assert newer.outdated() == ()
     assert spans(search(newer, "blue dress")) == [("catwalk", 0.0, 4.0)]  # the review came along
     assert [e.action for e in newer.audit_log(frame_id=dress)] == ["set"]
@@ -196,7 +236,7 @@ def test_moments_with_several_persons_are_narrowed_per_person(es):
     for text in ("without a hat", "red dress", "black hat", "angry", "not angry", "red dress without a hat",
                  "blue jacket", "red jacket", "angry red dress", "dress not red", ""):
         req = SearchRequest(query=PARSER.parse(text), limit=200)
-        assert store_view(es.search(req)) == store_view(rank_moments([pair], req, {"pair": "pair.mp4"})), text
+        assert store_view(es.search(req)) == store_view(rank_moments([pair], req)), text
     assert search(es, "angry").hits[0].person_index == 1
 
 

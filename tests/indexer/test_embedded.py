@@ -12,9 +12,15 @@ import pytest
 
 from indexer.embedded import EmbeddedStore
 from indexer.moments import build_moments
-from indexer.search import SearchRequest, rank_moments
+from indexer.search import BOUNDS_VERSION, SearchRequest, moment_bounds, rank_moments, scoring_view
 from indexer.store import MediaRecord, MediaStatus
-from tests.indexer.test_search import frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_search import (
+    frames,
+    garment,
+    person,
+    red_shirt_blue_jacket,
+    red_striped_dress,
+)
 from tests.indexer.test_store_runs import labels, record
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view
 
@@ -92,14 +98,20 @@ def test_an_error_while_finishing_leaves_frames_and_moments_as_they_were(embedde
     assert [(m.start, m.end) for m in embedded.moments_of("catwalk")] == [(0.0, 1.0)]
 
 
-def test_tables_hold_one_row_per_moment_and_garment(embedded):
+def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     index(embedded, "catwalk", catwalk())
     assert _count(embedded, "moments") == 2
-    assert _count(embedded, "moment_garments") == 3  # dress; jacket and jeans
     with sqlite3.connect(embedded.path) as db:
-        row = db.execute("SELECT color, pattern, sleeve, secondary_color FROM moment_garments "
-                         "WHERE category = 'dress'").fetchone()
-    assert row == ("red", "striped", "short", "")
+        rows = db.execute("SELECT moment_id, term, score FROM moment_terms").fetchall()
+    for moment in embedded.moments_of("catwalk"):
+        stored = {term: score for moment_id, term, score in rows if moment_id == moment.moment_id}
+        assert stored == moment_bounds(scoring_view(moment)) and stored  # what search walks
+    dress = next(m for m in embedded.moments_of("catwalk") if m.persons[0].garments[0].category.value == "dress")
+    neighbours = ["orange", "purple", "pink", "brown"]  # of red: the colour namer's flips (colour_names)
+    assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
+        "salience", "salience_least", "category_dress", "color_red", "pattern_striped", "sleeve_short",
+        "category_dress__color_red",
+        *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours)}
 
 
 def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
@@ -108,7 +120,7 @@ def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
     index(old, "empty", frames("empty", [0.0, 1.0]))  # nobody in it: no moments, but built
     old.close()
     with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # as an older version left it
-        db.executescript("DROP TABLE moments; DROP TABLE moment_garments; DROP TABLE moment_builds;")
+        db.executescript("DROP TABLE moments; DROP TABLE moment_terms; DROP TABLE moment_builds;")
 
     reopened = EmbeddedStore(tmp_path)
     try:
@@ -118,6 +130,37 @@ def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
         assert reopened.rebuild_moments(only_missing=True) == 0  # nothing left to build
         assert reopened.rebuild_moments(["catwalk"]) == 1
         assert [(m.start, m.end) for m in reopened.moments_of("catwalk")] == [(0.0, 4.0), (6.0, 13.0)]
+    finally:
+        reopened.close()
+
+
+def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    before = store_view(search(old, "red dress"))
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:
+        db.executescript("DELETE FROM moment_terms; DROP TABLE store_meta;")
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert _count(reopened, "moment_terms") == 0
+        assert store_view(search(reopened, "red dress")) == before
+        assert _count(reopened, "moment_terms") > 0
+    finally:
+        reopened.close()
+
+
+def test_bounds_of_another_version_are_recomputed_on_open(tmp_path):
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    before = store_view(search(old, "red dress"))
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # bounds an older scoring model wrote
+        db.executescript("UPDATE moment_terms SET score = score / 100; UPDATE store_meta SET value = 'older';")
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert store_view(search(reopened, "red dress")) == before
+        assert reopened._query("SELECT value FROM store_meta WHERE key = 'moment_terms'") == [(BOUNDS_VERSION,)]
     finally:
         reopened.close()
 

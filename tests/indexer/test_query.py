@@ -8,6 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from indexer.query_parser import QueryParser
 from indexer.query import VOCABULARY, AttributeTerm, GarmentConstraint, ParsedQuery
 from labels import vocabulary
 
@@ -113,3 +114,11 @@ def test_round_trips_through_json():
 def test_importing_the_query_model_does_not_import_torch():
     code = "import sys, indexer.query; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_interpretation_in_words():
+    assert QueryParser().parse("black, no hat").in_words() == "black garment, no hat"
+    assert QueryParser().parse("red striped long sleeve dress not plaid, smiling").in_words() == (
+        "red striped not plaid long-sleeve dress, looking happy")
+    assert QueryParser().parse("jeans").in_words() == "pants or jeans"
+    assert QueryParser().parse("").in_words() == "anyone"

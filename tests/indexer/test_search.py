@@ -14,16 +14,21 @@ from pydantic import ValidationError
 from indexer.moments import Moment, MomentGarment, MomentPerson, build_moments
 from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.search import (
-    TEXT_WEIGHT,
+    COLOR_LEAK,
+    PROMINENT_SHARE,
     InvalidCursor,
+    SearchPage,
     SearchRequest,
     match_moment,
+    query_notice,
     rank_documents,
     rank_moments,
+    salience,
     sort_key,
+    usable,
 )
 from indexer.query_parser import QueryParser
-from labels import Box, Face, FrameLabels, Garment, Label, Person
+from labels import Box, Face, FrameLabels, Garment, Label, Person, RuleSet
 
 PARSER = QueryParser()  # exact words and synonyms; no text model needed
 
@@ -95,8 +100,17 @@ def match(moment: Moment, text: str, **kw):
     return match_moment(moment, request(text, **kw))
 
 
-def geomean(*values: float) -> float:
-    return math.prod(values) ** (1 / len(values))
+def salience_of(moment: Moment, index: int = 0) -> float:
+    return salience(moment.persons[index].model_dump())
+
+
+def summary(moment: Moment, index: int = 0) -> MomentGarment:
+    return moment.persons[0].garments[index]
+
+
+def guessed(value: str, confidence: float, *alternatives: tuple[str, float]) -> Label:
+    """A label with the model's alternatives (its own value first), as the garment stage writes them."""
+    return Label.made_by(RuleSet("test", "1"), value, confidence, [(value, confidence), *alternatives])
 
 
 # --- one garment, one constraint -----------------------------------------------------------------
@@ -110,10 +124,12 @@ def test_all_terms_of_a_constraint_hold_on_one_garment():
     assert (g.constraint, g.category, g.box) == (0, "dress", dress.persons[0].garments[0].box)
     assert [(t.term.field, t.label) for t in g.terms] == [("color", "red"), ("pattern", "striped"),
                                                           ("category", "dress")]
-    summary = dress.persons[0].garments[0]
-    expected = geomean(summary.color.confidence, summary.pattern.confidence, summary.category.confidence)
-    assert hit.score == pytest.approx(expected) and g.score == pytest.approx(expected)
-    assert match(dress, "blue dress") is None
+    s = summary(dress)
+    probability = s.color.confidence * s.pattern.confidence * s.category.confidence
+    assert g.score == pytest.approx(probability)  # the probability that all three hold on it
+    assert hit.score == pytest.approx(probability * salience_of(dress))
+    assert match(dress, "red striped dress", strict=True).score == pytest.approx(hit.score)  # no alternatives
+    assert match(dress, "blue dress") is None  # no label considered blue: probability 0
     assert match(dress, "red plaid dress") is None
     assert match(dress, "red skirt") is None
 
@@ -126,6 +142,7 @@ def test_terms_split_over_two_garments_do_not_match():
     # two constraints, each on its own garment, do match
     hit = match(street, "red shirt and blue jacket")
     assert [g.category for g in hit.matched] == ["shirt/blouse", "coat/jacket"]
+    assert hit.score == pytest.approx(hit.matched[0].score * hit.matched[1].score * salience_of(street))
 
 
 def test_colour_matches_the_primary_or_the_secondary_colour():
@@ -136,6 +153,55 @@ def test_colour_matches_the_primary_or_the_secondary_colour():
     assert (colour.label, colour.confidence) == ("red", pytest.approx(0.6))  # the secondary's confidence
     assert match(striped, "white shirt").score > hit.score  # the primary colour is surer here
     assert match(striped, "blue shirt") is None
+
+
+def test_the_alternatives_make_a_second_guess_match_with_its_probability():
+    shirt = Garment(category=guessed("shirt/blouse", 0.55, ("t-shirt", 0.35), ("sweater", 0.1)),
+                    box=Box(x1=0, y1=0, x2=10, y2=10),
+                    color=guessed("white", 0.6, ("blue", 0.3)), pattern=guessed("solid", 0.8, ("striped", 0.15)))
+    moment = moment_of(person(shirt))
+    hit = match(moment, "blue t-shirt")
+    assert [(t.term.value, t.label, t.confidence) for t in hit.matched[0].terms] == [
+        ("blue", "white", pytest.approx(0.3)), ("t-shirt", "shirt/blouse", pytest.approx(0.35))]
+    assert hit.score == pytest.approx(0.3 * 0.35 * salience_of(moment))
+    assert match(moment, "blue t-shirt", strict=True) is None  # strict: the top label only
+    assert match(moment, "white shirt", strict=True).score == pytest.approx(match(moment, "white shirt").score)
+    # the right top label still ranks first
+    assert match(moment, "white shirt").score > match(moment, "blue shirt").score > hit.score
+    # the threshold leaves out the unlikely
+    assert match(moment, "striped t-shirt", threshold=0.05) is None  # 0.15 x 0.35 x salience 0.81
+    assert match(moment, "striped t-shirt", threshold=0.04) is not None
+    assert match(moment, "red shirt") is None  # never considered
+
+
+def test_a_colour_name_takes_a_part_of_its_neighbours_shares():
+    # the namer flips between neighbouring names (gray and white): a gray garment may be called white
+    coat = Garment(category=label("coat/jacket"), box=Box(x1=0, y1=0, x2=10, y2=10),
+                   color=guessed("gray", 0.7, ("red", 0.2)))
+    moment = moment_of(person(coat))
+    [white, _] = match(moment, "white jacket").matched[0].terms
+    assert white.confidence == pytest.approx(COLOR_LEAK * 0.7)
+    assert match(moment, "white jacket", strict=True) is None
+    assert match(moment, "green jacket") is None  # far from gray and red
+    [_, not_white] = match(moment, "jacket not white").matched[0].terms
+    assert not_white.confidence == pytest.approx(1 - COLOR_LEAK * 0.7)
+
+
+def test_a_moment_averages_its_frames_alternatives():
+    def shirt(value: str, confidence: float, *alternatives: tuple[str, float]) -> Person:
+        return person(Garment(category=guessed(value, confidence, *alternatives), box=Box(x1=0, y1=0, x2=10, y2=10)))
+
+    # three frames call it a shirt, with t-shirt as the second guess at 0.3, 0.4 and 0 (not considered)
+    labels = [*frames("vid", (0.0,), shirt("shirt/blouse", 0.6, ("t-shirt", 0.3))),
+              *frames("vid", (1.0,), shirt("shirt/blouse", 0.5, ("t-shirt", 0.4))),
+              *frames("vid", (2.0,), shirt("shirt/blouse", 0.9, ("sweater", 0.05)))]
+    [moment] = build_moments(labels)
+    category = moment.persons[0].garments[0].category
+    alternatives = {a.value: a.probability for a in category.alternatives}
+    assert alternatives == {"shirt/blouse": pytest.approx(2.0 / 3), "t-shirt": pytest.approx(0.7 / 3),
+                            "sweater": pytest.approx(0.05 / 3)}
+    assert [a.value for a in category.alternatives] == ["shirt/blouse", "t-shirt", "sweater"]  # best first
+    assert match(moment, "t-shirt").matched[0].terms[0].confidence == pytest.approx(0.7 / 3)
 
 
 def test_the_best_garment_answers_a_constraint():
@@ -159,49 +225,75 @@ def test_one_garment_may_answer_two_constraints():
     assert [g.category for g in hit.matched] == ["dress", "dress"]
 
 
+# --- the salient person -----------------------------------------------------------------------------
+
+
+def test_the_salient_person_outranks_a_passer_by_in_the_same_clothes():
+    big = person(garment("dress", "red"), x=100)
+    big.box = Box(x1=100, y1=0, x2=600, y2=720)
+    small = person(garment("dress", "red"), x=900)
+    small.box = Box(x1=900, y1=300, x2=940, y2=400)
+    [subject, passer_by] = sorted(build_moments(frames("vid", (0.0,), big, small)), key=lambda m: m.persons[0].box.x1)
+    assert subject.persons[0].frame_share == pytest.approx(500 * 720 / (1280 * 720))
+    assert salience_of(subject) == pytest.approx(0.9)  # large: the detection confidence alone
+    share = 40 * 100 / (1280 * 720)
+    assert salience_of(passer_by) == pytest.approx(0.9 * (0.5 + 0.5 * math.sqrt(share / PROMINENT_SHARE)))
+    page = rank_moments([passer_by, subject], request("red dress"))
+    assert [h.moment for h in page.hits] == [subject, passer_by]
+    # a sure detection counts too
+    unsure = moment_of(person(garment("dress", "red"), confidence=0.5))
+    assert match(unsure, "red dress").score < match(moment_of(person(garment("dress", "red"))), "red dress").score
+
+
 # --- negation -----------------------------------------------------------------------------------
 
 
 def test_negated_term_needs_a_known_other_value():
     black = moment_of(black_jacket_blue_jeans())
-    assert match(black, "jacket not black") is None
-    hit = match(black, "not black")  # the jeans are not black
+    assert match(black, "jacket not black", strict=True) is None
+    # with probabilities, a black label at 0.8 leaves 0.2 for "not black"
+    [_, not_black] = match(black, "jacket not black").matched[0].terms
+    assert (not_black.term.field, not_black.confidence) == ("color", pytest.approx(0.2))
+    hit = match(black, "not black")  # the jeans are surely not black
     assert hit.matched[0].category == "pants/jeans" and hit.matched[0].terms[0].label == "blue"
     red = moment_of(person(garment("coat/jacket", "red")))
     [colour] = [t for t in match(red, "jacket not black").matched[0].terms if t.term.field == "color"]
-    assert (colour.term.negated, colour.label) == (True, "red")
+    assert (colour.term.negated, colour.label, colour.confidence) == (True, "red", 1.0)
     unknown = moment_of(person(garment("coat/jacket")))
     assert match(unknown, "jacket not black") is None  # an unlabelled colour is neither black nor not black
     secondary = moment_of(person(garment("coat/jacket", "white", secondary="black")))
-    assert match(secondary, "jacket not black") is None  # the negation of "black as either colour"
+    assert match(secondary, "jacket not black", strict=True) is None  # the negation of "black as either colour"
+    # with probabilities: not black unless the secondary black (0.6) holds
+    [category, _] = [t.confidence for t in match(secondary, "jacket not black").matched[0].terms]
+    assert match(secondary, "jacket not black").matched[0].score == pytest.approx(0.4 * category)
 
 
-def test_negated_constraint_excludes_the_person():
+def test_negated_constraint_weighs_the_chance_the_garment_is_there():
     hatted = moment_of(person(garment("hat", "black"), garment("dress", "red")))
     bare = moment_of(person(garment("dress", "red")))
-    assert match(hatted, "without a hat") is None
-    hit = match(bare, "without a hat")
-    assert hit is not None and hit.matched == []  # absence filters but does not score
-    assert hit.score == pytest.approx(bare.persons[0].detection.confidence)
-    assert match(hatted, "red dress without a hat") is None
+    assert match(hatted, "without a hat", strict=True) is None
+    hit = match(hatted, "without a hat")
+    assert hit.matched == [] and hit.score == pytest.approx((1 - 0.9) * salience_of(hatted))  # P(hat) = 0.9
+    assert match(bare, "without a hat").score == pytest.approx(salience_of(bare))
     assert match(bare, "red dress without a hat").score == pytest.approx(match(bare, "red dress").score)
+    assert match(hatted, "red dress without a hat").score < match(bare, "red dress without a hat").score
     # "no red hat": a black hat does not block it
-    assert match(hatted, "no red hat") is not None
+    assert match(hatted, "no red hat", strict=True) is not None
 
 
 def test_expression_terms_hold_on_the_person():
     smiling = moment_of(person(garment("skirt", "blue", pattern="floral"), expression="happy"))
     sad = moment_of(person(garment("skirt", "blue", pattern="floral"), expression="sad"))
-    hit = match(smiling, "smiling woman in a floral skirt")
+    hit = match(smiling, "smiling in a floral skirt")
     assert hit is not None and [(t.term.value, t.label) for t in hit.expression_matched] == [("happy", "happy")]
     skirt = smiling.persons[0].garments[0]
-    expected = (geomean(skirt.pattern.confidence, skirt.category.confidence) + smiling.persons[0].expression.confidence) / 2
-    assert hit.score == pytest.approx(expected)  # "woman" is text: not a filter, not found, no bonus
-    assert match(sad, "smiling woman in a floral skirt") is None
+    expected = skirt.pattern.confidence * skirt.category.confidence * smiling.persons[0].expression.confidence
+    assert hit.score == pytest.approx(expected * salience_of(smiling))
+    assert match(sad, "smiling in a floral skirt") is None
     assert match(moment_of(person(garment("skirt"))), "smiling") is None  # no face, no expression
 
 
-# --- confidence, similarity, text --------------------------------------------------------------
+# --- confidence, similarity, words it does not know -----------------------------------------------
 
 
 def test_min_confidence_treats_less_sure_labels_as_absent():
@@ -212,11 +304,12 @@ def test_min_confidence_treats_less_sure_labels_as_absent():
     # a garment less sure than the floor is not there: it neither matches nor blocks
     hat = moment_of(person(garment("hat", "black", confidence=0.4), garment("dress", "red")))
     assert match(hat, "black", min_confidence=0.5) is None
-    assert match(hat, "without a hat", min_confidence=0.5) is not None
-    assert match(hat, "without a hat") is None
-    # with nothing positive to match, the person detection must reach it
+    assert match(hat, "without a hat", min_confidence=0.5).score == pytest.approx(salience_of(hat))
+    assert match(hat, "without a hat").score == pytest.approx((1 - 0.4) * salience_of(hat))
+    # a person detected less surely than the floor is not there
     faint = moment_of(person(garment("dress"), confidence=0.4))
     assert match(faint, "", min_confidence=0.5) is None and match(faint, "", min_confidence=0.4) is not None
+    assert match(faint, "dress", min_confidence=0.5) is None
 
 
 def test_terms_mapped_by_meaning_weigh_their_similarity():
@@ -224,30 +317,36 @@ def test_terms_mapped_by_meaning_weigh_their_similarity():
     typed = ParsedQuery(garments=[GarmentConstraint(terms=[
         AttributeTerm(field="color", value="red", source="red"),
         AttributeTerm(field="category", value="dress", source="dress")])])
-    guessed = ParsedQuery(garments=[GarmentConstraint(terms=[
+    guess = ParsedQuery(garments=[GarmentConstraint(terms=[
         AttributeTerm(field="color", value="red", source="red"),
         AttributeTerm(field="category", value="dress", source="frock", via="semantic", similarity=0.7)])])
     exact = match_moment(dress, SearchRequest(query=typed)).score
-    assert match_moment(dress, SearchRequest(query=guessed)).score == pytest.approx(0.7 * exact)
+    assert match_moment(dress, SearchRequest(query=guess)).score == pytest.approx(0.7 * exact)
 
 
-def test_text_is_a_bonus_never_a_filter():
+def test_words_it_does_not_label_are_reported_and_not_searched():
     dress = moment_of(red_striped_dress())
-    plain = match(dress, "red dress").score
-    assert match(dress, "red dress dancing").score == pytest.approx(plain)  # not found: no bonus, still a hit
-    # found in the media file name
-    named = match_moment(dress, request("red dress dancing"), media_name="dancing_in_the_rain.mp4")
-    assert named.score == pytest.approx(plain + TEXT_WEIGHT) and named.text_matched == ["dancing"]
-    # a text-only query matches everything; label words count (short, of "short" sleeves)
-    hit = match(dress, "woman short")
-    assert hit.text_matched == ["short"]
-    assert hit.score == pytest.approx(dress.persons[0].detection.confidence + TEXT_WEIGHT / 2)
+    assert match(dress, "red dress dancing").score == pytest.approx(match(dress, "red dress").score)
+    assert query_notice(PARSER.parse("red dress dancing")) == (
+        "'dancing' is not something Vestis labels; searched for the rest.")
+    assert query_notice(PARSER.parse("red dress")) is None and query_notice(PARSER.parse("")) is None
 
 
-def test_empty_query_matches_every_moment_by_detection():
+@pytest.mark.parametrize("text", ["zzzz qqqq", "someone with sunglasses", "man", "the woman"])
+def test_a_query_with_nothing_usable_returns_nothing_and_says_why(text):
+    dress = moment_of(red_striped_dress())
+    parsed = PARSER.parse(text)
+    assert not usable(parsed) and match(dress, text) is None
+    assert rank_moments([dress], request(text)) == SearchPage(hits=[], total=0)
+    notice = query_notice(parsed)
+    assert notice.startswith(", ".join(f"'{w}'" for w in parsed.text)) and "no moments" in notice
+    assert parsed.in_words().startswith("nothing")
+
+
+def test_empty_query_matches_every_moment_by_salience():
     sure, unsure = moment_of(red_striped_dress(confidence=0.95)), moment_of(red_striped_dress(confidence=0.6))
     page = rank_moments([unsure, sure], request(""))
-    assert [h.score for h in page.hits] == pytest.approx([0.95, 0.6])
+    assert [h.score for h in page.hits] == pytest.approx([salience_of(sure), salience_of(unsure)])
     assert page.total == 2 and page.next_cursor is None
 
 
@@ -260,7 +359,7 @@ def test_several_persons_the_best_one_is_reported():
     m = Moment(moment_id="m", media_id="vid", start=0, end=0, best_frame_id="f", best_timestamp=0, frame_ids=["f"],
                persons=[people[0], *people[1:]])
     hit = match(m, "red dress")
-    assert hit.person_index == 1 and hit.score == pytest.approx(geomean(0.9, 0.9))
+    assert hit.person_index == 1 and hit.score == pytest.approx(0.9 * 0.9 * 0.9)  # no frame share: salience 0.9
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -280,7 +379,8 @@ def test_media_and_time_range_filters():
 def test_request_is_validated():
     with pytest.raises(ValidationError):
         request("dress", start=5.0, end=4.0)
-    for bad in ({"limit": 0}, {"limit": 201}, {"min_confidence": 1.5}, {"start": -1.0}):
+    for bad in ({"limit": 0}, {"limit": 201}, {"min_confidence": 1.5}, {"start": -1.0},
+                {"threshold": -0.1}, {"threshold": 1.1}):
         with pytest.raises(ValidationError):
             request("dress", **bad)
 
@@ -341,13 +441,10 @@ def test_a_cursor_is_bound_to_its_search():
 
 def test_stored_json_ranks_like_the_models():
     """Backends rank candidates from their JSON text; the page must be what the models give."""
-    moments = [*_tied_moments(4), moment_of(person(garment("dress", "red", color_confidence=0.7)), media_id="z")]
-    req = request("red dress dancing", limit=3)
-    names = {"z": "dancing.mp4"}
-    from_models = rank_moments(moments, req, names)
-    from_text = rank_documents([(m.model_dump_json(), names.get(m.media_id, "")) for m in moments], req)
+    moments = [*_tied_moments(4), moment_of(person(garment("dress", "red", color_confidence=0.95)), media_id="z")]
+    req = request("red dress", limit=3)
+    from_models = rank_moments(moments, req)
+    from_text = rank_documents([m.model_dump_json() for m in moments], req)
     assert from_text == from_models and from_models.total == 5
-    # sqrt(0.7 x 0.9) + 0.1 for "dancing" in the name beats sqrt(0.8 x 0.9)
-    assert from_models.hits[0].moment.media_id == "z"
-    assert [h.score for h in from_models.hits] == [
-        match_moment(h.moment, req, names.get(h.moment.media_id, "")).score for h in from_models.hits]
+    assert from_models.hits[0].moment.media_id == "z"  # 0.95 x 0.9 beats 0.8 x 0.9
+    assert [h.score for h in from_models.hits] == [match_moment(h.moment, req).score for h in from_models.hits]
