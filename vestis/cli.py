@@ -474,5 +474,31 @@ def eval_retrieval(
     console.print(f"no person found: {report['no_person']} of {report['images']} photos")
 
 
+@eval_app.command("similar")
+def eval_similar(
+    data: Annotated[Path, typer.Option(help="Shared-data folder with ccp/ and/or videos/.", exists=True,
+                                       file_okay=False)] = Path("../shared/data"),
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Only the first N CCP photos (about 0.5 s each on CPU).")] = 150,
+    fps: Annotated[float, typer.Option(min=0.1, max=10.0, help="Frames per second sampled from each video.")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Garment embeddings: same category / colour among a CCP garment's 10 nearest; same person first in videos."""
+    from evaluation.similar import evaluate_similar
+
+    settings = _settings(config, sets)
+    report = _run_eval(lambda progress: evaluate_similar(settings, data, limit, fps, progress), out)
+    if "ccp" in report:
+        ccp = report["ccp"]
+        console.print(f"CCP: {ccp['garments']} garments of {ccp['photos']} photos")
+        for name in ("category", "color"):
+            console.print(f"  same {name} in the top 10: {ccp[name]['top10_same']:.3f} "
+                          f"(random {ccp[name]['random']:.3f})")
+    for name, video in report.get("videos", {}).items():
+        console.print(f"{name}: same person first {video['same_person_first']} over {video['queries']} garments"
+                      + (f" (random {video['random']})" if video.get("random") is not None else ""))
+
+
 if __name__ == "__main__":
     app()
