@@ -214,7 +214,13 @@ def serve(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(metavar="QUERY", help='What people wear, e.g. "red striped dress without a hat".')],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='What people wear, e.g. "red striped dress without a hat"; '
+                                         'with --like or --garment: text filters, e.g. "not black".')] = "",
+    like: Annotated[Optional[Path], typer.Option("--like", metavar="PHOTO", exists=True, dir_okay=False,
+                                                 help="Moments wearing something like the largest garment in this "
+                                                      "photo (JPEG, PNG or WebP).")] = None,
+    garment: Annotated[Optional[str], typer.Option("--garment", metavar="REF",
+                                                   help="Moments like an indexed garment: <moment or frame id>/<person>/<garment>.")] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
@@ -226,25 +232,44 @@ def search(
     """Search the store and print the moments the API's /search would answer."""
     from pydantic import ValidationError
 
-    from search_api.results import ParserChoice, describe_matches, search_moments
+    from search_api.results import ParserChoice, SearchResponse, describe_matches, search_moments
+    from search_api.similar import BadPhoto, PhotoDescriber, similar_to_photo, similar_to_reference
 
+    if like is not None and garment is not None:
+        console.print("[bold red]error:[/] give --like or --garment, not both")
+        raise typer.Exit(2)
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings, must_exist=True)
     try:
-        response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
-                                  min_confidence=min_confidence)
+        filters = dict(media_ids=media, limit=limit, min_confidence=min_confidence)
+        if like is not None:
+            response = similar_to_photo(store, ParserChoice(settings), PhotoDescriber(settings), like.read_bytes(),
+                                        q=query, **filters)
+        elif garment is not None:
+            response = similar_to_reference(store, ParserChoice(settings), garment, q=query, **filters)
+        else:
+            response = search_moments(store, ParserChoice(settings), query, **filters)
     except ValidationError as exc:
         console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
+        raise typer.Exit(2) from None
+    except (BadPhoto, LookupError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     finally:
         store.close()
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(f"Understood as: [bold]{response.interpretation}[/]")
-    if response.notice:
-        console.print(f"[yellow]note:[/] {response.notice}")
-    table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
+    if isinstance(response, SearchResponse):
+        console.print(f"Understood as: [bold]{response.interpretation}[/]")
+        if response.notice:
+            console.print(f"[yellow]note:[/] {response.notice}")
+        more = bool(response.next_cursor)
+    else:
+        console.print(f"Like: [bold]{response.like_garment}[/] ({response.like})"
+                      + (f", filtered by {response.interpretation}" if query.strip() else ""))
+        more = response.total > limit
+    table = Table(title=f"{response.total} moment(s)" + (f", first {limit}" if more else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
     table.add_column("score", justify="right")
