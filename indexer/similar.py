@@ -5,9 +5,8 @@ photo the shells ran the vision stages on). A backend finds the nearest garment 
 same space (model and version) with its nearest-neighbour index, keeping a pool of candidates, and
 hands them here; `rank_similar` keeps each moment's best garment, applies the text filters of the
 request with search's own `match_moment` (so `?q=not black&garment=...` means exactly what /search
-means by "not black"), and orders by similarity (cosine, the embeddings' dot product) with the same
-total order as search: similarity desc, media id, start, moment id. There is no cursor: a similar
-search answers its best `limit` moments.
+means by "not black"), and orders by similarity (cosine, the embeddings' dot product), ties by
+moment id. There is no cursor: a similar search answers its best `limit` moments.
 
 Garment references. `<moment_id>/<person>/<garment>` names a summarised garment of a moment (its
 mean embedding: what a search result shows), `<frame_id>/<person>/<garment>` a garment seen in one
@@ -79,7 +78,11 @@ class MomentSource(Protocol):
 
 
 def rank_similar(neighbours: Iterable[Neighbour], request: SimilarRequest, moments: MomentSource) -> SearchPage:
-    """The page of a similar search from a backend's nearest garments (any order, any superset)."""
+    """The page of a similar search from a backend's nearest garments (any order, any superset).
+
+    Moments are read only as far as the page needs: in order of their best garment's similarity, a
+    chunk at a time, each through the filters; the rest of the pool only counts towards `total`
+    when the request has no filters (with filters, `total` is the moments read that passed)."""
     best: dict[str, Neighbour] = {}
     for n in neighbours:
         if n.moment_id == request.exclude_moment_id:
@@ -87,22 +90,28 @@ def rank_similar(neighbours: Iterable[Neighbour], request: SimilarRequest, momen
         current = best.get(n.moment_id)
         if current is None or n.similarity > current.similarity:
             best[n.moment_id] = n
-    found = moments(list(best))
+    ranked = sorted(best.values(), key=lambda n: (-n.similarity, n.moment_id))
     hits: list[MomentHit] = []
-    for moment_id, n in best.items():
-        if moment_id not in found:
-            continue  # no longer visible: the index lags a run that just finished
-        moment, name = found[moment_id]
-        if request.filtered:
-            hit = match_moment(moment, request.filters, name)
-            if hit is None:
+    chunk = request.limit if not request.filtered else 4 * request.limit
+    seen = gone = 0
+    while len(hits) < request.limit and seen < len(ranked):
+        part = ranked[seen:seen + chunk]
+        seen += len(part)
+        found = moments([n.moment_id for n in part])
+        for n in part:
+            if n.moment_id not in found:
+                gone += 1  # no longer visible: the index lags a run that just finished
                 continue
-            hit = hit.model_copy(update={"score": n.similarity, "person_index": n.person_index})
-        else:
-            hit = MomentHit(moment=moment, score=n.similarity, person_index=n.person_index)
-        hits.append(hit)
-    hits.sort(key=lambda h: (-h.score, h.moment.media_id, h.moment.start, h.moment.moment_id))
-    return SearchPage(hits=hits[:request.limit], total=len(hits))
+            moment, name = found[n.moment_id]
+            if request.filtered:
+                hit = match_moment(moment, request.filters, name)
+                if hit is None:
+                    continue
+                hits.append(hit.model_copy(update={"score": n.similarity, "person_index": n.person_index}))
+            else:
+                hits.append(MomentHit(moment=moment, score=n.similarity, person_index=n.person_index))
+    total = len(hits) if request.filtered else len(ranked) - gone
+    return SearchPage(hits=hits[:request.limit], total=max(total, len(hits[:request.limit])))
 
 
 # --- references ---------------------------------------------------------------------------------
