@@ -33,9 +33,9 @@ APPEARANCE_DIM = 128
 FEATURE_DIM = 1280
 _SEED = 17
 # Weights of the parts (they sum to 1: the cosine of two embeddings is the weighted mean of the parts').
-APPEARANCE_WEIGHT = 0.5
-CATEGORY_WEIGHT = 0.25
-COLOR_WEIGHT = 0.25
+APPEARANCE_WEIGHT = 0.3
+CATEGORY_WEIGHT = 0.3
+COLOR_WEIGHT = 0.4
 
 _PROJECTION = (np.random.default_rng(_SEED).standard_normal((FEATURE_DIM, APPEARANCE_DIM))
                / np.sqrt(APPEARANCE_DIM)).astype(np.float32)

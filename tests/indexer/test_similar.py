@@ -121,3 +121,14 @@ def test_references_name_a_moment_s_or_a_frame_s_garment(scene):
         garment_embedding(scene, f"{moment.moment_id}/0/7")
     with pytest.raises(ValueError, match="<moment or frame id>/<person>/<garment>"):
         parse_reference("abc/x/1")
+
+
+def test_every_backend_answers_the_same(store):
+    """The `store` fixture: embedded and Elasticsearch (osmem-server, an exact scan there)."""
+    index(store, "catwalk", embedded(frames("catwalk", [0.0, 1.0], red_striped_dress()), [1]))
+    index(store, "street", embedded(frames("street", [0.0, 1.0], black_jacket_blue_jeans()), [2, 3]))
+    page = store.similar(like(3))
+    assert [h.moment.media_id for h in page.hits] == ["street", "catwalk"]
+    assert page.hits[0].score > 0.95
+    filtered = store.similar(like(3, filters=SearchRequest(query=PARSER.parse("dress"))))
+    assert [h.moment.media_id for h in filtered.hits] == ["catwalk"]
