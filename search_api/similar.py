@@ -27,7 +27,7 @@ from indexer import LabelStore
 from indexer.search import SearchRequest
 from indexer.similar import SimilarRequest, garment_embedding
 from labels import Box, Embedding, FrameLabels
-from search_api.results import ParserChoice, VideoResults, _moment_result, stream_url
+from search_api.results import ParserChoice, VideoResults, _moment_result, describe_garment, stream_url
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000  # decoded: a 40 MP photo is 120 MB of RGB; a bomb claims far more
@@ -178,8 +178,7 @@ def similar_to_reference(store: LabelStore, parser: ParserChoice, reference: str
     readable = reference
     if owner is not None:
         _, p, g = reference.split("/")
-        garment = owner.persons[int(p)].garments[int(g)]
-        readable = _describe(garment.category.value, garment.color.value if garment.color else None)
+        readable = describe_garment(owner.persons[int(p)].garments[int(g)])
     return similar_moments(store, parser, embedding, like=reference, like_garment=readable,
                            exclude_moment_id=moment_id, **kw)
 

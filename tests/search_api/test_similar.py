@@ -62,7 +62,7 @@ def test_more_like_an_indexed_jacket(client):
     assert body["videos"][0]["name"] == "park.mp4"
     assert body["videos"][0]["moments"][0]["score"] > 0.95
     assert street["moment_id"] not in {m["moment_id"] for v in body["videos"] for m in v["moments"]}
-    assert body["like_garment"] == "black coat/jacket"
+    assert body["like_garment"] == "black long-sleeve coat/jacket"
 
 
 def test_text_filters_combine(client):
