@@ -213,11 +213,12 @@ function render(page, append) {
 
 // Search by example: an indexed garment (GET with its reference) or an uploaded photo (POST, the
 // photo's bytes as the body). The text box's words, if any, filter the answer as they would a search.
-async function similarSearch({ garment = null, photo = null }) {
+async function similarSearch({ garment = null, photo = null, pick = null }) {
   const query = new URLSearchParams();
   const words = $("q").value.trim();
   if (words) query.set("q", words);
   if (garment) query.set("garment", garment);
+  if (pick) { query.set("person", pick.person); query.set("garment", pick.garment); }
   statusLine.textContent = photo ? "Looking at the photo…" : "Searching…";
   try {
     const response = photo
@@ -232,8 +233,24 @@ async function similarSearch({ garment = null, photo = null }) {
     }
     if (garment) history.replaceState(null, "", `/?${query}`);
     render(body, false);
+    showFound(body.found || [], photo);
   } catch (error) {
     statusLine.textContent = `The search failed: ${error}`;
+  }
+}
+
+// The garments found in an uploaded photo: the one searched with, and the others to search with instead.
+function showFound(found, photo) {
+  const box = $("found");
+  box.replaceChildren();
+  box.hidden = !photo || found.length < 2;
+  if (box.hidden) return;
+  box.append(el("span", { class: "meta" }, "In the photo: "));
+  for (const f of found) {
+    const label = `${f.color ? f.color + " " : ""}${f.category}`;
+    const choice = el("button", { type: "button", class: "found-garment small", "aria-pressed": String(f.used) }, label);
+    choice.addEventListener("click", () => similarSearch({ photo, pick: f }));
+    box.append(choice);
   }
 }
 

@@ -49,7 +49,7 @@ def test_more_like_this_on_a_result(browser, similar_server):
 
 
 def test_upload_a_photo_on_the_search_page(browser, similar_server, monkeypatch):
-    shown = embedded(frames("upload", [0.0], red_striped_dress()), [1])[0]
+    shown = embedded(frames("upload", [0.0], black_jacket_blue_jeans()), [1, 3])[0]  # a jacket like the dress
     monkeypatch.setattr(similar.PhotoDescriber, "describe", lambda self, rgb: shown)
     photo = BytesIO()
     Image.new("RGB", (48, 64), (200, 30, 30)).save(photo, "PNG")
@@ -57,9 +57,13 @@ def test_upload_a_photo_on_the_search_page(browser, similar_server, monkeypatch)
         page.goto("/")
         page.set_input_files("#like-photo", files=[{"name": "look.png", "mimeType": "image/png",
                                                     "buffer": photo.getvalue()}])
-        expect(page.locator("#interpretation")).to_have_text(re.compile(r"^Like: red dress"))
+        expect(page.locator("#interpretation")).to_have_text(re.compile(r"^Like: black coat/jacket"))
         expect(page.locator(".video-group h2").first).to_contain_text("catwalk.mp4")
         expect(page.locator(".card").first).to_be_visible()
+        # the photo's other garment: the jeans, like the street man's
+        page.locator(".found-garment", has_text="pants/jeans").click()
+        expect(page.locator("#interpretation")).to_have_text(re.compile(r"^Like: blue pants/jeans"))
+        expect(page.locator(".video-group h2").first).to_contain_text("street.mp4")
 
 
 def test_an_upload_that_is_not_a_photo_says_why(browser, similar_server):
