@@ -123,18 +123,20 @@ def _video_frames(path: Path, fps: float, settings: Settings) -> list[Frame]:
     from pipelines.sampling import sample_frames
 
     media_id = path.stem
-    return [Frame(s.image, FrameLabels(frame_id=frame_id(media_id, s.timestamp), media_id=media_id,
-                                       timestamp=s.timestamp, reason="rate", width=s.image.shape[1],
-                                       height=s.image.shape[0]))
-            for s in sample_frames(path, fps=fps, shot_threshold=1.0, max_side=settings.sampling.max_side)]
+    sampled = list(sample_frames(path, fps=fps, shot_threshold=1.0, max_side=settings.sampling.max_side))
+    start = min((s.pts_time for s in sampled), default=0.0)  # times from the first frame, as ingest counts
+    return [Frame(s.image, FrameLabels(frame_id=frame_id(media_id, s.pts_time - start), media_id=media_id,
+                                       timestamp=max(0.0, s.pts_time - start), reason="rate",
+                                       width=s.image.shape[1], height=s.image.shape[0]))
+            for s in sampled]
 
 
 def same_person_first(labels: list[FrameLabels]) -> dict:
     """Share of garments whose nearest garment in another frame is the same person's (same track)."""
     track = {}
     for m in build_moments(labels):
-        for person in m.persons:
-            for frame_id, index in zip(person.frame_ids, person.person_indices):
+        for track_person in m.persons:
+            for frame_id, index in zip(track_person.frame_ids, track_person.person_indices):
                 track[(frame_id, index)] = m.moment_id
     vectors, frames, owners = [], [], []
     for frame in labels:

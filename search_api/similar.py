@@ -76,13 +76,13 @@ def decode_photo(data: bytes, max_side: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS))
-            width, height = image.size  # from the header: nothing decoded yet
+            opened = Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS))
+            width, height = opened.size  # from the header: nothing decoded yet
             if width * height > MAX_UPLOAD_PIXELS:
                 raise BadPhoto(f"the photo claims {width}x{height} pixels, more than {MAX_UPLOAD_PIXELS} "
                                "(a decompression bomb, or a photo to scale down first)", 413)
-            image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale when that suffices
-            image = image.convert("RGB")
+            opened.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale when that suffices
+            image = opened.convert("RGB")
     except BadPhoto:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

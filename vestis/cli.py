@@ -233,7 +233,7 @@ def search(
     from pydantic import ValidationError
 
     from search_api.results import ParserChoice, SearchResponse, describe_matches, search_moments
-    from search_api.similar import BadPhoto, PhotoDescriber, similar_to_photo, similar_to_reference
+    from search_api.similar import BadPhoto, PhotoDescriber, SimilarResponse, similar_to_photo, similar_to_reference
 
     if like is not None and garment is not None:
         console.print("[bold red]error:[/] give --like or --garment, not both")
@@ -241,14 +241,16 @@ def search(
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings, must_exist=True)
     try:
-        filters = dict(media_ids=media, limit=limit, min_confidence=min_confidence)
+        response: SearchResponse | SimilarResponse
         if like is not None:
             response = similar_to_photo(store, ParserChoice(settings), PhotoDescriber(settings), like.read_bytes(),
-                                        q=query, **filters)
+                                        q=query, media_ids=media, limit=limit, min_confidence=min_confidence)
         elif garment is not None:
-            response = similar_to_reference(store, ParserChoice(settings), garment, q=query, **filters)
+            response = similar_to_reference(store, ParserChoice(settings), garment, q=query, media_ids=media,
+                                            limit=limit, min_confidence=min_confidence)
         else:
-            response = search_moments(store, ParserChoice(settings), query, **filters)
+            response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
+                                      min_confidence=min_confidence)
     except ValidationError as exc:
         console.print(f"[bold red]error:[/] {'; '.join(e['msg'] for e in exc.errors())}")
         raise typer.Exit(2) from None
