@@ -49,6 +49,8 @@ DRESS = frame_id("catwalk", 2.0)  # has labels, a stored image and a mask
 OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/search"),
+    ("GET", "/search/similar"),
+    ("POST", "/search/similar"),
     ("GET", "/frames/{frame_id}.jpg"),
     ("GET", "/moments/{moment_id}/thumbnail.jpg"),
     ("GET", "/media"),
