@@ -64,6 +64,7 @@ from indexer.search import (
     scoring_view,
     usable,
 )
+from indexer.similar import Neighbour, SimilarRequest, moment_vectors, rank_similar
 from indexer.store import MediaRecord, MediaStatus, StoreInconsistent, StoreUnavailable, media_name
 from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
@@ -728,6 +729,28 @@ class ElasticsearchStore:
         moment = self.moment(view["moment_id"])
         assert moment is not None  # a hit of a visible run a moment ago
         return moment.model_dump()
+
+    # -- similar (indexer/similar.py) --------------------------------------------------------------
+    def similar(self, request: SimilarRequest) -> SearchPage:
+        """An exact scan: every visible moment's garment embeddings (kept in _source) compared here.
+
+        Not yet the cluster's own kNN (`dense_vector` + `knn` on nested garments): the in-memory
+        stand-in the tests run against (osmem-server) speaks OpenSearch's `knn_vector`, not
+        Elasticsearch's `dense_vector`, so a mapping with it could not be tested here. Right, and
+        linear in the moments: fine for thousands, not for millions (docs/similar-search.md)."""
+        e = request.embedding
+        query = e.unit()
+        docs: dict[str, tuple[Moment, str]] = {}
+        neighbours: list[Neighbour] = []
+        hits = self._scan("moments", {"exists": {"field": "moment_id"}}, [{"moment_id": "asc"}, {"run_id": "asc"}])
+        for doc, media in self._visible(hits):
+            moment = Moment.model_validate(doc)
+            found = [(p, g, v) for p, g, v in moment_vectors(moment) if v.same_space(e)]
+            if not found:
+                continue
+            docs[moment.moment_id] = (moment, media_name(media["path"]))
+            neighbours += [Neighbour(moment.moment_id, p, g, float(v.unit() @ query)) for p, g, v in found]
+        return rank_similar(neighbours, request, lambda ids: {i: docs[i] for i in ids if i in docs})
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from indexer import vector_index
 from indexer.moments import Moment, build_moments
 from indexer.review import (
     AuditEntry,
@@ -65,7 +66,8 @@ from indexer.search import (
     scoring_view,
     usable,
 )
-from indexer.store import MediaRecord, MediaStatus
+from indexer.similar import Neighbour, SimilarRequest, moment_vectors, rank_similar
+from indexer.store import MediaRecord, MediaStatus, media_name
 from labels import FrameLabels
 
 SCHEMA = """
@@ -194,6 +196,7 @@ class EmbeddedStore:
         self._db.execute("PRAGMA busy_timeout=60000")
         with self._lock:
             self._db.executescript(SCHEMA)
+            self._db.executescript(vector_index.SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(frames)")}
             for column, kind in (("lowest_confidence", "REAL"), ("label_values", "TEXT")):
                 if column not in columns:  # a database from before review
@@ -201,6 +204,7 @@ class EmbeddedStore:
             if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
                 self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
         self._moments_checked = False  # see _ensure_moments
+        self._vectors = vector_index.GarmentVectorIndex(self.data_dir, self._query)
         self._queue_columns_filled = False  # see _fill_queue_columns
 
     # -- helpers -------------------------------------------------------------------------------
@@ -352,14 +356,16 @@ class EmbeddedStore:
         return [
             ("DELETE FROM moment_terms WHERE moment_id IN (SELECT moment_id FROM moments WHERE media_id = ?)",
              media_ids),
+            ("DELETE FROM garment_vectors WHERE media_id = ?", media_ids),
             ("DELETE FROM moments WHERE media_id = ?", media_ids),
             ("DELETE FROM moment_builds WHERE media_id = ?", media_ids),
         ]
 
     def _replace_moments(self, db: sqlite3.Connection, media_id: str, run_id: str, moments: list[Moment]) -> None:
         """Swap the media's moments for these, inside the caller's transaction."""
-        moment_rows, term_rows = [], []
+        moment_rows, term_rows, vector_rows = [], [], []
         for m in moments:
+            vector_rows += vector_index.vector_rows(m.moment_id, m.media_id, moment_vectors(m))
             detection = max(p.detection.confidence for p in m.persons)
             single = m.persons[0] if len(m.persons) == 1 else None
             expression = single.expression if single is not None else None
@@ -377,6 +383,8 @@ class EmbeddedStore:
              moment_rows),
             ("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", term_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
+            ("INSERT INTO garment_vectors (moment_id, media_id, person_index, garment_index, model, model_version, "
+             "dim, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", vector_rows),
         ])
 
     def rebuild_moments(self, media_ids: list[str] | None = None, *, only_missing: bool = False) -> int:
@@ -530,6 +538,32 @@ class EmbeddedStore:
 
         (term, similarity), *others = drivers
         return rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
+
+    # -- similar (indexer/similar.py) ------------------------------------------------------------
+    def similar(self, request: SimilarRequest) -> SearchPage:
+        """Moments whose garments are nearest the request's embedding (vector_index.py's index)."""
+        self._ensure_moments()
+        e = request.embedding
+        space = (e.model, e.model_version, e.dim)
+        found = self._vectors.search(space, e.unit(), request.pool(10**9))
+        if not found:
+            return SearchPage(hits=[], total=0)
+        rows = self._query(
+            f"SELECT vector_id, moment_id, person_index, garment_index FROM garment_vectors "
+            f"WHERE vector_id IN ({', '.join('?' * len(found))})", tuple(i for i, _ in found))
+        where = {r[0]: r[1:] for r in rows}
+        neighbours = [Neighbour(where[i][0], where[i][1], where[i][2], s) for i, s in found if i in where]
+        return rank_similar(neighbours, request, self._moments_by_id)
+
+    def _moments_by_id(self, moment_ids: list[str]) -> dict[str, tuple[Moment, str]]:
+        if not moment_ids:
+            return {}
+        rows = self._query(
+            "SELECT m.doc, md.path FROM moments m JOIN media md ON md.media_id = m.media_id "
+            f"AND m.run_id = md.visible_run_id WHERE m.moment_id IN ({', '.join('?' * len(moment_ids))})",
+            tuple(moment_ids))
+        moments = (Moment.model_validate_json(doc) for doc, _ in rows)
+        return {m.moment_id: (m, media_name(path)) for m, (_, path) in zip(moments, rows)}
 
     # -- review --------------------------------------------------------------------------------
     def _visible_frame_row(self, db: sqlite3.Connection, frame_id: str) -> tuple[str, str, str, int] | None:

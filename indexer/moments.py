@@ -39,14 +39,15 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.review import ReviewStatus, review_status
-from labels import Alternative, Box, FrameLabels, Garment, Label, Person
+from labels import Alternative, Box, Embedding, FrameLabels, Garment, Label, Person, RuleSet
 from labels.vocabulary import GARMENT_CATEGORIES
 
 # Regions whose garments identify an outfit; shoes and accessories come and go (see docstring).
@@ -91,6 +92,7 @@ class MomentGarment(_Record):
     secondary_color: Label | None = None
     pattern: Label | None = None
     sleeve: Label | None = None
+    embedding: Embedding | None = Field(None, description="the mean of its sightings' embeddings (similar search)")
 
 
 class MomentPerson(_Record):
@@ -468,7 +470,24 @@ def _summarise_garment(garments: list[Garment]) -> MomentGarment:
         secondary_color=secondary,
         pattern=_vote([g.pattern for g in garments if g.pattern is not None]),
         sleeve=_vote([g.sleeve for g in garments if g.sleeve is not None]),
+        embedding=_mean_embedding([g.embedding for g in garments if g.embedding is not None]),
     )
+
+
+def _mean_embedding(embeddings: list[Embedding]) -> Embedding | None:
+    """The direction of the sightings' mean (of the space most of them are in: a re-ingest half done
+    never averages two models' vectors)."""
+    if not embeddings:
+        return None
+    spaces = Counter((e.model, e.model_version, e.dim) for e in embeddings)
+    space = min(spaces, key=lambda key: (-spaces[key], key))
+    members = [e for e in embeddings if (e.model, e.model_version, e.dim) == space]
+    if len(members) == 1:
+        return members[0]
+    mean = np.mean([e.unit() for e in members], axis=0)
+    if not np.any(mean):
+        return members[0]
+    return Embedding.made_by(RuleSet(space[0], space[1]), mean)
 
 
 def _quality(sighting: _Sighting, summary: list[MomentGarment], largest_area: float) -> float:

@@ -20,6 +20,7 @@ from typing import Protocol
 from indexer.moments import Moment
 from indexer.review import AuditEntry, QueuePage, QueueRequest, ReviewedFrame
 from indexer.search import BoundSearch, SearchPage, SearchRequest
+from indexer.similar import SimilarRequest
 from labels import FrameLabels
 
 
@@ -113,6 +114,10 @@ class LabelStore(Protocol):
 
     def search_counted(self, request: SearchRequest) -> BoundSearch:
         """`search`, with how many moment documents the store read to answer it (tests, benchmarks)."""
+
+    def similar(self, request: SimilarRequest) -> SearchPage:
+        """The moments whose garments look most like request.embedding, by cosine similarity, with the
+        request's search filters applied (indexer/similar.py); one page, no cursor."""
 
     # -- review (indexer/review.py) --------------------------------------------------------------
     def reviewed_frame(self, frame_id: str) -> ReviewedFrame | None:

@@ -4,8 +4,8 @@ stores them, the review page edits them, export writes them), the fixed vocabula
 Imports nothing of Vestis but `configs`; see docs/architecture.md.
 """
 
-from labels.labels import (Alternative, Box, Face, FrameLabels, Garment, Label, Mask, Person, Provenance, RuleSet,
+from labels.labels import (Alternative, Box, Embedding, Face, FrameLabels, Garment, Label, Mask, Person, Provenance, RuleSet,
                            SampleReason)
 
-__all__ = ["Alternative", "Box", "Face", "FrameLabels", "Garment", "Label", "Mask", "Person", "Provenance", "RuleSet",
+__all__ = ["Alternative", "Box", "Embedding", "Face", "FrameLabels", "Garment", "Label", "Mask", "Person", "Provenance", "RuleSet",
            "SampleReason"]

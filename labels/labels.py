@@ -6,10 +6,13 @@ a human correction is a label whose model is `human:<reviewer>`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Provenance(Protocol):
@@ -115,6 +118,51 @@ def _unit(value: float) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
+class Embedding(_Record):
+    """A garment's appearance as a unit vector, for "find this outfit" (vision/garment_embedding.py).
+
+    Stored int8 (base64), scaled so the largest component is 127: the scale needs no field because
+    every use renormalises, and int8 keeps a 1M-garment index at a few hundred MB. Two vectors compare
+    by their dot product (cosine similarity); only vectors of the same model and version compare.
+    """
+
+    model: str
+    model_version: str
+    dim: int = Field(ge=1)
+    vector: str = Field(description="base64 of `dim` int8 values")
+
+    @field_validator("vector")
+    @classmethod
+    def _decodes(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise ValueError(f"embedding vector is not base64: {error}") from None
+        return value
+
+    @classmethod
+    def made_by(cls, model: Provenance, vector: np.ndarray) -> Embedding:
+        """Quantise a float vector (any scale, not all zero) to the stored form."""
+        v = np.asarray(vector, dtype=np.float32).ravel()
+        peak = float(np.abs(v).max()) if v.size else 0.0
+        if not np.isfinite(peak) or peak == 0.0:
+            raise ValueError("an embedding needs a finite, non-zero vector")
+        q = np.clip(np.rint(v / peak * 127.0), -127, 127).astype(np.int8)
+        return cls(model=model.name, model_version=model.version, dim=int(v.size),
+                   vector=base64.b64encode(q.tobytes()).decode("ascii"))
+
+    def unit(self) -> np.ndarray:
+        """The vector as float32 with L2 norm 1."""
+        v = np.frombuffer(base64.b64decode(self.vector), dtype=np.int8).astype(np.float32)
+        if v.size != self.dim:
+            raise ValueError(f"embedding holds {v.size} values, says {self.dim}")
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm > 0 else v
+
+    def same_space(self, other: Embedding) -> bool:
+        return (self.model, self.model_version, self.dim) == (other.model, other.model_version, other.dim)
+
+
 class Garment(_Record):
     category: Label
     box: Box
@@ -123,6 +171,7 @@ class Garment(_Record):
     secondary_color: Label | None = None
     pattern: Label | None = None
     sleeve: Label | None = None
+    embedding: Embedding | None = Field(None, description="appearance and colour, for similar-garment search")
 
 
 class Face(_Record):

@@ -29,12 +29,13 @@ from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ValidationError
 
@@ -65,6 +66,8 @@ from search_api.results import (
     vocabulary_out,
 )
 from search_api.review import Id, MediaFilter, media_ids, review_router
+from search_api.similar import (MAX_UPLOAD_BYTES, UPLOAD_FORMATS, BadPhoto, PhotoDescriber, SimilarResponse,
+                                similar_to_photo, similar_to_reference)
 
 STATIC_DIR = Path(__file__).with_name("static")
 DOCS_URL, REDOC_URL, DOCS_ASSETS_URL = "/docs", "/redoc", "/static-api-docs"
@@ -212,6 +215,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     parsers = ParserChoice(settings, parser)
     images = FrameImageStore(settings.data_dir)
     frame_labels = FrameLabelCache(store)
+    describer = PhotoDescriber(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -236,7 +240,7 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # The last added runs first: the headers go on every answer (a 413 or a CORS preflight too); then
     # CORS, only when origins are listed; then the body limit, before the app reads a body.
-    app.add_middleware(BodyLimit, timeout=settings.server.request_timeout)
+    app.add_middleware(BodyLimit, timeout=settings.server.request_timeout, paths={"/search/similar": MAX_UPLOAD_BYTES})
     if settings.server.cors_origins:
         # Only the listed origins may read answers from a page of theirs; reviewer tokens travel in
         # the Authorization header (never cookies), so no credentials mode.
@@ -318,6 +322,50 @@ def create_app(settings: Settings, *, parser: QueryParser | None = None) -> Fast
              summary="The words search understands")
     def vocabulary() -> VocabularyOut:
         return vocabulary_out()
+
+    @app.get("/search/similar", operation_id="search_similar", response_model=SimilarResponse, tags=["search"],
+             summary="Moments whose garments look like an indexed garment")
+    def search_similar(
+        garment: Annotated[str, Query(min_length=5, max_length=200, pattern=r"^[A-Za-z0-9_-]+/[0-9]{1,4}/[0-9]{1,4}$",
+                                      description="<moment id or frame id>/<person index>/<garment index>")],
+        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description='text filters, e.g. "not black"')] = "",
+        media: MediaFilter = None,
+        min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    ) -> SimilarResponse:
+        try:
+            return similar_to_reference(store, parsers, garment, q=q, media_ids=media_ids(media),
+                                        min_confidence=min_confidence, limit=limit)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.post("/search/similar", operation_id="search_similar_photo", response_model=SimilarResponse, tags=["search"],
+              summary="Moments whose garments look like one in an uploaded photo",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  t: {"schema": {"type": "string", "format": "binary"}} for t in UPLOAD_FORMATS.values()}}})
+    async def search_similar_photo(
+        request: Request,
+        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description='text filters, e.g. "not black"')] = "",
+        person: Annotated[int | None, Query(ge=0, le=MAX_PERSONS, description="the photo's person (default: the largest)")] = None,
+        garment: Annotated[int | None, Query(ge=0, le=100, description="that person's garment (default: the largest)")] = None,
+        media: MediaFilter = None,
+        min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    ) -> SimilarResponse:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in UPLOAD_FORMATS.values():
+            raise HTTPException(415, f"send the photo as the body with Content-Type {', '.join(UPLOAD_FORMATS.values())}"
+                                     f" (got {kind or 'none'})")
+        data = await request.body()
+        try:
+            # the vision stages are CPU work: off the event loop
+            return await run_in_threadpool(similar_to_photo, store, parsers, describer, data, person=person,
+                                           garment=garment, q=q, media_ids=media_ids(media),
+                                           min_confidence=min_confidence, limit=limit)
+        except BadPhoto as exc:
+            raise HTTPException(exc.status, str(exc)) from None
 
     @app.get("/frames/{frame_id}.jpg", operation_id="get_frame_image", response_class=Response, tags=["frames"], summary="A sampled frame, optionally annotated",
              responses={200: {"content": {"image/jpeg": {}}}})

@@ -25,18 +25,21 @@ class BodyLimit:
     (chunked); 408 for one not sent whole within `timeout` seconds. Bodies here are small JSON edits,
     so a body is read whole before the app sees it."""
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES, timeout: float = 10.0):
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, timeout: float = 10.0,
+                 paths: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
         self.timeout = timeout
+        self.paths = paths or {}  # larger limits for these exact paths (a photo upload)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope["path"], self.limit)
         told = dict(scope["headers"]).get(b"content-length", b"")
-        if told.isdigit() and int(told) > self.limit:
-            await self._refuse(scope, receive, send)
+        if told.isdigit() and int(told) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         body, more = bytearray(), True
         deadline = asyncio.get_running_loop().time() + self.timeout
@@ -52,8 +55,8 @@ class BodyLimit:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await self._refuse(scope, receive, send)
+            if len(body) > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
         sent = False
 
@@ -66,8 +69,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope, receive, send) -> None:
-        response = problem_response(413, f"the request body is larger than {self.limit} bytes",
+    async def _refuse(self, scope, receive, send, limit: int) -> None:
+        response = problem_response(413, f"the request body is larger than {limit} bytes",
                                     headers={"Connection": "close"})
         await response(scope, receive, send)
 

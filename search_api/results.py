@@ -62,6 +62,13 @@ class GarmentResult(_Out):
     attributes: list[AttributeMatch]
 
 
+class SimilarLink(_Out):
+    """A garment of a result to find more like it: its reference for /search/similar and its name."""
+
+    garment: str = Field(description="<moment id>/<person>/<garment>")
+    wearing: str
+
+
 class MomentResult(_Out):
     moment_id: str
     start: float = Field(description="seconds from the media's start")
@@ -76,6 +83,8 @@ class MomentResult(_Out):
     garments: list[GarmentResult] = Field(description="one per positive garment constraint of the query")
     expression: list[AttributeMatch] = Field(description="one per expression term of the query")
     wearing: list[str] = Field(description="the person's whole outfit over the moment, readable")
+    more_like: list[SimilarLink] = Field([], description="the person's garments one can search by example "
+                                                         "(GET /search/similar?garment=...)")
 
 
 class VideoResults(_Out):
@@ -261,6 +270,8 @@ def _moment_result(hit: MomentHit, kind: str) -> MomentResult:
                                 attributes=[_attribute(t) for t in g.terms]) for g in hit.matched],
         expression=[_attribute(t) for t in hit.expression_matched],
         wearing=[describe_garment(g) for g in person.garments],
+        more_like=[SimilarLink(garment=f"{moment.moment_id}/{hit.person_index}/{k}", wearing=describe_garment(g))
+                   for k, g in enumerate(person.garments) if g.embedding is not None],
     )
 
 

@@ -235,7 +235,13 @@ def serve(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(metavar="QUERY", help='What people wear, e.g. "red striped dress without a hat".')],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='What people wear, e.g. "red striped dress without a hat"; '
+                                         'with --like or --garment: text filters, e.g. "not black".')] = "",
+    like: Annotated[Optional[Path], typer.Option("--like", metavar="PHOTO", exists=True, dir_okay=False,
+                                                 help="Moments wearing something like the largest garment in this "
+                                                      "photo (JPEG, PNG or WebP).")] = None,
+    garment: Annotated[Optional[str], typer.Option("--garment", metavar="REF",
+                                                   help="Moments like an indexed garment: <moment or frame id>/<person>/<garment>.")] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
     data_dir: DataDirOption = None,
@@ -251,27 +257,49 @@ def search(
 
     from rich.text import Text
 
-    from search_api.results import ParserChoice, describe_matches, search_moments
+    from search_api.results import ParserChoice, SearchResponse, describe_matches, search_moments
+    from search_api.similar import BadPhoto, PhotoDescriber, SimilarResponse, similar_to_photo, similar_to_reference
     from vestis.terminal import safe
 
+    if like is not None and garment is not None:
+        console.print("[bold red]error:[/] give --like or --garment, not both")
+        raise typer.Exit(2)
     settings = _settings(config, sets, data_dir=data_dir)
     store = _open_store(settings, must_exist=True)
     try:
-        response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
-                                  min_confidence=min_confidence, threshold=threshold, strict=strict)
+        response: SearchResponse | SimilarResponse
+        if like is not None:
+            response = similar_to_photo(store, ParserChoice(settings), PhotoDescriber(settings), like.read_bytes(),
+                                        q=query, media_ids=media, limit=limit, min_confidence=min_confidence)
+        elif garment is not None:
+            response = similar_to_reference(store, ParserChoice(settings), garment, q=query, media_ids=media,
+                                            limit=limit, min_confidence=min_confidence)
+        else:
+            response = search_moments(store, ParserChoice(settings), query, media_ids=media, limit=limit,
+                                      min_confidence=min_confidence, threshold=threshold, strict=strict)
     except ValidationError as exc:
         _error("; ".join(e["msg"] for e in exc.errors()))
+        raise typer.Exit(2) from None
+    except (BadPhoto, LookupError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     finally:
         store.close()
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    console.print(Text.assemble("Understood as: ", safe(response.understood_as, "bold")))
-    if response.notice:
-        console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
-    total = f"{response.total}" if response.total_exact else f"at least {response.total}"
-    table = Table(title=f"{total} moment(s)" + (f", first {limit}" if response.next_cursor else ""))
+    if isinstance(response, SearchResponse):
+        console.print(Text.assemble("Understood as: ", safe(response.understood_as, "bold")))
+        if response.notice:
+            console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
+        more = bool(response.next_cursor)
+        total = f"{response.total}" if response.total_exact else f"at least {response.total}"
+    else:
+        console.print(Text.assemble("Like: ", safe(response.like_garment, "bold"), safe(f" ({response.like})"),
+                                    safe(f", filtered by {response.interpretation}" if query.strip() else "")))
+        more = response.total > limit
+        total = f"{response.total}"
+    table = Table(title=f"{total} moment(s)" + (f", first {limit}" if more else ""))
     table.add_column("video", overflow="fold")
     table.add_column("start-end", no_wrap=True)
     table.add_column("score", justify="right")
@@ -506,6 +534,32 @@ def eval_retrieval(
     console.print("recall@k = |relevant in top k| / min(k, |relevant|); MAP over queries; random = expected "
                   "for a random order of the judged photos")
     console.print(f"no person found: {report['no_person']} of {report['images']} photos")
+
+
+@eval_app.command("similar")
+def eval_similar(
+    data: Annotated[Path, typer.Option(help="Shared-data folder with ccp/ and/or videos/.", exists=True,
+                                       file_okay=False)] = Path("../shared/data"),
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Only the first N CCP photos (about 0.5 s each on CPU).")] = 150,
+    fps: Annotated[float, typer.Option(min=0.1, max=10.0, help="Frames per second sampled from each video.")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Garment embeddings: same category / colour among a CCP garment's 10 nearest; same person first in videos."""
+    from evaluation.similar import evaluate_similar
+
+    settings = _settings(config, sets)
+    report = _run_eval(lambda progress: evaluate_similar(settings, data, limit, fps, progress), out)
+    if "ccp" in report:
+        ccp = report["ccp"]
+        console.print(f"CCP: {ccp['garments']} garments of {ccp['photos']} photos")
+        for name in ("category", "color"):
+            console.print(f"  same {name} in the top 10: {ccp[name]['top10_same']:.3f} "
+                          f"(random {ccp[name]['random']:.3f})")
+    for name, video in report.get("videos", {}).items():
+        console.print(f"{name}: same person first {video['same_person_first']} over {video['queries']} garments"
+                      + (f" (random {video['random']})" if video.get("random") is not None else ""))
 
 
 if __name__ == "__main__":

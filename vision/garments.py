@@ -32,7 +32,7 @@ from configs.manifest import load_manifest
 from labels import Box, Garment, Label, Person, RuleSet
 from labels.masks import encode_mask
 from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
-from vision import colors, versions
+from vision import colors, garment_embedding, versions
 from vision.device import resolve_device
 from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
 from vision.garment_parser import PARSER_CLASSES
@@ -120,6 +120,7 @@ class GarmentStage(Stage):
         self.backbone_record = manifest.get(BACKBONE_MODEL)
         self.classifier_record = manifest.get(CLASSIFIER_MODEL)
         self.model_version = versions.garments(settings)
+        self.embedder = garment_embedding.embedder(self.backbone_record.version)
         self.device = resolve_device(settings.vision.device)
         cache = settings.models.cache_dir
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, cache))
@@ -181,7 +182,8 @@ class GarmentStage(Stage):
         features = self.backbone.features(image, [pixel_box(g.pixels, *origin) for g, _, origin in jobs]).float()
         for (garment, named, _), f in zip(jobs, features.split(1)):
             key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
-            named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0]}
+            # the features stay with the garment for its embedding (vision/garment_embedding.py)
+            named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0], "features": f[0].numpy()}
             if garment.role == "upper":
                 named[key]["category"] = self.classifier.probabilities("upper", f)[0]
                 named[key]["sleeve"] = self.classifier.probabilities("sleeve", f)[0]
@@ -202,25 +204,28 @@ class GarmentStage(Stage):
             if upper_category == "dress" and lower_category == "skirt" and "lower" in by_role:
                 pixels = pixels | by_role.pop("lower").pixels  # the skirt is the dress's own
             garment = self._garment(self._classified(UPPER_CATEGORIES, named["upper"]["category"]), region_rgb,
-                                    pixels, x0, y0, width, height, named["upper"]["pattern"])
+                                    pixels, x0, y0, width, height, named["upper"]["pattern"], named["upper"]["features"])
             if garment is not None:
                 garment.sleeve = self._classified(SLEEVE_CLASSES, named["upper"]["sleeve"])
                 if garment.sleeve.value == "sleeveless" and garment.category.value in TANK_TOP_FROM:
                     garment.category = garment.category.model_copy(update={"value": "tank top"})
+                    garment.embedding = garment_embedding.embed(named["upper"]["features"], garment, self.embedder)
                 garments.append(garment)
             if inner is not None:
                 garment = self._garment(self._parsed(inner), region_rgb, inner.pixels, x0, y0, width, height,
-                                        named["inner"]["pattern"])
+                                        named["inner"]["pattern"], named["inner"]["features"])
                 if garment is not None:
                     garments.append(garment)
         if "lower" in by_role:
             garment = self._garment(self._classified(LOWER_CATEGORIES, named["lower"]["category"]), region_rgb,
-                                    by_role["lower"].pixels, x0, y0, width, height, named["lower"]["pattern"])
+                                    by_role["lower"].pixels, x0, y0, width, height, named["lower"]["pattern"],
+                                    named["lower"]["features"])
             if garment is not None:
                 garments.append(garment)
         for single in (g for g in found if g.role == "single"):
-            pattern = named.get(PARSER_CLASSES[single.parser_class], {}).get("pattern")
-            garment = self._garment(self._parsed(single), region_rgb, single.pixels, x0, y0, width, height, pattern)
+            seen = named.get(PARSER_CLASSES[single.parser_class], {})
+            garment = self._garment(self._parsed(single), region_rgb, single.pixels, x0, y0, width, height,
+                                    seen.get("pattern"), seen.get("features"))
             if garment is not None:
                 garments.append(garment)
         return garments
@@ -233,7 +238,8 @@ class GarmentStage(Stage):
         return Label.made_by(self.head_record, PARSER_CLASSES[garment.parser_class], garment.parser_confidence)
 
     def _garment(self, category: Label, region_rgb: np.ndarray, pixels: np.ndarray, x0: int, y0: int,
-                 width: int, height: int, pattern: torch.Tensor | None = None) -> Garment | None:
+                 width: int, height: int, pattern: torch.Tensor | None = None,
+                 features: np.ndarray | None = None) -> Garment | None:
         if not pixels.any():
             return None
         x1b, y1b, x2b, y2b = pixel_box(pixels, x0, y0)
@@ -242,6 +248,8 @@ class GarmentStage(Stage):
         self._colors(garment, region_rgb, pixels)
         if pattern is not None:
             garment.pattern = self._classified(PATTERNS, pattern)
+        if features is not None:  # shoes, bags and hats: the backbone never sees them (no embedding)
+            garment.embedding = garment_embedding.embed(features, garment, self.embedder)
         return garment
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from configs import Settings
 from configs.manifest import load_manifest
+from vision import garment_embedding
 
 DETECTOR_MODEL = "yolov3-tiny-coco"
 # Letterboxing to the next multiple of 32, and the zoomed-out pass only where the first hints at a large person.
@@ -38,9 +39,10 @@ def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> st
 
 
 def garments(settings: Settings) -> str:
-    """Every model and rule set behind the garment labels: a change to any one re-ingests."""
+    """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests."""
+    backbone = load_manifest(settings.models.manifest).get(BACKBONE_MODEL)
     return "+".join([*_models(settings, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     COLOR_RULES, GARMENT_RULES])
+                     COLOR_RULES, GARMENT_RULES, garment_embedding.embedder(backbone.version).version])
 
 
 def face_expression(settings: Settings, detector_name: str = FACE_DETECTOR_MODEL,

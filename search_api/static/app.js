@@ -66,6 +66,13 @@ function card(video_, m) {
   const result = el("div", { class: "result" });
   result.append(button, el("a", { class: "review-link small", href: reviewUrl(video_.media_id, m.best_frame_id) },
                            "Open in review"));
+  // "More like this": one link per garment with an embedding (the first is the outfit's main garment)
+  for (const link of m.more_like || []) {
+    const like = el("a", { class: "more-like small", href: `/?${new URLSearchParams({ garment: link.garment })}` },
+                    `More like this ${link.wearing}`);
+    like.addEventListener("click", (event) => { event.preventDefault(); similarSearch({ garment: link.garment }); });
+    result.append(like);
+  }
   return result;
 }
 
@@ -175,8 +182,13 @@ function markCurrent() {
 
 function render(page, append) {
   if (!append) { results.replaceChildren(); groups.clear(); }
-  $("interpretation").textContent = `Understood as: ${page.understood_as}` +
-    (page.semantic ? "" : " (exact words and synonyms only)");
+  if (page.like !== undefined) {  // a similar search (/search/similar)
+    $("interpretation").textContent = `Like: ${page.like_garment}` +
+      (page.query ? `, filtered by ${page.interpretation}` : "");
+  } else {
+    $("interpretation").textContent = `Understood as: ${page.understood_as}` +
+      (page.semantic ? "" : " (exact words and synonyms only)");
+  }
   $("notice").hidden = !page.notice;
   $("notice").textContent = page.notice || "";
   for (const v of page.videos) {
@@ -193,11 +205,59 @@ function render(page, append) {
     for (const m of v.moments) grid.append(card(v, m));
   }
   const shown = results.querySelectorAll(".card").length;
-  const total = page.total_exact ? `${page.total}` : `at least ${page.total}`;
+  const total = page.total_exact === false ? `at least ${page.total}` : `${page.total}`;
   statusLine.textContent = page.total ? `${shown} of ${total} moments` : "Nothing matches.";
-  cursor = page.next_cursor;
+  cursor = page.next_cursor || null;
   more.hidden = !cursor;
 }
+
+// Search by example: an indexed garment (GET with its reference) or an uploaded photo (POST, the
+// photo's bytes as the body). The text box's words, if any, filter the answer as they would a search.
+async function similarSearch({ garment = null, photo = null, pick = null }) {
+  const query = new URLSearchParams();
+  const words = $("q").value.trim();
+  if (words) query.set("q", words);
+  if (garment) query.set("garment", garment);
+  if (pick) { query.set("person", pick.person); query.set("garment", pick.garment); }
+  statusLine.textContent = photo ? "Looking at the photo…" : "Searching…";
+  try {
+    const response = photo
+      ? await fetch(`/search/similar?${query}`, { method: "POST", body: photo,
+                                                  headers: { "Content-Type": photo.type || "application/octet-stream" } })
+      : await fetch(`/search/similar?${query}`);
+    const body = await response.json();
+    if (!response.ok) {
+      const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+      statusLine.textContent = `Error ${response.status}: ${detail}`;
+      return;
+    }
+    if (garment) history.replaceState(null, "", `/?${query}`);
+    render(body, false);
+    showFound(body.found || [], photo);
+  } catch (error) {
+    statusLine.textContent = `The search failed: ${error}`;
+  }
+}
+
+// The garments found in an uploaded photo: the one searched with, and the others to search with instead.
+function showFound(found, photo) {
+  const box = $("found");
+  box.replaceChildren();
+  box.hidden = !photo || found.length < 2;
+  if (box.hidden) return;
+  box.append(el("span", { class: "meta" }, "In the photo: "));
+  for (const f of found) {
+    const label = `${f.color ? f.color + " " : ""}${f.category}`;
+    const choice = el("button", { type: "button", class: "found-garment small", "aria-pressed": String(f.used) }, label);
+    choice.addEventListener("click", () => similarSearch({ photo, pick: f }));
+    box.append(choice);
+  }
+}
+
+$("like-photo").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file) similarSearch({ photo: file });
+});
 
 async function search(params, append = false) {
   const query = new URLSearchParams(params);
@@ -242,7 +302,10 @@ async function start() {
       }
     }
   } catch (_) { /* the filter stays at "all" */ }
-  if (initial.has("q")) {
+  if (initial.has("garment")) {  // a "more like this" link (from a result or the review page)
+    if (initial.has("q")) $("q").value = initial.get("q");
+    similarSearch({ garment: initial.get("garment") });
+  } else if (initial.has("q")) {
     $("q").value = initial.get("q");
     for (const name of FILTERS) if (initial.has(name)) filterInput[name].value = initial.get(name);
     form.requestSubmit();

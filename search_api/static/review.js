@@ -440,7 +440,16 @@ function renderLabels() {
     if (owner !== group) {
       group = owner;
       const heading = el("tr", { class: "group" });
-      heading.append(el("th", { colspan: "5", scope: "rowgroup" }, owner));
+      const th = el("th", { colspan: "5", scope: "rowgroup" }, owner);
+      // a garment with an embedding: find more like it on the search page (/search/similar)
+      const { person: p, garment: g } = parsePath(label.path);
+      const item = g !== null && view.frame.persons[p] && view.frame.persons[p].garments[g];
+      if (item && item.embedding) {
+        const ref = `${view.frame.frame_id}/${p}/${g}`;
+        th.append(" ", el("a", { class: "more-like small", href: `/?${new URLSearchParams({ garment: ref })}` },
+                          "more like this"));
+      }
+      heading.append(th);
       body.append(heading);
     }
     const row = el("tr", { "data-path": label.path, "data-index": String(index),

@@ -40,3 +40,19 @@ def test_a_machine_label_is_clamped_and_names_its_model():
 def test_one_table_of_garment_label_fields():
     assert GARMENT_LABEL_FIELDS == ("category", "color", "secondary_color", "pattern", "sleeve")
     assert set(GARMENT_LABEL_VOCABULARY) <= set(LABEL_VOCABULARY) and "expression" in LABEL_VOCABULARY
+
+
+def test_embedding_is_int8_and_unit_on_the_way_out():
+    import numpy as np
+
+    from labels import Embedding, RuleSet
+
+    v = np.array([3.0, -4.0, 0.0, 0.5])
+    e = Embedding.made_by(RuleSet("m", "1"), v)
+    assert e.dim == 4 and len(__import__("base64").b64decode(e.vector)) == 4
+    assert abs(float(np.linalg.norm(e.unit())) - 1.0) < 1e-6
+    assert float(e.unit() @ (v / np.linalg.norm(v))) > 0.999
+    with pytest.raises(ValueError, match="non-zero"):
+        Embedding.made_by(RuleSet("m", "1"), np.zeros(3))
+    with pytest.raises(ValueError, match="base64"):
+        Embedding(model="m", model_version="1", dim=2, vector="!!")

@@ -52,6 +52,8 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/search"),
     ("GET", "/vocabulary"),
+    ("GET", "/search/similar"),
+    ("POST", "/search/similar"),
     ("GET", "/frames/{frame_id}.jpg"),
     ("GET", "/moments/{moment_id}/thumbnail.jpg"),
     ("GET", "/media"),

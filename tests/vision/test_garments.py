@@ -167,3 +167,26 @@ def test_each_person_wears_whole_garments_with_calibrated_alternatives(stages, s
             assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
             assert label.confidence == pytest.approx(probabilities[0])
             assert len(set(values)) == len(values) >= 2
+
+
+def test_garments_the_backbone_sees_carry_an_embedding(stages, shared_data):
+    """Clothes get a unit embedding of the garment-embedding rule set; shoes, bags and hats none.
+    The same garment in two photos of one person is closer than garments of another category."""
+    from vision.garment_embedding import DIM
+
+    labels = _run(stages, _photo(shared_data, "0097"))
+    person = _main_person(labels)
+    seen = [g for g in person.garments if g.category.value not in ("shoes", "bag", "hat")]
+    assert seen and all(g.embedding is not None for g in seen)
+    for g in person.garments:
+        if g.category.value in ("shoes", "bag", "hat"):
+            assert g.embedding is None
+    e = seen[0].embedding
+    assert e.model == "garment-embedding" and e.dim == DIM
+    assert e.model_version.startswith(load_manifest().get("efficientnet-lite0").version)  # the backbone's file
+    assert abs(float(np.linalg.norm(e.unit())) - 1) < 1e-5
+    mirrored = _main_person(_run(stages, _photo(shared_data, "0097")[:, ::-1].copy()))
+    twin = max((g for g in mirrored.garments if g.embedding is not None), key=lambda g: float(g.embedding.unit() @ e.unit()))
+    others = [float(g.embedding.unit() @ e.unit()) for g in seen[1:] if g.category.value != seen[0].category.value]
+    assert twin.category.value == seen[0].category.value
+    assert all(float(twin.embedding.unit() @ e.unit()) > o for o in others)

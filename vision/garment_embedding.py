@@ -1,0 +1,87 @@
+"""A garment's embedding: what it looks like, what it is and its colour, as one unit vector.
+
+"Find this outfit" compares garments by the dot product of these vectors. Three parts, each a unit
+vector, are joined with fixed weights, so the cosine of two embeddings is the weighted sum of the
+parts' cosines:
+
+- appearance: the garment crop's pooled EfficientNet-Lite features (vision/backbone.py), the very
+  features the garment heads classify, so ingest computes nothing more per garment. The 1280
+  non-negative activations are square-rooted (Hellinger: a few large activations no longer drown the
+  rest), centred on their own mean (all-positive vectors are all alike to a cosine; centred, it is
+  their correlation) and reduced to 128 values by a fixed Gaussian random projection (Johnson-
+  Lindenstrauss: cosines survive to a few hundredths, at a tenth of the bytes).
+- category: the garment's category label spread over the vocabulary by its calibrated alternatives
+  (a 60 % t-shirt / 30 % shirt is close to a shirt).
+- colour: the square roots of the colour namer's pixel shares (the colour label's alternatives), so
+  "the same jacket in red" is not "the same jacket".
+
+Garments the backbone does not see at ingest (shoes, bags, hats) get no embedding. The projection
+is drawn from a seeded generator; its digest is part of the version, so a numpy that drew other
+numbers would re-ingest rather than mix two spaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from labels import Embedding, Garment, Label, RuleSet
+from labels.vocabulary import COLORS, GARMENT_CATEGORIES
+
+APPEARANCE_DIM = 128
+FEATURE_DIM = 1280
+_SEED = 17
+# Weights of the parts (they sum to 1: the cosine of two embeddings is the weighted mean of the parts').
+APPEARANCE_WEIGHT = 0.3
+CATEGORY_WEIGHT = 0.3
+COLOR_WEIGHT = 0.4
+
+_PROJECTION = (np.random.default_rng(_SEED).standard_normal((FEATURE_DIM, APPEARANCE_DIM))
+               / np.sqrt(APPEARANCE_DIM)).astype(np.float32)
+_DIGEST = hashlib.sha256(_PROJECTION.tobytes()).hexdigest()[:8]
+DIM = APPEARANCE_DIM + len(GARMENT_CATEGORIES) + len(COLORS)
+
+
+def embedder(backbone_version: str) -> RuleSet:
+    """The embedding's provenance: the backbone's version, the projection and the part weights."""
+    weights = f"{APPEARANCE_WEIGHT:g}-{CATEGORY_WEIGHT:g}-{COLOR_WEIGHT:g}"
+    return RuleSet("garment-embedding", f"{backbone_version}+proj{APPEARANCE_DIM}-{_DIGEST}+w{weights}")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def appearance(features: np.ndarray) -> np.ndarray:
+    """(1280,) pooled backbone features -> the (128,) unit appearance part."""
+    f = np.sqrt(np.maximum(np.asarray(features, dtype=np.float32).ravel(), 0.0))
+    if f.size != FEATURE_DIM:
+        raise ValueError(f"expected {FEATURE_DIM} backbone features, got {f.size}")
+    return _unit((f - f.mean()) @ _PROJECTION)
+
+
+def _spread(label: Label | None, vocabulary: tuple[str, ...], root: bool) -> np.ndarray:
+    v = np.zeros(len(vocabulary), dtype=np.float32)
+    if label is None:
+        return v
+    pairs = [(a.value, a.probability) for a in label.alternatives] or [(label.value, label.confidence)]
+    for value, p in pairs:
+        if value in vocabulary:
+            v[vocabulary.index(value)] += np.sqrt(p) if root else p
+    if not v.any() and label.value in vocabulary:  # alternatives outside the vocabulary: the value alone
+        v[vocabulary.index(label.value)] = 1.0
+    return _unit(v)
+
+
+def garment_vector(features: np.ndarray, garment: Garment) -> np.ndarray:
+    """The float unit embedding of a garment from its crop's features and its labels."""
+    parts = [np.sqrt(APPEARANCE_WEIGHT) * appearance(features),
+             np.sqrt(CATEGORY_WEIGHT) * _spread(garment.category, tuple(GARMENT_CATEGORIES), root=False),
+             np.sqrt(COLOR_WEIGHT) * _spread(garment.color, COLORS, root=True)]
+    return _unit(np.concatenate(parts))
+
+
+def embed(features: np.ndarray, garment: Garment, provenance: RuleSet) -> Embedding:
+    return Embedding.made_by(provenance, garment_vector(features, garment))
