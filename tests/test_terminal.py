@@ -58,7 +58,7 @@ def test_status_and_search_print_escaped_names(tmp_path, monkeypatch, plain_cli)
     _assert_safe(console.export_text())
 
     moment = SimpleNamespace(start=1.0, end=2.0, score=0.5, play_url=f"/media/x/stream#{HOSTILE}")
-    answer = SimpleNamespace(interpretation=f"garment(color=[bold]{HOSTILE})", notice=HOSTILE, total=1,
+    answer = SimpleNamespace(understood_as=f"[bold]{HOSTILE} garment", notice=HOSTILE, total=1, total_exact=True,
                              next_cursor=None, videos=[SimpleNamespace(name=HOSTILE, moments=[moment])])
     monkeypatch.setattr(results, "search_moments", lambda *a, **k: answer)
     monkeypatch.setattr(results, "describe_matches", lambda m: HOSTILE)

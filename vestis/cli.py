@@ -281,14 +281,14 @@ def search(
         _error("; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(2) from None
     except (BadPhoto, LookupError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
     finally:
         store.close()
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
         return
-    if isinstance(response, SearchResponse):
+    if not isinstance(response, SimilarResponse):  # a text search's answer
         console.print(Text.assemble("Understood as: ", safe(response.understood_as, "bold")))
         if response.notice:
             console.print(Text.assemble(("note: ", "yellow"), safe(response.notice)))
