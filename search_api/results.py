@@ -300,23 +300,28 @@ def search_moments(
                             min_confidence=min_confidence, threshold=threshold, strict=strict,
                             review_status=review or None, limit=limit, cursor=cursor or None)
     page = store.search(request)
+    groups = group_by_video(store, page.hits)
+    return SearchResponse(
+        query=q, interpretation=parsed.interpretation, understood_as=parsed.in_words(), parsed=parsed,
+        semantic=parser.semantic, notice=" ".join(n for n in (query_notice(parsed), parser.notice) if n) or None,
+        total=page.total, total_exact=page.total_exact, next_cursor=page.next_cursor, videos=groups,
+    )
+
+
+def group_by_video(store: LabelStore, hits: list[MomentHit]) -> list[VideoResults]:
+    """The hits as answers show them: one group per video, in the order of each video's best hit."""
     groups: dict[str, VideoResults] = {}
-    for hit in page.hits:
+    for hit in hits:
         media_id = hit.moment.media_id
         group = groups.get(media_id)
         if group is None:
             record = store.get_media(media_id)
-            kind = record.kind if record else "video"
             group = groups[media_id] = VideoResults(
-                media_id=media_id, name=record.name if record else media_id, kind=kind,
+                media_id=media_id, name=record.name if record else media_id, kind=record.kind if record else "video",
                 duration=record.duration if record else 0.0, stream_url=stream_url(media_id), moments=[],
             )
         group.moments.append(_moment_result(hit, group.kind))
-    return SearchResponse(
-        query=q, interpretation=parsed.interpretation, understood_as=parsed.in_words(), parsed=parsed,
-        semantic=parser.semantic, notice=" ".join(n for n in (query_notice(parsed), parser.notice) if n) or None,
-        total=page.total, total_exact=page.total_exact, next_cursor=page.next_cursor, videos=list(groups.values()),
-    )
+    return list(groups.values())
 
 
 def describe_matches(moment: MomentResult) -> str:

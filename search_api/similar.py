@@ -27,7 +27,7 @@ from indexer import LabelStore
 from indexer.search import SearchRequest
 from indexer.similar import SimilarRequest, garment_embedding
 from labels import Box, Embedding, FrameLabels
-from search_api.results import ParserChoice, VideoResults, _moment_result, describe_garment, stream_url
+from search_api.results import ParserChoice, VideoResults, describe_garment, group_by_video
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000  # decoded: a 40 MP photo is 120 MB of RGB; a bomb claims far more
@@ -156,18 +156,8 @@ def similar_moments(store: LabelStore, parser: ParserChoice, embedding: Embeddin
     filters = SearchRequest(query=parsed, media_ids=media_ids or None, min_confidence=min_confidence)
     page = store.similar(SimilarRequest(embedding=embedding, filters=filters, limit=limit,
                                         exclude_moment_id=exclude_moment_id))
-    groups: dict[str, VideoResults] = {}
-    for hit in page.hits:
-        media_id = hit.moment.media_id
-        group = groups.get(media_id)
-        if group is None:
-            record = store.get_media(media_id)
-            group = groups[media_id] = VideoResults(
-                media_id=media_id, name=record.name if record else media_id, kind=record.kind if record else "video",
-                duration=record.duration if record else 0.0, stream_url=stream_url(media_id), moments=[])
-        group.moments.append(_moment_result(hit, group.kind))
     return SimilarResponse(query=q, interpretation=parsed.interpretation, like=like, like_garment=like_garment,
-                           found=found or [], total=page.total, videos=list(groups.values()))
+                           found=found or [], total=page.total, videos=group_by_video(store, page.hits))
 
 
 def similar_to_reference(store: LabelStore, parser: ParserChoice, reference: str, **kw) -> SimilarResponse:

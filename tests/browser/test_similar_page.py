@@ -18,9 +18,8 @@ from configs import Settings  # noqa: E402
 from indexer import open_store  # noqa: E402
 from search_api import similar  # noqa: E402
 from tests.browser.conftest import create_test_app, fresh_page, serve  # noqa: E402
-from tests.indexer.test_search import black_jacket_blue_jeans, frames, red_striped_dress  # noqa: E402
-from tests.indexer.test_similar import embedded  # noqa: E402
-from tests.indexer.test_store_search import index  # noqa: E402
+from tests.indexer.test_search import black_jacket_blue_jeans, frames  # noqa: E402
+from tests.indexer.test_similar import embedded, index_three_videos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +27,7 @@ def similar_server(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("similar-page") / "data")
     store = open_store(settings)
     try:
-        index(store, "catwalk", embedded(frames("catwalk", [0.0, 1.0], red_striped_dress()), [1]))
-        index(store, "street", embedded(frames("street", [0.0, 1.0], black_jacket_blue_jeans()), [2, 3]))
-        index(store, "park", embedded(frames("park", [0.0], black_jacket_blue_jeans()), [2, 30]))
+        index_three_videos(store)
     finally:
         store.close()
     with serve(create_test_app(settings)) as url:

@@ -15,9 +15,8 @@ from indexer import open_store
 from indexer.query_parser import QueryParser
 from search_api import similar
 from search_api.app import create_app
-from tests.indexer.test_search import black_jacket_blue_jeans, frames, red_striped_dress
-from tests.indexer.test_similar import embedded
-from tests.indexer.test_store_search import index
+from tests.indexer.test_search import black_jacket_blue_jeans, frames
+from tests.indexer.test_similar import embedded, index_three_videos
 
 PARSER = QueryParser()
 CCP_PHOTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "ccp" / "images" / "0001.jpg"
@@ -28,9 +27,7 @@ def settings(tmp_path_factory) -> Settings:
     settings = Settings(data_dir=tmp_path_factory.mktemp("similar") / "data")
     store = open_store(settings)
     try:
-        index(store, "catwalk", embedded(frames("catwalk", [0.0, 1.0], red_striped_dress()), [1]))
-        index(store, "street", embedded(frames("street", [0.0, 1.0], black_jacket_blue_jeans()), [2, 3]))
-        index(store, "park", embedded(frames("park", [0.0], black_jacket_blue_jeans()), [2, 30]))
+        index_three_videos(store)
     finally:
         store.close()
     return settings
