@@ -95,8 +95,8 @@ class PersonDetectionStage(Stage):
         model = build_model(self.record, files, **({"yolo_masks": masks} if masks is not None else {}))
         size = input_size or pre.get("input_size") or (model.width, model.height)
         self.input_width, self.input_height = int(size[0]), int(size[1])
-        if self.input_width % 32 or self.input_height % 32 or min(size) <= 0:
-            raise ValueError(f"model {model_name}: input size must be positive multiples of 32, got {size}")
+        if self.input_width % STRIDE or self.input_height % STRIDE or min(size) <= 0:
+            raise ValueError(f"model {model_name}: input size must be positive multiples of {STRIDE}, got {size}")
         # channels-last: oneDNN (CPU) and tensor cores (CUDA) run these convolutions much faster so.
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
 
@@ -151,21 +151,20 @@ class PersonDetectionStage(Stage):
         for k, boxes, score in self._pass(images, range(len(images)), 1.0):
             keep = score >= self.confidence_threshold
             found[k].append((boxes[keep], score[keep]))
-            if self._hints_large_person(boxes, score, keep, images[k]):
+            if self.zoom_out != 1.0 and self._hints_large_person(boxes, score, images[k]):
                 hinted.append(k)
-        self.zoom_passes += len(hinted)
-        if self.zoom_out != 1.0:
+        if hinted:
             # The zoomed-out pass, only where the full-size one saw a hint of somebody large (a large box
             # at a low score): a person who fills the frame scores 0.1-0.25 at full size, but a box is there.
+            self.zoom_passes += len(hinted)
             for k, boxes, score in self._pass(images, hinted, self.zoom_out):
                 keep = (score >= self.confidence_threshold) & self._large(boxes, images[k])
                 found[k].append((boxes[keep], score[keep]))
         return [self._merge(passes) for passes in found]
 
-    def _hints_large_person(self, boxes: torch.Tensor, score: torch.Tensor, keep: torch.Tensor,
-                            image: np.ndarray) -> bool:
-        """Whether the full-size pass saw a large box under the threshold that no kept box explains:
-        somebody filling the frame, whom the zoomed-out pass sees better."""
+    def _hints_large_person(self, boxes: torch.Tensor, score: torch.Tensor, image: np.ndarray) -> bool:
+        """Whether the full-size pass saw a large box that no sure box (SURE_SCORE) explains: somebody
+        filling the frame, whom the zoomed-out pass sees better."""
         large = self._large(boxes, image)
         sure = score >= SURE_SCORE
         weak = boxes[large & ~sure]

@@ -9,7 +9,7 @@ the settings name; a rules revision changes when code changes the labels beyond 
 from __future__ import annotations
 
 from configs import Settings
-from configs.manifest import load_manifest
+from configs.manifest import Manifest, load_manifest
 from vision import garment_embedding
 
 DETECTOR_MODEL = "yolov3-tiny-coco"
@@ -25,9 +25,8 @@ FACE_DETECTOR_MODEL = "mtcnn"
 FACE_CLASSIFIER_MODEL = "fer-mini-xception"
 
 
-def _models(settings: Settings, *names: str) -> list[str]:
-    manifest = load_manifest(settings.models.manifest)
-    return [f"{manifest.get(name).name}@{manifest.get(name).version}" for name in names]
+def _models(manifest: Manifest, *names: str) -> list[str]:
+    return [f"{record.name}@{record.version}" for record in map(manifest.get, names)]
 
 
 def pass_through(settings: Settings) -> str:
@@ -35,16 +34,17 @@ def pass_through(settings: Settings) -> str:
 
 
 def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> str:
-    return "+".join([*_models(settings, model_name), DETECTION_RULES])
+    return "+".join([*_models(load_manifest(settings.models.manifest), model_name), DETECTION_RULES])
 
 
 def garments(settings: Settings) -> str:
     """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests."""
-    backbone = load_manifest(settings.models.manifest).get(BACKBONE_MODEL)
-    return "+".join([*_models(settings, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     COLOR_RULES, GARMENT_RULES, garment_embedding.embedder(backbone.version).version])
+    manifest = load_manifest(settings.models.manifest)
+    embedder = garment_embedding.embedder(manifest.get(BACKBONE_MODEL).version)
+    return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
+                     COLOR_RULES, GARMENT_RULES, embedder.version])
 
 
 def face_expression(settings: Settings, detector_name: str = FACE_DETECTOR_MODEL,
                     classifier_name: str = FACE_CLASSIFIER_MODEL) -> str:
-    return "+".join(_models(settings, detector_name, classifier_name))
+    return "+".join(_models(load_manifest(settings.models.manifest), detector_name, classifier_name))
