@@ -38,6 +38,7 @@ from vision.stage import Frame
 
 Progress = Callable[[int, int], None]
 TOP = 10
+HOLDOUT_EVERY = 5  # the CCP split of vision/training (train_garment_parser, garment_head_data)
 VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "one-by-one-person-detection.mp4")
 
 
@@ -82,11 +83,15 @@ def _true_category(garment_mask: np.ndarray, truth: np.ndarray) -> str | None:
     return PARSER_CLASSES[best] if counts[best] >= MIN_TRUE_SHARE * max(int(garment_mask.sum()), 1) else None
 
 
-def evaluate_ccp(settings: Settings, root: Path, limit: int | None, progress: Progress | None = None) -> dict:
+def evaluate_ccp(settings: Settings, root: Path, limit: int | None, progress: Progress | None = None,
+                 holdout_every: int | None = HOLDOUT_EVERY) -> dict:
     from vision.training.ccp import CCP
 
     ccp = CCP(root)
-    images = ccp.images[:limit] if limit else ccp.images
+    # The parser and the garment heads were trained on the other CCP photos: only the held-out ones
+    # (every 5th by name) say how the embedding does on photos it never saw.
+    images = ccp.images[::holdout_every] if holdout_every else ccp.images
+    images = images[:limit] if limit else images
     stages = _stages(settings)
     vectors, groups, categories, colours = [], [], [], []
     without = 0
@@ -113,7 +118,7 @@ def evaluate_ccp(settings: Settings, root: Path, limit: int | None, progress: Pr
         raise ValueError(f"no garment with an embedding and a true category in {len(images)} photos")
     shares = neighbour_shares(np.stack(vectors), np.array(groups), {
         "category": np.array(categories), "color": np.array(colours)})
-    return {"photos": len(images), "garments": len(vectors), "garments_without_true_category": without,
+    return {"photos": len(images), "holdout_every": holdout_every, "garments": len(vectors), "garments_without_true_category": without,
             "category": shares["category"], "color": shares["color"],
             "categories": {c: categories.count(c) for c in sorted(set(categories))}}
 
@@ -181,7 +186,7 @@ def evaluate_videos(settings: Settings, folder: Path, fps: float, progress: Prog
 
 
 def evaluate_similar(settings: Settings, data: Path, limit: int | None, fps: float,
-                     progress: Progress | None = None) -> dict:
+                     progress: Progress | None = None, holdout_every: int | None = HOLDOUT_EVERY) -> dict:
     """Both measurements on a shared-data folder (ccp/ and videos/); a missing one is left out."""
     report: dict = {"definitions": {
         "category.top10_same": "share of a CCP garment's 10 nearest garments (other photos) with its true category",
@@ -191,7 +196,7 @@ def evaluate_similar(settings: Settings, data: Path, limit: int | None, fps: flo
                              "person's (indexer/moments.py tracks)",
     }}
     if (data / "ccp" / "annotations.json").is_file():
-        report["ccp"] = evaluate_ccp(settings, data / "ccp", limit, progress)
+        report["ccp"] = evaluate_ccp(settings, data / "ccp", limit, progress, holdout_every)
     if (data / "videos").is_dir():
         report["videos"] = evaluate_videos(settings, data / "videos", fps, progress)
     if len(report) == 1:
