@@ -171,8 +171,10 @@ class GarmentStage(Stage):
             _settle_categories(named)
         self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
                                  if g.role == "inner" and _shows_inner(found, named)])
+        # The frame's light, once: colours are named as they would look under neutral light.
+        light = colors.SceneLight.of_frame(frame.image) if people else None
         for person, (x0, y0, x1, y1), found, named in people:
-            person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height)
+            person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height, light)
 
     def _name(self, image: np.ndarray, jobs: list[tuple[WholeGarment, dict, tuple[int, int]]]) -> None:
         """The heads' probabilities for each garment's crop, into its person's `named` by role (a
@@ -191,7 +193,7 @@ class GarmentStage(Stage):
                 named[key]["category"] = self.classifier.probabilities("lower", f)[0]
 
     def _garments(self, region_rgb: np.ndarray, found: list[WholeGarment], named: dict, x0: int, y0: int,
-                  width: int, height: int) -> list[Garment]:
+                  width: int, height: int, light: colors.SceneLight | None = None) -> list[Garment]:
         upper_category = _top(UPPER_CATEGORIES, named, "upper")
         lower_category = _top(LOWER_CATEGORIES, named, "lower")
         by_role = {g.role: g for g in found if g.role != "single"}
@@ -204,7 +206,8 @@ class GarmentStage(Stage):
             if upper_category == "dress" and lower_category == "skirt" and "lower" in by_role:
                 pixels = pixels | by_role.pop("lower").pixels  # the skirt is the dress's own
             garment = self._garment(self._classified(UPPER_CATEGORIES, named["upper"]["category"]), region_rgb,
-                                    pixels, x0, y0, width, height, named["upper"]["pattern"], named["upper"]["features"])
+                                    pixels, x0, y0, width, height, named["upper"]["pattern"], named["upper"]["features"],
+                                    light)
             if garment is not None:
                 garment.sleeve = self._classified(SLEEVE_CLASSES, named["upper"]["sleeve"])
                 if garment.sleeve.value == "sleeveless" and garment.category.value in TANK_TOP_FROM:
@@ -213,19 +216,19 @@ class GarmentStage(Stage):
                 garments.append(garment)
             if inner is not None:
                 garment = self._garment(self._parsed(inner), region_rgb, inner.pixels, x0, y0, width, height,
-                                        named["inner"]["pattern"], named["inner"]["features"])
+                                        named["inner"]["pattern"], named["inner"]["features"], light)
                 if garment is not None:
                     garments.append(garment)
         if "lower" in by_role:
             garment = self._garment(self._classified(LOWER_CATEGORIES, named["lower"]["category"]), region_rgb,
                                     by_role["lower"].pixels, x0, y0, width, height, named["lower"]["pattern"],
-                                    named["lower"]["features"])
+                                    named["lower"]["features"], light)
             if garment is not None:
                 garments.append(garment)
         for single in (g for g in found if g.role == "single"):
             seen = named.get(PARSER_CLASSES[single.parser_class], {})
             garment = self._garment(self._parsed(single), region_rgb, single.pixels, x0, y0, width, height,
-                                    seen.get("pattern"), seen.get("features"))
+                                    seen.get("pattern"), seen.get("features"), light)
             if garment is not None:
                 garments.append(garment)
         return garments
@@ -239,13 +242,13 @@ class GarmentStage(Stage):
 
     def _garment(self, category: Label, region_rgb: np.ndarray, pixels: np.ndarray, x0: int, y0: int,
                  width: int, height: int, pattern: torch.Tensor | None = None,
-                 features: np.ndarray | None = None) -> Garment | None:
+                 features: np.ndarray | None = None, light: colors.SceneLight | None = None) -> Garment | None:
         if not pixels.any():
             return None
         x1b, y1b, x2b, y2b = pixel_box(pixels, x0, y0)
         garment = Garment(category=category, box=Box(x1=x1b, y1=y1b, x2=x2b, y2=y2b),
                           mask=encode_mask(_paste(pixels, x0, y0, width, height)))
-        self._colors(garment, region_rgb, pixels)
+        self._colors(garment, region_rgb, pixels, light)
         if pattern is not None:
             garment.pattern = self._classified(PATTERNS, pattern)
         if features is not None:  # shoes, bags and hats: the backbone never sees them (no embedding)
@@ -253,9 +256,9 @@ class GarmentStage(Stage):
         return garment
 
     @staticmethod
-    def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
+    def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray, light: colors.SceneLight | None = None) -> None:
         try:
-            named = colors.name_colors(rgb, pixels)
+            named = colors.name_colors(rgb, pixels, light)
         except TooFewPixels:
             return
         # the alternatives are the namer's pixel shares (how much of the garment each name fits)
