@@ -14,10 +14,12 @@ average into a third that is not there. The steps, and why:
    a mean turns a fine black-and-white print (gingham, houndstooth, small dots) into a grey that
    is not on the garment (the soft boundaries of step 4 absorb JPEG chroma noise instead).
 2. The frame's light. When the caller gives the frame's SceneLight (the garment stage does), its
-   colour cast is taken out first: the mean of a street scene is near neutral (grey world), so a
-   frame whose mean leans warm or blue is lit that way; part of that lean (grey world over-corrects
-   a frame that one colour fills) is divided out of every pixel in the cone-like LMS channels (a
-   von Kries adaptation). Exposure is not corrected: raising dim frames made black garments gray.
+   colour cast is taken out first: the frame's near-neutral surfaces (pavement, walls, shadows:
+   pixels of little chroma) average to grey under neutral light, so where they lean warm or blue
+   the light does; part of that lean is divided out of every pixel in the cone-like LMS channels (a
+   von Kries adaptation). Near-neutral pixels rather than the whole frame (grey world): a yellow
+   wall filling the frame would otherwise turn pink trousers purple. Exposure is not corrected:
+   raising dim frames made black garments gray.
 3. Colour space. sRGB is converted to Oklab (Ottosson 2020), a perceptual Lab space built like
    CIELAB (lightness L, opponent axes a, b; here scaled by 100) but with hue that stays constant
    where CIELAB's bends: in CIELAB pure blue sits at 306 degrees, a few degrees from purple
@@ -29,8 +31,8 @@ average into a third that is not there. The steps, and why:
    stops at mid lightness, or pale colours (beige, light blue) would all read as white. The b axis
    (yellow-blue) counts less towards that chroma because warm and cool light shift neutral
    surfaces along it (the daylight locus): a grey shirt in warm light stays grey. Black ends at
-   L 28: charcoal suits and coats (their cloth at L 27-35 in street photos) are grey, as people
-   name them; black cloth in daylight sits at L 10-25.
+   L 30 (was 36): charcoal suits and coats (their cloth at L 27-35 in street photos) are grey, as
+   people name them, while black cloth sits at L 10-25 and a black dress in full sun around 30.
 5. Which colour. Hue sectors give red, orange, yellow, green, cyan, blue, purple; within the warm
    sectors lightness and chroma split off brown (dark), beige (light and muted), and within red,
    pink (light; the limit rises with hue, since pinks sit towards purple). Every split is a
@@ -55,15 +57,16 @@ Calibration: the thresholds were set on named sRGB colours and garment shades; t
 compared on the attributes-dev photos of the Clothing Attribute Dataset (never trained on): the
 chroma threshold's base, the white limit, the secondary distance and its lightness weight first
 (bench/color_attributes_eval.py, with a torso-box proxy for the mask); then, with the garment
-stage's own masks (`vestis eval attributes --cache`), the black limit (28, was 36), the secondary
-floor and fall (0.12, squared distance), full votes for blown-out pixels, pixel sampling and the
-cast strength (0.6) were chosen on the even-numbered photos and checked on the odd ones (figures
-in docs/models/garment-parsing.md); nothing is fitted. The chroma cap costs a few white/gray
+stage's own masks (`vestis eval attributes --cache`), the black limit, the secondary floor and
+fall (0.12, squared distance), full votes for blown-out pixels, pixel sampling and the cast
+(near-neutral pixels, strength 0.6) were chosen on the even-numbered photos and checked on the odd
+ones (figures in docs/models/garment-parsing.md); nothing is fitted. The black limit is 30, not
+the even photos' best 28, because 28 made CCP 0131's sunlit black dress grey. The chroma cap costs a few white/gray
 photos there (that set has no beige or light-blue label) and is kept so that beige gets named.
 Known limits: lightness-defined names (black/gray/white, brown/orange, pink/red) follow exposure:
 a white shirt in deep shadow still reads grey, and black and charcoal overlap (the data set itself
-names one photo black in one row and grey in its duplicate); the grey-world cast is wrong for a
-frame that one strong colour fills, which is why only part of it is taken out.
+names one photo black in one row and grey in its duplicate); a frame with few near-neutral
+surfaces gets no cast correction, and coloured light on the person alone (a neon sign) is not seen.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ _CHROMA_PER_L = 0.04
 _CHROMA_MAX = 3.0
 _B_AXIS_SLACK = 1.5
 # Achromatic lightness limits: black below, white above, gray between.
-_BLACK_BELOW = 28.0
+_BLACK_BELOW = 30.0
 _WHITE_ABOVE = 74.0
 # Warm hues: darker than this is brown (orange sector / yellow sector); a dark yellow is olive,
 # which stays yellow down to a lower lightness than orange does.
@@ -136,8 +139,13 @@ _DARK_BELOW = 15.0
 # black cloth a hue (a blue cast turns a black hoodie at L 8 "blue"), while navy in shade is L 15-20.
 _HUELESS_BELOW = 12.0
 _FAINT_WEIGHT = 0.1
-# The scene's light (SceneLight): how much of the frame's grey-world cast is taken out. Grey world
-# over-corrects a frame that one colour fills (a lawn, a red wall), so only part of it.
+# The scene's light (SceneLight) is read from its near-neutral pixels: chroma under _NEUTRAL_CHROMA
+# (Oklab x 100), neither nearly black nor blown. Under _NEUTRAL_LEAST of the frame, nothing is
+# corrected (a frame of saturated colours says little about its light). _CAST_STRENGTH of the
+# cast is taken out: the estimate is rough, and a full correction cost accuracy on attributes-dev.
+_NEUTRAL_CHROMA = 5.0
+_NEUTRAL_LEAST = 0.05
+_NEUTRAL_BLOWN = 97.0
 _CAST_STRENGTH = 0.6
 _SCENE_SAMPLES = 20_000  # frame pixels the cast is estimated from
 
@@ -164,9 +172,11 @@ _LMS_TO_LAB = np.array([
 class SceneLight:
     """The colour cast of a frame's light, as gains on the cone-like (LMS) channels.
 
-    A crop says nothing about its light, but the frame does: the mean colour of a street scene is
-    near neutral (grey world), so a frame whose mean leans warm or blue is lit that way, and a
-    grey shirt in it leans the same way. `gains` take _CAST_STRENGTH of that lean out before naming.
+    A crop says nothing about its light, but the frame does: its near-neutral surfaces (pavement,
+    walls, shadows) average to grey under neutral light, so where they lean warm or blue the light
+    does, and a grey shirt in it leans the same way. `gains` take _CAST_STRENGTH of that lean out
+    before naming. Only near-neutral pixels count: the mean of the whole frame (grey world) is
+    pulled by whatever fills it, and a yellow wall would turn pink trousers purple.
     Exposure is left alone: raising a dark frame's lightness made black garments in dim photos gray
     (measured on attributes-dev), and names that lightness decides follow exposure anyway.
     """
@@ -179,7 +189,13 @@ class SceneLight:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] * rgb.shape[1] == 0:
             raise ValueError(f"frame must be a non-empty HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
         step = max(1, math.ceil(math.sqrt(rgb.shape[0] * rgb.shape[1] / _SCENE_SAMPLES)))
-        mean = (_TO_LINEAR[rgb[::step, ::step].reshape(-1, 3)] @ _RGB_TO_LMS.T).mean(axis=0).astype(np.float64)
+        lms = _TO_LINEAR[rgb[::step, ::step].reshape(-1, 3)] @ _RGB_TO_LMS.T
+        lab = np.cbrt(lms) @ _LMS_TO_LAB.T
+        near = ((np.hypot(lab[:, 1], lab[:, 2]) < _NEUTRAL_CHROMA) & (lab[:, 0] > _DARK_BELOW)
+                & (lab[:, 0] < _NEUTRAL_BLOWN))
+        if near.mean() < _NEUTRAL_LEAST:
+            return cls((1.0, 1.0, 1.0))
+        mean = lms[near].mean(axis=0).astype(np.float64)
         # sRGB white is LMS (1, 1, 1) in Oklab's matrices: a neutral scene has equal channel means.
         gains = (mean.mean() / np.maximum(mean, 1e-6)) ** _CAST_STRENGTH
         return cls((float(gains[0]), float(gains[1]), float(gains[2])))
