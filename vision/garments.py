@@ -30,7 +30,7 @@ import torch
 from configs import Settings
 from configs.manifest import load_manifest
 from labels import Box, Garment, Label, Person, RuleSet
-from labels.masks import encode_mask
+from labels.masks import decode_mask, encode_mask
 from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 from vision import colors, garment_embedding, versions
 from vision.device import resolve_device
@@ -267,6 +267,21 @@ class GarmentStage(Stage):
                                       alternatives=[(v, p) for v, p in ranked if p > 0])
         if named.secondary is not None:
             garment.secondary_color = Label.made_by(COLOR_NAMER, named.secondary, named.secondary_share)
+
+
+def rename_colors(image: np.ndarray, persons: list[Person]) -> None:
+    """Name the colours of labelled garments again from their frame, as the stage names them (the
+    frame's light, each garment's mask read inside its person's enlarged box); everything else is
+    kept, embeddings included. Lets an evaluation compare colour rules over stored labels."""
+    height, width = image.shape[:2]
+    light = colors.SceneLight.of_frame(image)
+    for person in persons:
+        x0, y0, x1, y1 = _enlarged(person.box, width, height)
+        for garment in person.garments:
+            garment.color = garment.secondary_color = None
+            if garment.mask is not None:
+                pixels = decode_mask(garment.mask)[y0:y1, x0:x1]
+                GarmentStage._colors(garment, image[y0:y1, x0:x1], pixels, light)
 
 
 def _patterned_single(garment: WholeGarment) -> bool:

@@ -37,12 +37,13 @@ def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> st
     return "+".join([*_models(load_manifest(settings.models.manifest), model_name), DETECTION_RULES])
 
 
-def garments(settings: Settings) -> str:
-    """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests."""
+def garments(settings: Settings, colors: bool = True) -> str:
+    """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests.
+    colors=False leaves out the colour rules (what a stored label's masks and categories depend on)."""
     manifest = load_manifest(settings.models.manifest)
     embedder = garment_embedding.embedder(manifest.get(BACKBONE_MODEL).version)
     return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     COLOR_RULES, GARMENT_RULES, embedder.version])
+                     *([COLOR_RULES] if colors else []), GARMENT_RULES, embedder.version])
 
 
 def face_expression(settings: Settings, detector_name: str = FACE_DETECTOR_MODEL,
