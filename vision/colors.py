@@ -40,9 +40,10 @@ average into a third that is not there. The steps, and why:
    near: a pixel on a boundary gives half to each side, and the dominant colour's share is lower
    when many pixels sit near boundaries. That share is the confidence.
 6. Shadows. Nearly black pixels carry little colour information (the hue of a navy shirt's
-   deepest folds is noise); they vote with a tenth of the weight of the others, so they decide
-   only when the garment has little else (a black garment). Blown-out pixels vote fully: a blown
-   area large enough to count is white cloth in the sun, and it votes white whatever its hue.
+   deepest folds is noise); they vote with a tenth of the weight of the others while they are the
+   garment's shadows, and fully once they are most of it (then they are the cloth: a black tee at
+   L 7 must not be outvoted by the wooden floor its mask leaks onto). Blown-out pixels vote fully:
+   a blown area large enough to count is white cloth in the sun, and it votes white anyway.
 7. Secondary colour. The most-voted other name becomes the secondary when it is a different
    colour, not the same cloth in light and shade: one colour under folds spreads continuously
    across a name boundary (black into gray, navy into black, pink into red), so the mean colours of
@@ -58,7 +59,8 @@ compared on the attributes-dev photos of the Clothing Attribute Dataset (never t
 chroma threshold's base, the white limit, the secondary distance and its lightness weight first
 (bench/color_attributes_eval.py, with a torso-box proxy for the mask); then, with the garment
 stage's own masks (`vestis eval attributes --cache`), the black limit, the secondary floor and
-fall (0.12, squared distance), full votes for blown-out pixels, pixel sampling and the cast
+fall (0.12, squared distance), full votes for blown-out pixels and for dark pixels that are most
+of the garment, pixel sampling and the cast
 (near-neutral pixels, strength 0.6) were chosen on the even-numbered photos and checked on the odd
 ones (figures in docs/models/garment-parsing.md); nothing is fitted. The black limit is 30, not
 the even photos' best 28, because 28 made CCP 0131's sunlit black dress grey. The chroma cap costs a few white/gray
@@ -133,12 +135,14 @@ _HUE_SECTORS: tuple[tuple[float, str], ...] = (
     (345.0, "red"), (42.0, "orange"), (80.0, "yellow"), (118.0, "green"),
     (175.0, "cyan"), (215.0, "blue"), (292.0, "purple"),
 )
-# Pixels darker than this carry little colour information (deep folds) and vote with _FAINT_WEIGHT.
+# Pixels darker than this carry little colour information (deep folds) and vote with _FAINT_WEIGHT,
+# unless they are over _DARK_MAJORITY of the garment's vote (then they are the cloth).
 _DARK_BELOW = 15.0
 # Below this lightness a pixel is black whatever its tint: camera noise and white balance give near-
 # black cloth a hue (a blue cast turns a black hoodie at L 8 "blue"), while navy in shade is L 15-20.
 _HUELESS_BELOW = 12.0
 _FAINT_WEIGHT = 0.1
+_DARK_MAJORITY = 0.5
 # The scene's light (SceneLight) is read from its near-neutral pixels: chroma under _NEUTRAL_CHROMA
 # (Oklab x 100), neither nearly black nor blown. Under _NEUTRAL_LEAST of the frame, nothing is
 # corrected (a frame of saturated colours says little about its light). _CAST_STRENGTH of the
@@ -249,7 +253,7 @@ def name_colors(rgb: np.ndarray, mask: np.ndarray, light: SceneLight | None = No
     if light is not None:
         lms = lms * np.asarray(light.gains, dtype=np.float32)
     lab = np.cbrt(lms) @ _LMS_TO_LAB.T
-    weight = weight[voting] * _information_weight(lab[:, 0])
+    weight = weight[voting] * _information_weight(lab[:, 0], weight[voting])
     votes = _memberships(lab)
 
     weighted = votes * weight[:, None]
@@ -356,11 +360,17 @@ def _erode(mask: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.nd
     return rows[:-2] & rows[1:-1] & rows[2:]
 
 
-def _information_weight(lightness: np.ndarray) -> np.ndarray:
-    """1 for well-exposed pixels, _FAINT_WEIGHT for nearly black ones (blown-out pixels vote fully:
-    a blown area large enough to count is white cloth in the sun, and it votes white anyway)."""
+def _information_weight(lightness: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """1 for well-exposed pixels, less for nearly black ones (blown-out pixels vote fully: a blown
+    area large enough to count is white cloth in the sun, and it votes white anyway).
+
+    Nearly black pixels vote _FAINT_WEIGHT while they are the garment's shadows, but fully once they
+    are most of it (_DARK_MAJORITY of the vote): then they are the cloth itself, and a black tee
+    must not be outvoted by the floor its mask leaks onto."""
     exposed = _step_up(lightness, _DARK_BELOW, _L_STEP)
-    return _FAINT_WEIGHT + (1.0 - _FAINT_WEIGHT) * exposed
+    dark_share = float(((1.0 - exposed) * weight).sum() / max(float(weight.sum()), 1e-9))
+    faint = _FAINT_WEIGHT + (1.0 - _FAINT_WEIGHT) * float(_step_up(np.array(dark_share), _DARK_MAJORITY, 0.05))
+    return faint + (1.0 - faint) * exposed
 
 
 def _memberships(lab: np.ndarray) -> np.ndarray:

@@ -410,3 +410,13 @@ def test_a_neutral_frame_changes_nothing():
 def test_scene_light_refuses_what_is_not_a_frame(frame):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         SceneLight.of_frame(frame)
+
+
+def test_a_black_tee_is_not_outvoted_by_the_floor_its_mask_leaks_onto():
+    # one-by-one-person-detection.mp4 at 75 s: a black tee at L 7 whose mask takes in a band of the
+    # wooden floor. Deep shadows vote faintly, but not when they are most of the garment.
+    image = patch((8, 8, 10), size=100)
+    image[80:] = (150, 95, 55)  # floor: 20 % of the mask, well exposed
+    naming = name_colors(noisy(image, sigma=1.0), full_mask(100))
+    assert naming.dominant == "black", naming.shares
+    assert naming.shares["black"] > 0.6
