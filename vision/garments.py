@@ -13,7 +13,8 @@ vision/backbone.py, trained on CCP, ccp-tags and clothing-dataset), which also g
 length; their calibrated probabilities become the labels' confidences and alternatives. A dress
 takes the skirt pixels below it. Where the upper garment is an outer layer and the parser sees a
 sizeable top under it, that top is kept as a second, inner garment. Shoes, bags, hats and scarves
-keep the parser's category. Colour names come from each garment's own pixels (vision/colors.py);
+keep the parser's category. Colour names come from each garment's own pixels, with the frame's
+colour cast taken out (vision/colors.py);
 the pattern of every garment but shoes, bags and hats from the same crop features (the pattern head,
 trained on synthetic prints painted onto real garments).
 
