@@ -60,11 +60,11 @@ chroma threshold's base, the white limit, the secondary distance and its lightne
 (bench/color_attributes_eval.py, with a torso-box proxy for the mask); then, with the garment
 stage's own masks (`vestis eval attributes --cache`), the black limit, the secondary floor and
 fall (0.12, squared distance), full votes for blown-out pixels and for dark pixels that are most
-of the garment, pixel sampling and the cast
-(near-neutral pixels, strength 0.6) were chosen on the even-numbered photos and checked on the odd
-ones (figures in docs/models/garment-parsing.md); nothing is fitted. The black limit is 30, not
-the even photos' best 28, because 28 made CCP 0131's sunlit black dress grey. The chroma cap costs a few white/gray
-photos there (that set has no beige or light-blue label) and is kept so that beige gets named.
+of the garment, pixel sampling and the cast (near-neutral pixels, strength 0.6) were chosen on
+the even-numbered photos and checked on the odd ones (figures in docs/models/garment-parsing.md);
+nothing is fitted. The black limit is 30, not the even photos' best 28, because 28 made CCP
+0131's sunlit black dress grey. The chroma cap costs a few white/gray photos there (that set has
+no beige or light-blue label) and is kept so that beige gets named.
 Known limits: lightness-defined names (black/gray/white, brown/orange, pink/red) follow exposure:
 a white shirt in deep shadow still reads grey, and black and charcoal overlap (the data set itself
 names one photo black in one row and grey in its duplicate); a frame with few near-neutral
@@ -84,7 +84,7 @@ from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 # Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
 # is dropped, a few dozen samples remain).
 MIN_MASK_PIXELS = 64
-# Masks are block-averaged down to about this many samples.
+# Large masks are sampled (one pixel per block) down to about this many samples.
 _MAX_SAMPLES = 8_000
 # Edge ring that does not vote, and the ramp after it, as shares of the mask's half-thickness.
 _EDGE_SHARE = 0.1
@@ -122,7 +122,8 @@ _RED_BROWN_BELOW_C = 8.0
 _SECONDARY_MIN_DISTANCE = 20.0
 _SECONDARY_LIGHTNESS_WEIGHT = 0.5
 # A secondary needs SECONDARY_COLOR_MIN_SHARE at _SECONDARY_MIN_DISTANCE from the dominant, and less
-# further away (share x distance is held), never under this share.
+# further away (SECONDARY_COLOR_MIN_SHARE x (_SECONDARY_MIN_DISTANCE / distance) ** _SECONDARY_FALL),
+# never under _SECONDARY_FLOOR.
 _SECONDARY_FLOOR = 0.12
 _SECONDARY_FALL = 2.0
 # Widths of the logistic steps: lightness, chroma, hue (degrees).
