@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from configs import Settings
+from labels import FrameLabels
 from vision.evaluation.attributes import AttributeScores, read_labels
 from vision.evaluation.parsing import ParsingScores
 from vision.garment_parser import PARSER_CLASSES
@@ -81,21 +83,71 @@ def evaluate_parsing(settings: Settings, images: Path, masks: Path, labels: Path
     return {"level": level, **scores.report()}
 
 
-def evaluate_attributes(settings: Settings, images: Path, labels: Path, progress: Progress | None = None) -> dict:
-    from vision.garments import GarmentStage
-    from vision.person_detection import PersonDetectionStage
+def evaluate_attributes(settings: Settings, images: Path, labels: Path, progress: Progress | None = None,
+                        cache: Path | None = None) -> dict:
+    """Upper-garment attributes of each labelled photo against its labels (vision/evaluation/attributes.py).
+
+    cache: a JSON file that keeps each photo's labels. A photo whose bytes and whose detection and
+    garment models (all but the colour rules) are those of the file is not run through the stages
+    again: its garments' colours are named anew from the photo (vision.garments.rename_colors),
+    so a change to the colour rules is measured in seconds. The file is rewritten at the end, with
+    the photos it held that this run did not label.
+    """
+    from vision import versions
 
     rows = read_labels(labels)
     missing = [r["image"] for r in rows if not (images / r["image"]).is_file()]
     if missing:
         raise ValueError(f"{len(missing)} labelled images are not in {images}, e.g. {missing[0]}")
-    stages = [PersonDetectionStage(settings), GarmentStage(settings)]
+    key = "+".join([versions.person_detection(settings), versions.garments(settings, colors=False)])
+    stored = _read_label_cache(cache, key) if cache else {}
+    kept: dict[str, dict] = {}
+    stages: list | None = None  # built on the first photo the cache does not hold
     scores = AttributeScores()
+    reused = 0
     for k, row in enumerate(rows):
-        frames = [Frame.of_photo(_load_rgb(images / row["image"]), row["image"])]
-        for stage in stages:
-            frames = stage(frames)
-        scores.add_image(row, frames[0].labels)
+        path = images / row["image"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        image = _load_rgb(path)
+        entry = stored.get(row["image"])
+        if entry is not None and entry.get("sha256") == digest:
+            from vision.garments import rename_colors
+
+            frame_labels = FrameLabels.model_validate(entry["labels"])
+            rename_colors(image, frame_labels.persons)
+            reused += 1
+        else:
+            if stages is None:
+                from vision.garments import GarmentStage
+                from vision.person_detection import PersonDetectionStage
+
+                stages = [PersonDetectionStage(settings), GarmentStage(settings)]
+            frames = [Frame.of_photo(image, row["image"])]
+            for stage in stages:
+                frames = stage(frames)
+            frame_labels = frames[0].labels
+        kept[row["image"]] = {"sha256": digest, "labels": frame_labels.model_dump(mode="json")}
+        scores.add_image(row, frame_labels)
         if progress:
             progress(k + 1, len(rows))
-    return scores.report()
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        # photos of the file that this run did not label (another subset of the set) are kept too
+        cache.write_text(json.dumps({"version": key, "photos": {**stored, **kept}}))
+    report = scores.report()
+    if cache:
+        report["cache"] = {"path": str(cache), "reused": reused, "labelled": len(rows) - reused}
+    return report
+
+
+def _read_label_cache(path: Path, key: str) -> dict:
+    """The cached photos of a label cache written for these models; {} when absent or for other models."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the label cache {path}: {exc} (delete it to start afresh)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("photos"), dict):
+        raise ValueError(f"{path} is not a label cache of vestis eval attributes (delete it to start afresh)")
+    return data["photos"] if data.get("version") == key else {}

@@ -485,6 +485,9 @@ def eval_attributes(
     labels: Annotated[Path, typer.Option(help="labels.csv in the Clothing Attribute Dataset layout.",
                                          exists=True, dir_okay=False)],
     out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Keep each photo's labels in this JSON file; a rerun with the same photos and models reuses them and "
+             "names only the colours again (compare colour rules in seconds).", dir_okay=False)] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:
@@ -492,7 +495,7 @@ def eval_attributes(
     from evaluation.runner import evaluate_attributes
 
     settings = _settings(config, sets)
-    report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress), out)
+    report = _run_eval(lambda progress: evaluate_attributes(settings, images, labels, progress, cache), out)
     table = Table(title=f"Upper-garment attributes on {report['images']} photos")
     for column in ("attribute", "n", "accuracy", "macro-F1", "F1 of yes", "unpredicted", "majority baseline"):
         table.add_column(column, justify="left" if column == "attribute" else "right")
@@ -504,6 +507,12 @@ def eval_attributes(
     console.print(f"colours, mean accuracy: {report['color_mean_accuracy']:.3f}; all attributes, mean accuracy: "
                   f"{report['mean_accuracy']:.3f}")
     console.print(f"no person found: {report['no_person']}; person without an upper garment: {report['no_upper_garment']}")
+    if report.get("many_colors_skipped"):
+        console.print(f"colour cells of {report['many_colors_skipped']} photos marked 'many colours' not scored "
+                      "(the data set marks no single colour on them)")
+    if "cache" in report:
+        console.print(f"label cache {report['cache']['path']}: {report['cache']['reused']} photos reused (colours "
+                      f"named again), {report['cache']['labelled']} labelled")
 
 
 @eval_app.command("retrieval")

@@ -9,43 +9,66 @@ average into a third that is not there. The steps, and why:
    the outermost ring (about a tenth of the mask's half-thickness, at least one pixel) does not
    vote, and the weight then ramps up to 1 over the next third of the half-thickness. A thin mask
    (a strap, a tie) is eroded at most to its middle, so it always keeps some pixels. Large masks
-   are first averaged in s x s blocks (in linear light) down to about 8k samples: colour naming
-   gains nothing from more, and this bounds the time and averages away JPEG chroma noise.
-2. Colour space. sRGB is converted to Oklab (Ottosson 2020), a perceptual Lab space built like
+   are sampled at one pixel per s x s block, down to about 8k samples: colour naming gains nothing
+   from more, and this bounds the time. The sample is a pixel of the photo, not the block's mean:
+   a mean turns a fine black-and-white print (gingham, houndstooth, small dots) into a grey that
+   is not on the garment (the soft boundaries of step 4 absorb JPEG chroma noise instead).
+2. The frame's light. When the caller gives the frame's SceneLight (the garment stage does), its
+   colour cast is taken out first: the frame's near-neutral surfaces (pavement, walls, shadows:
+   pixels of little chroma) average to grey under neutral light, so where they lean warm or blue
+   the light does; part of that lean is divided out of every pixel in the cone-like LMS channels (a
+   von Kries adaptation). Near-neutral pixels rather than the whole frame (grey world): a yellow
+   wall filling the frame would otherwise turn pink trousers purple. Exposure is not corrected:
+   raising dim frames made black garments gray.
+3. Colour space. sRGB is converted to Oklab (Ottosson 2020), a perceptual Lab space built like
    CIELAB (lightness L, opponent axes a, b; here scaled by 100) but with hue that stays constant
    where CIELAB's bends: in CIELAB pure blue sits at 306 degrees, a few degrees from purple
    garments, in Oklab at 264 degrees with purples from 298 on. Names are decided on lightness,
    chroma and hue (LCh).
-3. Chromatic or not. A pixel is achromatic (black / gray / white, by lightness) when its chroma is
+4. Chromatic or not. A pixel is achromatic (black / gray / white, by lightness) when its chroma is
    below a threshold that grows with lightness, so dark navy (little chroma but much relative to
    its lightness) stays blue while a grey shirt's JPEG noise does not become a colour; the growth
    stops at mid lightness, or pale colours (beige, light blue) would all read as white. The b axis
    (yellow-blue) counts less towards that chroma because warm and cool light shift neutral
-   surfaces along it (the daylight locus): a grey shirt in warm light stays grey.
-4. Which colour. Hue sectors give red, orange, yellow, green, cyan, blue, purple; within the warm
+   surfaces along it (the daylight locus): a grey shirt in warm light stays grey. Black ends at
+   L 30 (was 36): charcoal suits and coats (their cloth at L 27-35 in street photos) are grey, as
+   people name them, while black cloth sits at L 10-25 and a black dress in full sun around 30.
+5. Which colour. Hue sectors give red, orange, yellow, green, cyan, blue, purple; within the warm
    sectors lightness and chroma split off brown (dark), beige (light and muted), and within red,
    pink (light; the limit rises with hue, since pinks sit towards purple). Every split is a
    logistic step instead of a hard threshold, so each pixel spreads one vote over the names it is
    near: a pixel on a boundary gives half to each side, and the dominant colour's share is lower
    when many pixels sit near boundaries. That share is the confidence.
-5. Shadows and highlights. Nearly black or blown-out pixels carry little colour information (the
-   hue of a navy shirt's deepest folds is noise); they vote with a tenth of the weight of the
-   others, so they decide only when the garment has little else (a black or white garment).
-
-6. Secondary colour. The runner-up becomes the secondary when it has at least
-   SECONDARY_COLOR_MIN_SHARE of the vote and is a different colour, not the same cloth in light
-   and shade: one colour under folds spreads continuously across a name boundary (black into gray,
-   navy into black, pink into red), so the mean colours of the two names' votes lie close together.
-   They must differ by a set Oklab distance, with lightness counting half (light changes it most).
+6. Shadows. Nearly black pixels carry little colour information (the hue of a navy shirt's
+   deepest folds is noise); they vote with a tenth of the weight of the others while they are the
+   garment's shadows, and fully once they are most of it (then they are the cloth: a black tee at
+   L 7 must not be outvoted by the wooden floor its mask leaks onto). Blown-out pixels vote fully:
+   a blown area large enough to count is white cloth in the sun, and it votes white anyway.
+7. Secondary colour. The most-voted other name becomes the secondary when it is a different
+   colour, not the same cloth in light and shade: one colour under folds spreads continuously
+   across a name boundary (black into gray, navy into black, pink into red), so the mean colours of
+   the two names' votes lie close together. They must differ by a set Oklab distance, with
+   lightness counting half (light changes it most). How much of the garment it must hold falls
+   with that distance: SECONDARY_COLOR_MIN_SHARE at the least distance, down to _SECONDARY_FLOOR
+   for far colours, as white dots or stripes on black cloth show at a smaller share than a dark
+   red patch on brown. Names that fail (a shading colour between black and white) are passed over
+   for the next one.
 
 Calibration: the thresholds were set on named sRGB colours and garment shades; then a handful were
-compared on the attributes-dev photos (bench/color_attributes_eval.py, with a torso-box proxy
-for the mask): the chroma threshold's base, the white limit, the secondary distance and its
-lightness weight were moved there; nothing is fitted. The chroma cap costs a few white/gray
-photos there (that set has no beige or light-blue label) and is kept so that beige gets named.
+compared on the attributes-dev photos of the Clothing Attribute Dataset (never trained on): the
+chroma threshold's base, the white limit, the secondary distance and its lightness weight first
+(bench/color_attributes_eval.py, with a torso-box proxy for the mask); then, with the garment
+stage's own masks (`vestis eval attributes --cache`), the black limit, the secondary floor and
+fall (0.12, squared distance), full votes for blown-out pixels and for dark pixels that are most
+of the garment, pixel sampling and the cast (near-neutral pixels, strength 0.6) were chosen on
+the even-numbered photos and checked on the odd ones (figures in docs/models/garment-parsing.md);
+nothing is fitted. The black limit is 30, not the even photos' best 28, because 28 made CCP
+0131's sunlit black dress grey. The chroma cap costs a few white/gray photos there (that set has
+no beige or light-blue label) and is kept so that beige gets named.
 Known limits: lightness-defined names (black/gray/white, brown/orange, pink/red) follow exposure:
-a white shirt in deep shadow reads grey; there is no white balance (a crop gives no trustworthy
-reference), so strong coloured light shifts hues.
+a white shirt in deep shadow still reads grey, and black and charcoal overlap (the data set itself
+names one photo black in one row and grey in its duplicate); a frame with few near-neutral
+surfaces gets no cast correction, and coloured light on the person alone (a neon sign) is not seen.
 """
 
 from __future__ import annotations
@@ -61,7 +84,7 @@ from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 # Fewer mask pixels than this cannot name a colour reliably (an 8 x 8 patch; after the edge ring
 # is dropped, a few dozen samples remain).
 MIN_MASK_PIXELS = 64
-# Masks are block-averaged down to about this many samples.
+# Large masks are sampled (one pixel per block) down to about this many samples.
 _MAX_SAMPLES = 8_000
 # Edge ring that does not vote, and the ramp after it, as shares of the mask's half-thickness.
 _EDGE_SHARE = 0.1
@@ -78,7 +101,7 @@ _CHROMA_PER_L = 0.04
 _CHROMA_MAX = 3.0
 _B_AXIS_SLACK = 1.5
 # Achromatic lightness limits: black below, white above, gray between.
-_BLACK_BELOW = 36.0
+_BLACK_BELOW = 30.0
 _WHITE_ABOVE = 74.0
 # Warm hues: darker than this is brown (orange sector / yellow sector); a dark yellow is olive,
 # which stays yellow down to a lower lightness than orange does.
@@ -98,6 +121,11 @@ _RED_BROWN_BELOW_C = 8.0
 # and shade change lightness much more than hue and chroma.
 _SECONDARY_MIN_DISTANCE = 20.0
 _SECONDARY_LIGHTNESS_WEIGHT = 0.5
+# A secondary needs SECONDARY_COLOR_MIN_SHARE at _SECONDARY_MIN_DISTANCE from the dominant, and less
+# further away (SECONDARY_COLOR_MIN_SHARE x (_SECONDARY_MIN_DISTANCE / distance) ** _SECONDARY_FALL),
+# never under _SECONDARY_FLOOR.
+_SECONDARY_FLOOR = 0.12
+_SECONDARY_FALL = 2.0
 # Widths of the logistic steps: lightness, chroma, hue (degrees).
 _L_STEP = 2.5
 _C_STEP = 0.8
@@ -108,13 +136,23 @@ _HUE_SECTORS: tuple[tuple[float, str], ...] = (
     (345.0, "red"), (42.0, "orange"), (80.0, "yellow"), (118.0, "green"),
     (175.0, "cyan"), (215.0, "blue"), (292.0, "purple"),
 )
-# Pixels darker / lighter than these carry little colour information and vote with _FAINT_WEIGHT.
+# Pixels darker than this carry little colour information (deep folds) and vote with _FAINT_WEIGHT,
+# unless they are over _DARK_MAJORITY of the garment's vote (then they are the cloth).
 _DARK_BELOW = 15.0
 # Below this lightness a pixel is black whatever its tint: camera noise and white balance give near-
 # black cloth a hue (a blue cast turns a black hoodie at L 8 "blue"), while navy in shade is L 15-20.
 _HUELESS_BELOW = 12.0
-_BLOWN_ABOVE = 96.0
 _FAINT_WEIGHT = 0.1
+_DARK_MAJORITY = 0.5
+# The scene's light (SceneLight) is read from its near-neutral pixels: chroma under _NEUTRAL_CHROMA
+# (Oklab x 100), neither nearly black nor blown. Under _NEUTRAL_LEAST of the frame, nothing is
+# corrected (a frame of saturated colours says little about its light). _CAST_STRENGTH of the
+# cast is taken out: the estimate is rough, and a full correction cost accuracy on attributes-dev.
+_NEUTRAL_CHROMA = 5.0
+_NEUTRAL_LEAST = 0.05
+_NEUTRAL_BLOWN = 97.0
+_CAST_STRENGTH = 0.6
+_SCENE_SAMPLES = 20_000  # frame pixels the cast is estimated from
 
 _SECTOR_STARTS = np.array([start for start, _ in _HUE_SECTORS], dtype=np.float32)
 _INDEX = {name: i for i, name in enumerate(COLORS)}
@@ -136,14 +174,48 @@ _LMS_TO_LAB = np.array([
 
 
 @dataclass(frozen=True)
+class SceneLight:
+    """The colour cast of a frame's light, as gains on the cone-like (LMS) channels.
+
+    A crop says nothing about its light, but the frame does: its near-neutral surfaces (pavement,
+    walls, shadows) average to grey under neutral light, so where they lean warm or blue the light
+    does, and a grey shirt in it leans the same way. `gains` take _CAST_STRENGTH of that lean out
+    before naming. Only near-neutral pixels count: the mean of the whole frame (grey world) is
+    pulled by whatever fills it, and a yellow wall would turn pink trousers purple.
+    Exposure is left alone: raising a dark frame's lightness made black garments in dim photos gray
+    (measured on attributes-dev), and names that lightness decides follow exposure anyway.
+    """
+
+    gains: tuple[float, float, float]
+
+    @classmethod
+    def of_frame(cls, rgb: np.ndarray) -> "SceneLight":
+        """The light of a whole frame (HxWx3 uint8)."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] * rgb.shape[1] == 0:
+            raise ValueError(f"frame must be a non-empty HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+        step = max(1, math.ceil(math.sqrt(rgb.shape[0] * rgb.shape[1] / _SCENE_SAMPLES)))
+        lms = _TO_LINEAR[rgb[::step, ::step].reshape(-1, 3)] @ _RGB_TO_LMS.T
+        lab = np.cbrt(lms) @ _LMS_TO_LAB.T
+        near = ((np.hypot(lab[:, 1], lab[:, 2]) < _NEUTRAL_CHROMA) & (lab[:, 0] > _DARK_BELOW)
+                & (lab[:, 0] < _NEUTRAL_BLOWN))
+        if near.mean() < _NEUTRAL_LEAST:
+            return cls((1.0, 1.0, 1.0))
+        mean = lms[near].mean(axis=0).astype(np.float64)
+        # sRGB white is LMS (1, 1, 1) in Oklab's matrices: a neutral scene has equal channel means.
+        gains = (mean.mean() / np.maximum(mean, 1e-6)) ** _CAST_STRENGTH
+        return cls((float(gains[0]), float(gains[1]), float(gains[2])))
+
+
+@dataclass(frozen=True)
 class ColorNaming:
     """The colours of one garment.
 
     `shares` holds every name in vocabulary.COLORS (summing to 1): the weighted share of the
     garment's pixels that name fits. `dominant_confidence` is the dominant colour's share;
-    `secondary` is the runner-up when its share reaches SECONDARY_COLOR_MIN_SHARE and it is a
-    distinct colour (else None, with `secondary_share` 0). `pixels` is how many of the mask's pixels voted, after the edge ring is
-    dropped (counted in input pixels: a block of a downsampled mask counts as its s x s pixels).
+    `secondary` is the most-voted other name that is a distinct colour and holds enough of the
+    garment (see `_secondary`; else None, with `secondary_share` 0). `pixels` is how many of the
+    mask's pixels voted, after the edge ring is dropped (counted in input pixels: a sample of a
+    large mask stands for its s x s block).
     """
 
     dominant: str
@@ -154,8 +226,11 @@ class ColorNaming:
     pixels: int
 
 
-def name_colors(rgb: np.ndarray, mask: np.ndarray) -> ColorNaming:
+def name_colors(rgb: np.ndarray, mask: np.ndarray, light: SceneLight | None = None) -> ColorNaming:
     """Name the colours of the garment whose pixels are `mask` (HxW bool) in `rgb` (HxWx3 uint8).
+
+    `light`: the light of the frame the pixels come from (SceneLight.of_frame), taken out before
+    naming; None names the pixels as they are.
 
     `rgb` may be the whole frame or a crop; mask pixels on its border are not treated as the
     garment's edge (the garment goes on outside the crop). Raises ValueError on mismatched or
@@ -175,52 +250,82 @@ def name_colors(rgb: np.ndarray, mask: np.ndarray) -> ColorNaming:
 
     weight = _edge_weight(inside, open_sides)
     voting = weight > 0
-    lab = np.cbrt(linear[voting] @ _RGB_TO_LMS.T) @ _LMS_TO_LAB.T
-    weight = weight[voting] * _information_weight(lab[:, 0])
+    lms = linear[voting] @ _RGB_TO_LMS.T
+    if light is not None:
+        lms = lms * np.asarray(light.gains, dtype=np.float32)
+    lab = np.cbrt(lms) @ _LMS_TO_LAB.T
+    weight = weight[voting] * _information_weight(lab[:, 0], weight[voting])
     votes = _memberships(lab)
 
     weighted = votes * weight[:, None]
     totals = weighted.sum(axis=0)
     shares = totals / totals.sum()
     order = np.argsort(shares)[::-1]
-    dominant, runner_up = int(order[0]), int(order[1])
-    has_secondary = bool(shares[runner_up] >= SECONDARY_COLOR_MIN_SHARE) and _distinct(
-        lab, weighted[:, dominant], weighted[:, runner_up])
+    dominant = int(order[0])
+    secondary = _secondary(lab, weighted, shares, order)
     return ColorNaming(
         dominant=COLORS[dominant],
         dominant_confidence=float(shares[dominant]),
-        secondary=COLORS[runner_up] if has_secondary else None,
-        secondary_share=float(shares[runner_up]) if has_secondary else 0.0,
+        secondary=COLORS[secondary] if secondary is not None else None,
+        secondary_share=float(shares[secondary]) if secondary is not None else 0.0,
         shares={name: float(shares[i]) for i, name in enumerate(COLORS)},
         pixels=int(voting.sum()) * step * step,
     )
 
 
-def _distinct(lab: np.ndarray, first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether two names' votes come from different colours rather than one cloth in light and shade.
+def _secondary(lab: np.ndarray, weighted: np.ndarray, shares: np.ndarray, order: np.ndarray) -> int | None:
+    """The second colour of the garment, if it has one: the most-voted other name whose votes come
+    from a different colour, not the dominant's cloth in light and shade, and that holds enough of
+    the garment to be seen. How much is enough falls with how far the colour is from the dominant:
+    white stripes on a black shirt show at a smaller share than a dark red patch on a brown one."""
+    dominant = weighted[:, order[0]]
+    for candidate in order[1:]:
+        if shares[candidate] < _SECONDARY_FLOOR:
+            return None
+        distance = _distance(lab, dominant, weighted[:, candidate])
+        needed = SECONDARY_COLOR_MIN_SHARE * (_SECONDARY_MIN_DISTANCE / max(distance, 1e-6)) ** _SECONDARY_FALL
+        if distance >= _SECONDARY_MIN_DISTANCE and shares[candidate] >= needed:
+            return int(candidate)
+    return None
+
+
+def _distance(lab: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
+    """Oklab distance between the mean colours of two names' votes, lightness counting less.
 
     One colour under folds and shadows spreads continuously across a name boundary (black into
     gray, navy into black): the mean colours of the votes on either side then lie close together.
     """
     means = np.stack([first, second]) @ lab / np.array([[first.sum()], [second.sum()]])
     difference = (means[0] - means[1]) * np.array([_SECONDARY_LIGHTNESS_WEIGHT, 1.0, 1.0])
-    return bool(np.linalg.norm(difference) >= _SECONDARY_MIN_DISTANCE)
+    return float(np.linalg.norm(difference))
 
 
 def _samples(rgb: np.ndarray, mask: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linear-light colours (h x w x 3 float32) and mask of the box, averaged in step x step blocks."""
+    """Linear-light colours (h x w x 3 float32) and mask of the box, one pixel per step x step block.
+
+    The block's centre pixel, not its mean: averaging a fine black-and-white print (gingham,
+    houndstooth, small dots) makes a grey that is not on the garment.
+    """
     linear = _TO_LINEAR[rgb]
     if step == 1:
         return linear, mask
+    # One pixel at a fixed pseudo-random place in each block: a regular stride would alias with a
+    # regular print (2-pixel checks sampled every 4 pixels are all white).
     h, w = mask.shape[0] // step, mask.shape[1] // step
-    # Sums of strided slices: much faster than a reshape-mean for small blocks.
+    jitter = np.random.default_rng(0).integers(0, step, size=(2, h, w))
+    rows = np.arange(h)[:, None] * step + jitter[0]
+    cols = np.arange(w)[None, :] * step + jitter[1]
+    sampled = mask[rows, cols]
+    if sampled.any():
+        return linear[rows, cols], sampled
+    # A mask thinner than a block everywhere (a diagonal strap) may miss every sample: average each
+    # block over its garment pixels instead.
     offsets = [(i, j) for i in range(step) for j in range(step)]
-    linear = sum(linear[i : i + h * step : step, j : j + w * step : step] for i, j in offsets) / len(offsets)
-    garment = sum(mask[i : i + h * step : step, j : j + w * step : step].astype(np.int16) for i, j in offsets)
-    # A block is the garment's when most of it is (mixed blocks lie on the edge ring anyway); a mask
-    # thinner than a block everywhere (a diagonal strap) keeps every block it touches.
-    inside = np.asarray(garment * 2 >= len(offsets))
-    return linear, inside if inside.any() else np.asarray(garment > 0)
+    inside = [mask[i : i + h * step : step, j : j + w * step : step] for i, j in offsets]
+    count = sum(m.astype(np.float32) for m in inside)
+    total = sum(linear[i : i + h * step : step, j : j + w * step : step] * m[..., None]
+                for (i, j), m in zip(offsets, inside))
+    return total / np.maximum(count, 1.0)[..., None], np.asarray(count > 0)
 
 
 def _edge_weight(inside: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.ndarray:
@@ -256,10 +361,17 @@ def _erode(mask: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> np.nd
     return rows[:-2] & rows[1:-1] & rows[2:]
 
 
-def _information_weight(lightness: np.ndarray) -> np.ndarray:
-    """1 for well-exposed pixels, _FAINT_WEIGHT for nearly black or blown-out ones."""
-    exposed = _step_up(lightness, _DARK_BELOW, _L_STEP) * _step_down(lightness, _BLOWN_ABOVE, 1.0)
-    return _FAINT_WEIGHT + (1.0 - _FAINT_WEIGHT) * exposed
+def _information_weight(lightness: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """1 for well-exposed pixels, less for nearly black ones (blown-out pixels vote fully: a blown
+    area large enough to count is white cloth in the sun, and it votes white anyway).
+
+    Nearly black pixels vote _FAINT_WEIGHT while they are the garment's shadows, but fully once they
+    are most of it (_DARK_MAJORITY of the vote): then they are the cloth itself, and a black tee
+    must not be outvoted by the floor its mask leaks onto."""
+    exposed = _step_up(lightness, _DARK_BELOW, _L_STEP)
+    dark_share = float(((1.0 - exposed) * weight).sum() / max(float(weight.sum()), 1e-9))
+    faint = _FAINT_WEIGHT + (1.0 - _FAINT_WEIGHT) * float(_step_up(np.array(dark_share), _DARK_MAJORITY, 0.05))
+    return faint + (1.0 - faint) * exposed
 
 
 def _memberships(lab: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ vision/backbone.py, trained on CCP, ccp-tags and clothing-dataset), which also g
 length; their calibrated probabilities become the labels' confidences and alternatives. A dress
 takes the skirt pixels below it. Where the upper garment is an outer layer and the parser sees a
 sizeable top under it, that top is kept as a second, inner garment. Shoes, bags, hats and scarves
-keep the parser's category. Colour names come from each garment's own pixels (vision/colors.py);
+keep the parser's category. Colour names come from each garment's own pixels, with the frame's
+colour cast taken out (vision/colors.py);
 the pattern of every garment but shoes, bags and hats from the same crop features (the pattern head,
 trained on synthetic prints painted onto real garments).
 
@@ -30,7 +31,7 @@ import torch
 from configs import Settings
 from configs.manifest import load_manifest
 from labels import Box, Garment, Label, Person, RuleSet
-from labels.masks import encode_mask
+from labels.masks import decode_mask, encode_mask
 from labels.vocabulary import GARMENT_CATEGORIES, PATTERNS, has_sleeves
 from vision import colors, garment_embedding, versions
 from vision.device import resolve_device
@@ -174,8 +175,10 @@ class GarmentStage(Stage):
             _settle_categories(named)
         self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
                                  if g.role == "inner" and _shows_inner(found, named)])
+        # The frame's light, once: colours are named as they would look under neutral light.
+        light = colors.SceneLight.of_frame(frame.image) if people else None
         for person, (x0, y0, x1, y1), found, named in people:
-            person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height)
+            person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height, light)
 
     def _name(self, image: np.ndarray, jobs: list[tuple[WholeGarment, dict, tuple[int, int]]]) -> None:
         """The heads' probabilities for each garment's crop, into its person's `named` by role (a
@@ -195,7 +198,7 @@ class GarmentStage(Stage):
                 named[key]["category"] = self.classifier.probabilities("lower", f)[0]
 
     def _garments(self, region_rgb: np.ndarray, found: list[WholeGarment], named: dict, x0: int, y0: int,
-                  width: int, height: int) -> list[Garment]:
+                  width: int, height: int, light: colors.SceneLight | None = None) -> list[Garment]:
         upper_category = _top(UPPER_CATEGORIES, named, "upper")
         lower_category = _top(LOWER_CATEGORIES, named, "lower")
         by_role = {g.role: g for g in found if g.role != "single"}
@@ -208,7 +211,8 @@ class GarmentStage(Stage):
             if upper_category == "dress" and lower_category == "skirt" and "lower" in by_role:
                 pixels = pixels | by_role.pop("lower").pixels  # the skirt is the dress's own
             garment = self._garment(self._classified(UPPER_CATEGORIES, named["upper"]["category"]), region_rgb,
-                                    pixels, x0, y0, width, height, named["upper"]["pattern"], named["upper"]["features"])
+                                    pixels, x0, y0, width, height, named["upper"]["pattern"], named["upper"]["features"],
+                                    light)
             if garment is not None:
                 garment.sleeve = self._classified(SLEEVE_CLASSES, named["upper"]["sleeve"])
                 if garment.sleeve.value == "sleeveless" and garment.category.value in TANK_TOP_FROM:
@@ -217,19 +221,19 @@ class GarmentStage(Stage):
                 garments.append(garment)
             if inner is not None:
                 garment = self._garment(self._parsed(inner), region_rgb, inner.pixels, x0, y0, width, height,
-                                        named["inner"]["pattern"], named["inner"]["features"])
+                                        named["inner"]["pattern"], named["inner"]["features"], light)
                 if garment is not None:
                     garments.append(garment)
         if "lower" in by_role:
             garment = self._garment(self._classified(LOWER_CATEGORIES, named["lower"]["category"]), region_rgb,
                                     by_role["lower"].pixels, x0, y0, width, height, named["lower"]["pattern"],
-                                    named["lower"]["features"])
+                                    named["lower"]["features"], light)
             if garment is not None:
                 garments.append(garment)
         for single in (g for g in found if g.role == "single"):
             seen = named.get(PARSER_CLASSES[single.parser_class], {})
             garment = self._garment(self._parsed(single), region_rgb, single.pixels, x0, y0, width, height,
-                                    seen.get("pattern"), seen.get("features"))
+                                    seen.get("pattern"), seen.get("features"), light)
             if garment is not None:
                 garments.append(garment)
         return garments
@@ -243,13 +247,13 @@ class GarmentStage(Stage):
 
     def _garment(self, category: Label, region_rgb: np.ndarray, pixels: np.ndarray, x0: int, y0: int,
                  width: int, height: int, pattern: torch.Tensor | None = None,
-                 features: np.ndarray | None = None) -> Garment | None:
+                 features: np.ndarray | None = None, light: colors.SceneLight | None = None) -> Garment | None:
         if not pixels.any():
             return None
         x1b, y1b, x2b, y2b = pixel_box(pixels, x0, y0)
         garment = Garment(category=category, box=Box(x1=x1b, y1=y1b, x2=x2b, y2=y2b),
                           mask=encode_mask(_paste(pixels, x0, y0, width, height)))
-        self._colors(garment, region_rgb, pixels)
+        self._colors(garment, region_rgb, pixels, light)
         if pattern is not None:
             garment.pattern = self._classified(PATTERNS, pattern)
         if features is not None:  # shoes, bags and hats: the backbone never sees them (no embedding)
@@ -257,9 +261,9 @@ class GarmentStage(Stage):
         return garment
 
     @staticmethod
-    def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray) -> None:
+    def _colors(garment: Garment, rgb: np.ndarray, pixels: np.ndarray, light: colors.SceneLight | None = None) -> None:
         try:
-            named = colors.name_colors(rgb, pixels)
+            named = colors.name_colors(rgb, pixels, light)
         except TooFewPixels:
             return
         # the alternatives are the namer's pixel shares (how much of the garment each name fits)
@@ -268,6 +272,21 @@ class GarmentStage(Stage):
                                       alternatives=[(v, p) for v, p in ranked if p > 0])
         if named.secondary is not None:
             garment.secondary_color = Label.made_by(COLOR_NAMER, named.secondary, named.secondary_share)
+
+
+def rename_colors(image: np.ndarray, persons: list[Person]) -> None:
+    """Name the colours of labelled garments again from their frame, as the stage names them (the
+    frame's light, each garment's mask read inside its person's enlarged box); everything else is
+    kept, embeddings included. Lets an evaluation compare colour rules over stored labels."""
+    height, width = image.shape[:2]
+    light = colors.SceneLight.of_frame(image)
+    for person in persons:
+        x0, y0, x1, y1 = _enlarged(person.box, width, height)
+        for garment in person.garments:
+            garment.color = garment.secondary_color = None
+            if garment.mask is not None:
+                pixels = decode_mask(garment.mask)[y0:y1, x0:x1]
+                GarmentStage._colors(garment, image[y0:y1, x0:x1], pixels, light)
 
 
 def _patterned_single(garment: WholeGarment) -> bool:

@@ -19,7 +19,7 @@ POSE_MODEL = "blazepose-ghum-full"
 PARSER_MODEL = "garment-parser"
 BACKBONE_MODEL = "efficientnet-lite0"
 CLASSIFIER_MODEL = "garment-heads"
-COLOR_RULES = "oklab-shares-1"
+COLOR_RULES = "oklab-shares-2"
 GARMENT_RULES = "whole-garments-1"
 MIRROR_AVERAGE = True  # the garment stage's crop features average each crop with its mirror image
 FACE_DETECTOR_MODEL = "mtcnn"
@@ -38,12 +38,13 @@ def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> st
     return "+".join([*_models(load_manifest(settings.models.manifest), model_name), DETECTION_RULES])
 
 
-def garments(settings: Settings) -> str:
-    """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests."""
+def garments(settings: Settings, colors: bool = True) -> str:
+    """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests.
+    colors=False leaves out the colour rules (what a stored label's masks and categories depend on)."""
     manifest = load_manifest(settings.models.manifest)
     embedder = garment_embedding.embedder(backbone_features(manifest))
     return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     COLOR_RULES, GARMENT_RULES, embedder.version])
+                     *([COLOR_RULES] if colors else []), GARMENT_RULES, embedder.version])
 
 
 def backbone_features(manifest: Manifest) -> str:

@@ -61,3 +61,43 @@ def test_eval_attributes_on_four_photos(shared_data: Path, tmp_path: Path):
     assert report["images"] == 4 and {"category", "sleeve", "color:black"} <= set(report["attributes"])
     assert all(0.0 <= a["accuracy"] <= 1.0 for a in report["attributes"].values())
     assert "macro-F1" in result.output
+
+
+def test_eval_attributes_cache_reuses_labels_and_names_colours_again(shared_data: Path, tmp_path: Path):
+    source = shared_data / "attributes-dev"
+    lines = (source / "labels.csv").read_text().splitlines()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines[:4]) + "\n")
+    cache, first, second = tmp_path / "labels-cache.json", tmp_path / "first.json", tmp_path / "second.json"
+    args = ["eval", "attributes", "--images", str(source / "images"), "--labels", str(labels), "--cache", str(cache)]
+    result = runner.invoke(cli.app, [*args, "--out", str(first)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(first.read_text())["cache"] == {"path": str(cache), "reused": 0, "labelled": 3}
+    stage_labels = json.loads(cache.read_text())["photos"]
+
+    # Colours wiped in the cache come back, named again from the photos as the stage named them.
+    stored = json.loads(cache.read_text())
+    for photo in stored["photos"].values():
+        for person in photo["labels"]["persons"]:
+            for garment in person["garments"]:
+                garment["color"] = garment["secondary_color"] = None
+    cache.write_text(json.dumps(stored))
+    result = runner.invoke(cli.app, [*args, "--out", str(second)])
+    assert result.exit_code == 0, result.output
+    assert "3 photos reused" in result.output
+    report = json.loads(second.read_text())
+    assert report["cache"]["reused"] == 3
+    assert report["attributes"] == json.loads(first.read_text())["attributes"]
+    assert json.loads(cache.read_text())["photos"] == stage_labels
+
+
+def test_eval_attributes_refuses_a_cache_it_cannot_read(shared_data: Path, tmp_path: Path):
+    source = shared_data / "attributes-dev"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join((source / "labels.csv").read_text().splitlines()[:2]) + "\n")
+    cache = tmp_path / "cache.json"
+    cache.write_text("[1, 2")
+    result = runner.invoke(cli.app, ["eval", "attributes", "--images", str(source / "images"), "--labels",
+                                     str(labels), "--cache", str(cache)])
+    assert result.exit_code == 2 and "label cache" in result.output
+    assert cache.read_text() == "[1, 2"  # left as it was

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision.colors import MIN_MASK_PIXELS, ColorNaming, TooFewPixels, name_colors
+from vision.colors import MIN_MASK_PIXELS, ColorNaming, SceneLight, TooFewPixels, name_colors
 from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
 # Garment shades whose name is not in doubt (checked against colour-name references and by eye).
@@ -312,3 +312,111 @@ def test_ccp_mask_leaking_onto_skin_and_street(ccp):
 def test_near_black_with_a_colour_cast_is_black(cast):
     # the black hoodie in one-by-one-person-detection.mp4 at 30 s is (0, 0, 18) under a blue cast
     assert name_colors(noisy(patch(cast), sigma=2.0), full_mask()).dominant == "black"
+
+
+# -- light and shade, fine prints, second colours (oklab-shares-2) --------------------------------
+
+
+def gradient(color, darkest: float, size: int = 120) -> np.ndarray:
+    """A garment lit from one side: full light on the left, `darkest` x on the right."""
+    factor = np.linspace(1.0, darkest, size)[None, :, None]
+    return np.clip(np.array(color, dtype=np.float64) * factor * np.ones((size, 1, 1)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("color, darkest, expected", [
+    ((245, 245, 242), 0.72, "white"),  # a white shirt turning into shade
+    ((25, 35, 80), 0.45, "blue"),  # navy
+    ((66, 66, 68), 0.72, "gray"),  # charcoal: grey, not black
+    ((40, 40, 40), 0.3, "black"),
+])
+def test_garment_under_a_shade_gradient_keeps_one_name(color, darkest, expected):
+    naming = name_colors(noisy(gradient(color, darkest), sigma=2.0), full_mask(120))
+    assert naming.dominant == expected, naming.shares
+    assert naming.secondary is None, naming.shares
+
+
+@pytest.mark.parametrize("period", [1, 2, 3])
+def test_fine_black_and_white_print_is_black_and_white_not_grey(period):
+    # Large enough to be sampled; a block mean would make these checks one grey.
+    rows, cols = np.mgrid[:300, :300]
+    checks = ((rows // period + cols // period) % 2 == 0)[..., None]
+    image = np.where(checks, np.uint8(240), np.uint8(20)) * np.ones((1, 1, 3), dtype=np.uint8)
+    naming = name_colors(image, full_mask(300))
+    assert {naming.dominant, naming.secondary} == {"black", "white"}, naming.shares
+    assert naming.shares["gray"] < 0.1
+
+
+def test_thin_white_stripes_on_black_are_a_secondary_colour():
+    # 15 % of the garment: under SECONDARY_COLOR_MIN_SHARE, but far from black, so it shows.
+    image = patch(REFERENCE["black"], size=100)
+    for top in range(0, 100, 20):
+        image[top:top + 3] = REFERENCE["white"]
+    naming = name_colors(noisy(image, sigma=2.0), full_mask(100))
+    assert (naming.dominant, naming.secondary) == ("black", "white"), naming.shares
+    assert naming.secondary_share < SECONDARY_COLOR_MIN_SHARE
+
+
+def test_a_near_colour_needs_the_full_share_to_be_a_secondary():
+    # Red on brown at 15 %: close colours (a patch in light, a seam) need SECONDARY_COLOR_MIN_SHARE.
+    image = patch(REFERENCE["brown"], size=100)
+    image[:, 85:] = (150, 30, 35)
+    naming = name_colors(noisy(image, sigma=2.0), full_mask(100))
+    assert naming.dominant == "brown" and naming.secondary is None, naming.shares
+
+
+def test_a_shading_name_between_black_and_white_is_passed_over():
+    # Black with white dots, their soft edges voting grey: the secondary is white, not the grey rim.
+    image = patch(REFERENCE["black"], size=120)
+    rows, cols = np.mgrid[:120, :120]
+    dots = ((rows % 12 - 6) ** 2 + (cols % 12 - 6) ** 2) <= 9
+    rims = ((rows % 12 - 6) ** 2 + (cols % 12 - 6) ** 2 <= 16) & ~dots
+    image[dots] = REFERENCE["white"]
+    image[rims] = (120, 120, 120)
+    naming = name_colors(image, full_mask(120))
+    assert naming.dominant == "black" and naming.secondary == "white", naming.shares
+
+
+WARM_LIGHT = np.array([1.0, 0.82, 0.6])  # tungsten-like: red kept, blue cut
+
+
+def lit_frame(garment, light=WARM_LIGHT) -> tuple[np.ndarray, np.ndarray]:
+    """A street of neutral surfaces with a garment in it, all under one coloured light."""
+    street = np.random.default_rng(1).uniform(30, 230, (200, 300, 1)) * np.ones((1, 1, 3))
+    street[50:150, 100:200] = garment
+    mask = np.zeros((200, 300), dtype=bool)
+    mask[50:150, 100:200] = True
+    return np.clip(street * light, 0, 255).astype(np.uint8), mask
+
+
+@pytest.mark.parametrize("garment, expected", [(REFERENCE["white"], "white"), (REFERENCE["gray"], "gray"),
+                                               (REFERENCE["blue"], "blue"), (REFERENCE["red"], "red")])
+def test_the_frames_colour_cast_is_taken_out(garment, expected):
+    frame, mask = lit_frame(garment)
+    light = SceneLight.of_frame(frame)
+    assert name_colors(frame, mask, light).dominant == expected
+    if expected in ("white", "gray"):  # as they are, the warm light names them beige / brown
+        assert name_colors(frame, mask).dominant != expected
+
+
+def test_a_neutral_frame_changes_nothing():
+    frame, mask = lit_frame(REFERENCE["green"], light=np.ones(3))
+    light = SceneLight.of_frame(frame)
+    assert light.gains == pytest.approx((1.0, 1.0, 1.0), abs=0.02)
+    assert name_colors(frame, mask, light).shares == pytest.approx(name_colors(frame, mask).shares, abs=0.02)
+
+
+@pytest.mark.parametrize("frame", [np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5), np.uint8),
+                                   np.zeros((5, 5, 3), np.float32)])
+def test_scene_light_refuses_what_is_not_a_frame(frame):
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        SceneLight.of_frame(frame)
+
+
+def test_a_black_tee_is_not_outvoted_by_the_floor_its_mask_leaks_onto():
+    # one-by-one-person-detection.mp4 at 75 s: a black tee at L 7 whose mask takes in a band of the
+    # wooden floor. Deep shadows vote faintly, but not when they are most of the garment.
+    image = patch((8, 8, 10), size=100)
+    image[80:] = (150, 95, 55)  # floor: 20 % of the mask, well exposed
+    naming = name_colors(noisy(image, sigma=1.0), full_mask(100))
+    assert naming.dominant == "black", naming.shares
+    assert naming.shares["black"] > 0.6

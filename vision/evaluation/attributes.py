@@ -1,7 +1,8 @@
 """Upper-garment attributes against the Clothing Attribute Dataset layout (Chen, Gallagher, Girod 2012).
 
 labels.csv: one row per image with `category`, `sleevelength`, one-hot `pattern_*` columns and binary
-colour columns; a blank cell means the annotators disagreed and is skipped. The pipeline runs as in
+colour columns; a blank cell means the annotators disagreed and is skipped, and so are the colour
+cells of a row marked `many_colors` (they are all 0 there, whatever the garment's colours). The pipeline runs as in
 ingest (person detection, then the garment stage); the main person is the largest box, and their
 upper garment the outer layer if there is one, else the largest garment among tops and dresses.
 Where no person, no upper garment or no sleeve label is found, the prediction counts as wrong (and is counted separately),
@@ -69,6 +70,7 @@ class AttributeScores:
     images: int = 0
     no_person: int = 0
     no_upper_garment: int = 0
+    many_colors_skipped: int = 0
 
     def add(self, attribute: str, truth: str, predicted: str | None) -> None:
         self.pairs.setdefault(attribute, []).append((truth, predicted))
@@ -96,13 +98,19 @@ class AttributeScores:
         if garment is not None and person is not None:
             for worn in upper_garments(person):
                 colors |= predicted_colors(worn)
+        if row.get("many_colors") == "1":
+            # A row is marked with one or two colours or with "many (>2) colours", never both: on a
+            # many-colours row every colour cell is 0 (a black hoodie with a colourful print is
+            # black 0), which says nothing about the colours it has. Those cells are not scored.
+            self.many_colors_skipped += 1
+            return
         for color in DATASET_COLORS:
             if row.get(color) in ("0", "1"):
                 self.add(f"color:{color}", row[color], "1" if color in colors else "0")
 
     def report(self) -> dict:
         out: dict = {"images": self.images, "no_person": self.no_person, "no_upper_garment": self.no_upper_garment,
-                     "attributes": {}}
+                     "many_colors_skipped": self.many_colors_skipped, "attributes": {}}
         for attribute, pairs in self.pairs.items():
             truth = [t for t, _ in pairs]
             pred = [p for _, p in pairs]

@@ -60,3 +60,16 @@ def test_scores_count_missing_predictions_as_wrong():
     assert "color:red" not in attrs  # blank = annotators disagreed: skipped
     assert attrs["color:brown"]["accuracy"] == pytest.approx(1.0)  # beige is scored as brown
     assert attrs["color:black"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_colour_cells_of_a_many_colours_row_are_not_scored():
+    # The data set marks one or two colours, or "many colours" with every colour cell 0.
+    scores = AttributeScores()
+    black_hoodie = _frame((15, [_garment("sweater", 200, color="black", sleeve="long")]))
+    scores.add_image({"category": "sweater", "black": "0", "white": "0", "many_colors": "1"}, black_hoodie)
+    scores.add_image({"category": "sweater", "black": "1", "white": "0", "many_colors": "0"}, black_hoodie)
+    report = scores.report()
+    assert report["many_colors_skipped"] == 1
+    assert report["attributes"]["category"]["n"] == 2  # the row's other attributes still count
+    assert report["attributes"]["color:black"]["n"] == 1
+    assert report["attributes"]["color:black"]["accuracy"] == 1.0 and report["attributes"]["color:black"]["f1"] == 1.0
