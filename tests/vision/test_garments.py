@@ -190,3 +190,22 @@ def test_garments_the_backbone_sees_carry_an_embedding(stages, shared_data):
     others = [float(g.embedding.unit() @ e.unit()) for g in seen[1:] if g.category.value != seen[0].category.value]
     assert twin.category.value == seen[0].category.value
     assert all(float(twin.embedding.unit() @ e.unit()) > o for o in others)
+
+
+def test_mirror_averaged_features_are_the_mean_of_both_views_and_mirror_invariant(stages, shared_data):
+    """The garment stage's crop features average the crop and its mirror image, so a photo and its
+    mirror image give the same features for the same garment."""
+    import torch
+
+    backbone = next(s for s in stages if s.name == "garments").backbone
+    image = _photo(shared_data, "0097")
+    width = image.shape[1]
+    box = [160.0, 120.0, 400.0, 520.0]
+    flipped_box = [width - box[2], box[1], width - box[0], box[3]]
+    plain = backbone.features(image, [box])
+    mirror = backbone.features(image[:, ::-1].copy(), [flipped_box])
+    both = backbone.features(image, [box], mirror=True)
+    assert torch.allclose(both, (plain + mirror) / 2, atol=1e-3 * float(plain.abs().max()))
+    flipped_both = backbone.features(image[:, ::-1].copy(), [flipped_box], mirror=True)
+    assert torch.allclose(both, flipped_both, atol=1e-3 * float(both.abs().max()))
+    assert not torch.allclose(plain, mirror, atol=0.05 * float(plain.abs().max()))  # the views differ
