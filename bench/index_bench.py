@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import math
 import platform
 import random
@@ -651,6 +652,45 @@ def _index(store: LabelStore, videos: Iterator[SyntheticVideo], until: int, tota
         totals.doc_samples += len(sample)
 
 
+def _index_moments(store: LabelStore, videos: Iterator[SyntheticVideo], until: int, totals: _IndexTotals) -> None:
+    """Index videos until `until` frames are in, the fast honest way (`--build moments`): each video's
+    frames are merged with indexer.moments.build_moments (what finish_run runs) and its moments written
+    by the embedded store's own moment writer (`_replace_moments`, the code finish_run calls, so the
+    moments table and the bound lists are the real ones) in one transaction that also makes the run
+    visible. The frames table is not written (search never reads it), so frames/s is not measured."""
+    from indexer.embedded import EmbeddedStore
+    from indexer.moments import build_moments
+
+    if not isinstance(store, EmbeddedStore):
+        raise ValueError("--build moments writes through the embedded store's moment writer")
+    while totals.frames < until:
+        with _Timer() as t:
+            video = next(videos)
+        totals.generate_s += t.wall
+        run_id = f"bench-{video.media_id}"
+        with _Timer() as t:
+            store.begin_run(video.record(run_id))
+            moments = build_moments(video.frames)
+            persons = sum(len(f.persons) for f in video.frames)
+            garments = sum(f.garment_count for f in video.frames)
+
+            def write(db, media_id=video.media_id, run_id=run_id, moments=moments, frames=len(video.frames),
+                      persons=persons, garments=garments) -> None:
+                db.execute("UPDATE media SET status = ?, frames = ?, persons = ?, garments = ?, visible_run_id = ? "
+                           "WHERE media_id = ?", (MediaStatus.DONE.value, frames, persons, garments, run_id, media_id))
+                store._replace_moments(db, media_id, run_id, moments)
+
+            store._write(write)
+        totals.finish_s += t.wall
+        totals.finish_cpu_s += t.cpu
+        totals.store_cpu_s += t.cpu
+        totals.finish_each_s.append(t.wall)
+        totals.frames += len(video.frames)
+        totals.videos += 1
+        totals.persons += persons
+        totals.garments += garments
+
+
 def _requests(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
               parser: QueryParser) -> list[SearchRequest]:
     requests = []
@@ -713,7 +753,8 @@ def _search(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
 
 def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: int, specs: Sequence[QuerySpec],
                    warmup: int, repeats: int, min_repeats: int, budget_s: float, masks: bool,
-                   workdir: Path | None, log: Callable[[str], None]) -> dict:
+                   workdir: Path | None, log: Callable[[str], None], build: str = "api",
+                   store_dir: Path | None = None) -> dict:
     todo = sorted({s for s in sizes if b.max_frames is None or s <= b.max_frames})
     out: dict = {"status": "ok", "note": b.note, "runs": []}
     if b.max_frames is not None:
@@ -724,19 +765,40 @@ def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: i
     if not todo:
         out["status"] = f"skipped: no size within {b.max_frames} frames"
         return out
-    folder = Path(tempfile.mkdtemp(prefix=f"vestis-bench-{b.name}-", dir=workdir))
+    if build == "moments" and b.name != "embedded":
+        return {"status": "skipped: --build moments is for the embedded store"}
+    out["build"] = build
+    if store_dir is not None and len(todo) > 1:
+        raise ValueError("--store-dir keeps one store: give one size")
+    folder = store_dir or Path(tempfile.mkdtemp(prefix=f"vestis-bench-{b.name}-", dir=workdir))
+    sidecar = folder / "bench-store.json"  # what a kept store holds, so a later run can reuse it
     try:
+        kept = json.loads(sidecar.read_text()) if store_dir is not None and sidecar.exists() else None
+        if kept is not None and (kept["seed"], kept["frames"], kept["build"]) != (seed, todo[0], build):
+            raise ValueError(f"{folder} holds another store ({kept['frames']} frames, seed {kept['seed']}, "
+                             f"build {kept['build']})")
         store, close, disk_bytes = b.open(folder)
         try:
-            videos = generate(todo[-1], seed, boundaries=todo, masks=masks)
+            videos = generate(todo[-1], seed, boundaries=todo, masks=masks and build == "api")
             totals = _IndexTotals()
             media_ids: list[str] = []
             for size in todo:
-                log(f"{b.name}: indexing to {size} frames")
-                before = totals.videos
-                _index(store, _tap(videos, media_ids), size, totals, batch_size)
-                assert totals.videos - before > 0 and totals.frames == size
-                run: dict = {"frames": size, "index": totals.report()}
+                if kept is not None:
+                    log(f"{b.name}: reusing the store in {folder} ({size} frames)")
+                    media_ids, index_report = kept["media_ids"], kept["index"]
+                else:
+                    log(f"{b.name}: indexing to {size} frames ({build})")
+                    before = totals.videos
+                    if build == "moments":
+                        _index_moments(store, _tap(videos, media_ids), size, totals)
+                    else:
+                        _index(store, _tap(videos, media_ids), size, totals, batch_size)
+                    assert totals.videos - before > 0 and totals.frames == size
+                    index_report = totals.report()
+                    if store_dir is not None:
+                        sidecar.write_text(json.dumps({"seed": seed, "frames": size, "build": build,
+                                                       "media_ids": media_ids, "index": index_report}))
+                run: dict = {"frames": size, "index": index_report, "store_reused": kept is not None}
                 log(f"{b.name}: {size} frames in, {run['index']['write_frames_per_s']} frames/s through write_frames, "
                     f"finish_run {run['index']['finish_run_s']} s")
                 started = time.perf_counter()
@@ -756,7 +818,8 @@ def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: i
         finally:
             close()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if store_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
@@ -773,14 +836,20 @@ def _log(message: str) -> None:
 def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED, batch_size: int = BATCH_SIZE,
         queries: Sequence[QuerySpec] | None = None, warmup: int | None = None, repeats: int | None = None,
         min_repeats: int | None = None, budget_s: float | None = None, es_max_frames: int = ES_MAX_FRAMES,
-        masks: bool = True, workdir: Path | str | None = None, log: Callable[[str], None] | None = _log) -> dict:
+        masks: bool = True, workdir: Path | str | None = None, log: Callable[[str], None] | None = _log,
+        build: str = "api", store_dir: Path | str | None = None) -> dict:
     """Index `sizes` synthetic frames into each backend and time search on those that search; the report.
 
     quick: every size / 100 (at least 1000 frames) and fewer runs, to check the benchmark works.
     queries: a subset of QUERIES (default all). repeats / min_repeats / budget_s: timed runs per query
     (at most / at least / seconds after which a query stops early). workdir: where the stores go
     (default the system temporary folder; the 1M embedded store takes about 6 GB).
+    build: "api" (begin_run, write_frames, finish_run, as the ingest) or "moments" (`_index_moments`:
+    the same moments and bound lists, no frames table; minutes instead of most of an hour at 1M).
+    store_dir: build the store there and keep it (one size), or reuse the store an earlier run kept.
     """
+    if build not in ("api", "moments"):
+        raise ValueError(f"build must be 'api' or 'moments', got {build!r}")
     log = log or (lambda message: None)
     sizes = sorted({int(s) for s in sizes})
     if quick:
@@ -798,7 +867,7 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
         "quick": quick,
         "config": {
             "seed": seed, "sizes": sizes, "backends": list(backends), "batch_size": batch_size,
-            "es_max_frames": es_max_frames, "warmup": warmup, "repeats": repeats, "min_repeats": min_repeats,
+            "es_max_frames": es_max_frames, "build": build, "warmup": warmup, "repeats": repeats, "min_repeats": min_repeats,
             "budget_s_per_query": budget_s, "frame": f"{FRAME_WIDTH}x{FRAME_HEIGHT}", "masks": masks,
             "data": "synthetic: videos of 120-600 s at 1 fps plus a shot frame per cut, 0-3 people per scene, "
                     "1-4 garments each; labels jitter per frame; outfits change between scenes",
@@ -822,7 +891,8 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
         report["backends"][name] = _bench_backend(
             b, sizes, seed=seed, batch_size=batch_size, specs=specs, warmup=warmup, repeats=repeats,
             min_repeats=min_repeats, budget_s=budget_s, masks=masks,
-            workdir=Path(workdir) if workdir is not None else None, log=log)
+            workdir=Path(workdir) if workdir is not None else None, log=log, build=build,
+            store_dir=Path(store_dir) if store_dir is not None else None)
         report["backends"][name]["wall_s"] = round(time.perf_counter() - started, 1)
     report["load_average"]["end"] = load_average()
     return report
@@ -923,12 +993,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores are built (default: $TMPDIR)")
     parser.add_argument("--es-max-frames", type=int, default=ES_MAX_FRAMES,
                         help="the largest size the Elasticsearch stand-in is measured at")
+    parser.add_argument("--build", choices=("api", "moments"), default="api",
+                        help="api: through the LabelStore calls, as the ingest; moments: build_moments and the "
+                             "embedded store's moment writer (the same moments and bound lists, no frames table)")
+    parser.add_argument("--store-dir", type=Path, default=None,
+                        help="keep the store here (one size), or reuse the one an earlier run kept there")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (default: stdout)")
     args = parser.parse_args(argv)
     report = run(quick=args.quick, sizes=[int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()],
                  backends=[b.strip() for b in args.backends.split(",") if b.strip()], seed=args.seed,
                  batch_size=args.batch_size, repeats=args.repeats, budget_s=args.budget, workdir=args.workdir,
-                 es_max_frames=args.es_max_frames)
+                 es_max_frames=args.es_max_frames, build=args.build, store_dir=args.store_dir)
     report["command"] = " ".join(["python", "bench/index_bench.py", *(argv if argv is not None else sys.argv[1:])])
     write_report(report, args.out, summary_markdown(report))
     return 0
