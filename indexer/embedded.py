@@ -9,11 +9,12 @@ run visible, so moments always describe the visible frames: a failed run never t
 crash mid-finish leaves the old frames with the old moments. Each moment is one row of `moments`
 (the Moment as JSON, its indexer.search.scoring_view, and the columns filters need) and one row per
 term its labels make possible in `moment_terms`: the bound indexer.search.moment_bounds gives, indexed
-by (term, bound). A search walks the bound lists of its query's positive terms best first, scores
-each moment it meets with the reference code (indexer.search), and stops once the page's last hit
-beats every bound not yet read (`rank_by_bounds`): a page of "black" over 90k moments reads a few
-dozen. A search limited to a few media reads their moments, and one with a threshold under
-BOUND_FLOOR reads every candidate.
+by (term, bound); and per person and garment, P of each such term in `term_probabilities`. A search
+walks the bound list of its query's first positive term best first, computes each row's tight bound
+(indexer.search.tight_bound) from the probabilities, scores with the reference code only the moments
+whose tight bound can still reach the page, and stops once the page's last hit beats every bound not
+yet read (`rank_by_bounds`): a page scores about a page of moments. A search limited to a few media
+reads their moments, and one with a threshold under BOUND_FLOOR reads every candidate.
 
 Databases from before moments existed keep working: the tables are created if missing, and
 `moment_builds` records which run each media's moments were built from, so a done media whose
