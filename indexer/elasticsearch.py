@@ -767,6 +767,8 @@ class ElasticsearchStore:
             return self._scan_search(request, filters)
 
         tight = tight_query(request)
+        if tight.scale <= 0:  # a term mapped by meaning with similarity 0: every score is 0
+            return BoundSearch(SearchPage(hits=[], total=0), read=0)
         body, clauses = tight_body(tight)
         offset = LOG_OFFSET * clauses
         read = [0]  # hits taken from the ranking so far: where the next batch starts

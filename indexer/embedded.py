@@ -191,6 +191,13 @@ CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 """
 
 
+# The bound lists' indexes (in SCHEMA too): a fill of every moment's lists drops and rebuilds them.
+_MOMENT_TERMS_INDEXES = {
+    "moment_terms_by_term": "CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id)",
+    "moment_terms_by_moment_term": ("CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term "
+                                    "ON moment_terms(moment_id, term, score)"),
+}
+
 _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
     "frames", "persons", "garments", "seconds", "run_id", "visible_run_id", "updated_at",
@@ -459,31 +466,41 @@ class EmbeddedStore:
 
     def _fill_moment_terms(self) -> None:
         """Fill the bound lists and tight bounds of moments from before them, or of another BOUNDS_VERSION
-        (the bounds are derived from the scoring model: stale ones would hide hits)."""
-        if not self._query("SELECT 1 FROM store_meta WHERE key = 'term_probabilities' AND value = ?",
-                           (BOUNDS_VERSION,)):
-            self._fill_term_probabilities()
-        if self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,)):
+        (the bounds are derived from the scoring model: stale ones would hide hits). One pass over the
+        stored scoring views (or, in older databases, the documents), parsed, not validated; the
+        lists' indexes are dropped and built again after (a sorted build: inserting millions of rows
+        into them one by one took most of an hour at 1M frames), the probabilities go in in the order of
+        their clustered key. One transaction: a killed fill leaves the store as it was."""
+        lists = not self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,))
+        probabilities = not self._query("SELECT 1 FROM store_meta WHERE key = 'term_probabilities' AND value = ?",
+                                        (BOUNDS_VERSION,))
+        if not (lists or probabilities):
             return
 
         def fill(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM moment_terms")
-            # the scoring views (or, in older databases, the documents) as they are: parsing, not validating
-            rows = db.execute("SELECT moment_id, COALESCE(summary, doc) FROM moments").fetchall()
-            terms = [(term, score, moment_id) for moment_id, view in rows
-                     for term, score in moment_bounds(json.loads(view)).items()]
-            db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
-            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('moment_terms', ?)", (BOUNDS_VERSION,))
-
-        self._write(fill)
-
-    def _fill_term_probabilities(self) -> None:
-        def fill(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM term_probabilities")
-            for moment_id, view in db.execute("SELECT moment_id, COALESCE(summary, doc) FROM moments").fetchall():
-                db.executemany(_INSERT_PROBABILITIES, _probability_rows(moment_id, json.loads(view)))
-            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('term_probabilities', ?)",
-                       (BOUNDS_VERSION,))
+            if lists:
+                for name in _MOMENT_TERMS_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
+                db.execute("DELETE FROM moment_terms")
+            if probabilities:
+                db.execute("DELETE FROM term_probabilities")
+            views = db.execute("SELECT moment_id, COALESCE(summary, doc) FROM moments ORDER BY moment_id")
+            while chunk := views.fetchmany(1000):
+                terms, rows = [], []
+                for moment_id, raw in chunk:
+                    view = json.loads(raw)
+                    if lists:
+                        terms += [(term, score, moment_id) for term, score in moment_bounds(view).items()]
+                    if probabilities:
+                        rows += sorted(_probability_rows(moment_id, view), key=lambda r: (r[3], r[1], r[2]))
+                db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
+                db.executemany(_INSERT_PROBABILITIES, rows)
+            if lists:
+                for sql in _MOMENT_TERMS_INDEXES.values():
+                    db.execute(sql)
+            for key, filled in (("moment_terms", lists), ("term_probabilities", probabilities)):
+                if filled:
+                    db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", (key, BOUNDS_VERSION))
 
         self._write(fill)
 
