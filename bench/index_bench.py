@@ -21,7 +21,11 @@ data set are whole media and the same as the N-frame data set, and sizes can be 
 incrementally.
 
 Indexing goes through the real LabelStore API, as the ingest does: `begin_run`, `write_frames` in
-batches, `finish_run` (which builds the moments). Generating and validating the FrameLabels is timed
+batches, `finish_run` (which builds the moments). `--build moments` (embedded only) is the fast honest
+path for the 1M store: each video's frames (the same generator, masks left out: moments carry none)
+are merged by indexer.moments.build_moments and written by the store's own moment writer
+(`_replace_moments`, what finish_run calls), so moments, bound lists and probabilities are the real
+ones; the frames table stays empty (search never reads it). `--store-dir` keeps a store for later runs. Generating and validating the FrameLabels is timed
 apart and not counted. The store is built once up to the largest size; the figures at each size are
 cumulative from an empty store (the 1M store is the 100k store plus 900k frames).
 
@@ -45,6 +49,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import math
 import platform
 import random
@@ -651,6 +656,54 @@ def _index(store: LabelStore, videos: Iterator[SyntheticVideo], until: int, tota
         totals.doc_samples += len(sample)
 
 
+# --build moments: media written per transaction. One transaction per media rewrote most index pages of
+# the bound lists each time (random keys): 80 GB written for a 2.5 GB store; fifty share the writes.
+MEDIA_PER_WRITE = 50
+
+
+def _index_moments(store: LabelStore, videos: Iterator[SyntheticVideo], until: int, totals: _IndexTotals) -> None:
+    """Index videos until `until` frames are in, the fast honest way (`--build moments`): each video's
+    frames are merged with indexer.moments.build_moments (what finish_run runs) and its moments written
+    by the embedded store's own moment writer (`_replace_moments`, the code finish_run calls, so the
+    moments table, the bound lists and the probabilities are the real ones), MEDIA_PER_WRITE media per
+    transaction, which also makes their runs visible. The frames table is not written (search never
+    reads it), so frames/s is not measured."""
+    from indexer.embedded import EmbeddedStore
+    from indexer.moments import build_moments
+
+    if not isinstance(store, EmbeddedStore):
+        raise ValueError("--build moments writes through the embedded store's moment writer")
+    while totals.frames < until:
+        pending: list[tuple[SyntheticVideo, str, list, int, int]] = []
+        with _Timer() as t:
+            while totals.frames < until and len(pending) < MEDIA_PER_WRITE:
+                with _Timer() as g:
+                    video = next(videos)
+                totals.generate_s += g.wall
+                run_id = f"bench-{video.media_id}"
+                store.begin_run(video.record(run_id))
+                persons = sum(len(f.persons) for f in video.frames)
+                garments = sum(f.garment_count for f in video.frames)
+                pending.append((video, run_id, build_moments(video.frames), persons, garments))
+                totals.frames += len(video.frames)
+                totals.videos += 1
+                totals.persons += persons
+                totals.garments += garments
+
+            def write(db, pending=pending) -> None:
+                for video, run_id, moments, persons, garments in pending:
+                    db.execute("UPDATE media SET status = ?, frames = ?, persons = ?, garments = ?, "
+                               "visible_run_id = ? WHERE media_id = ?",
+                               (MediaStatus.DONE.value, len(video.frames), persons, garments, run_id, video.media_id))
+                    store._replace_moments(db, video.media_id, run_id, moments)
+
+            store._write(write)
+        totals.finish_s += t.wall  # generating included (generate_s says how much)
+        totals.finish_cpu_s += t.cpu
+        totals.store_cpu_s += t.cpu
+        totals.finish_each_s.append(t.wall)
+
+
 def _requests(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
               parser: QueryParser) -> list[SearchRequest]:
     requests = []
@@ -683,7 +736,8 @@ def _search(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
             "media_ids": len(request.media_ids) if request.media_ids is not None else None,
             "start": spec.start, "end": spec.end, "min_confidence": spec.min_confidence, "page": spec.page,
             "total": page.total, "total_exact": page.total_exact, "hits": len(page.hits),
-            "documents_read": counted.read,  # moment documents the store read to answer (not timed)
+            "documents_read": counted.read,  # moment documents the store read and scored (not timed)
+            "rows_walked": counted.rows,  # bound-list rows (ids, bounds) it walked to find them
         })
     for _ in range(max(0, warmup - 1)):
         for request in requests:
@@ -691,17 +745,15 @@ def _search(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
     samples: list[list[float]] = [[] for _ in specs]
     cpu: list[list[float]] = [[] for _ in specs]
     spent = [0.0] * len(specs)
-    while True:
-        due = [i for i in range(len(specs))
-               if len(samples[i]) < repeats and (len(samples[i]) < min_repeats or spent[i] < budget_s)]
-        if not due:
-            break
-        for i in due:
-            with _Timer() as t:
-                store.search(requests[i])
-            samples[i].append(t.wall)
-            cpu[i].append(t.cpu)
-            spent[i] += t.wall
+    # As the server does once started (search_api/app.py): what the process holds now is not walked by
+    # every full collection again; without it a full collection cost a search ~30 ms of CPU here.
+    gc.collect()
+    gc.freeze()
+    try:
+        _timed_rounds(store, requests, samples, cpu, spent, repeats=repeats, min_repeats=min_repeats,
+                      budget_s=budget_s)
+    finally:
+        gc.unfreeze()
     for result, seconds, cpu_seconds in zip(results, samples, cpu):
         result.update(_stats_ms(seconds, cpu_seconds))
     common = min(len(s) for s in samples)
@@ -711,9 +763,27 @@ def _search(store: LabelStore, specs: Sequence[QuerySpec], media_ids: list[str],
     return {"queries": results, "overall": overall}
 
 
+def _timed_rounds(store: LabelStore, requests: list[SearchRequest], samples: list[list[float]],
+                  cpu: list[list[float]], spent: list[float], *, repeats: int, min_repeats: int,
+                  budget_s: float) -> None:
+    """Rounds over all queries (interleaved) until each has `repeats` runs or spent `budget_s`."""
+    while True:
+        due = [i for i in range(len(requests))
+               if len(samples[i]) < repeats and (len(samples[i]) < min_repeats or spent[i] < budget_s)]
+        if not due:
+            return
+        for i in due:
+            with _Timer() as t:
+                store.search(requests[i])
+            samples[i].append(t.wall)
+            cpu[i].append(t.cpu)
+            spent[i] += t.wall
+
+
 def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: int, specs: Sequence[QuerySpec],
                    warmup: int, repeats: int, min_repeats: int, budget_s: float, masks: bool,
-                   workdir: Path | None, log: Callable[[str], None]) -> dict:
+                   workdir: Path | None, log: Callable[[str], None], build: str = "api",
+                   store_dir: Path | None = None) -> dict:
     todo = sorted({s for s in sizes if b.max_frames is None or s <= b.max_frames})
     out: dict = {"status": "ok", "note": b.note, "runs": []}
     if b.max_frames is not None:
@@ -724,19 +794,40 @@ def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: i
     if not todo:
         out["status"] = f"skipped: no size within {b.max_frames} frames"
         return out
-    folder = Path(tempfile.mkdtemp(prefix=f"vestis-bench-{b.name}-", dir=workdir))
+    if build == "moments" and b.name != "embedded":
+        return {"status": "skipped: --build moments is for the embedded store"}
+    out["build"] = build
+    if store_dir is not None and len(todo) > 1:
+        raise ValueError("--store-dir keeps one store: give one size")
+    folder = store_dir or Path(tempfile.mkdtemp(prefix=f"vestis-bench-{b.name}-", dir=workdir))
+    sidecar = folder / "bench-store.json"  # what a kept store holds, so a later run can reuse it
     try:
+        kept = json.loads(sidecar.read_text()) if store_dir is not None and sidecar.exists() else None
+        if kept is not None and (kept["seed"], kept["frames"], kept["build"]) != (seed, todo[0], build):
+            raise ValueError(f"{folder} holds another store ({kept['frames']} frames, seed {kept['seed']}, "
+                             f"build {kept['build']})")
         store, close, disk_bytes = b.open(folder)
         try:
-            videos = generate(todo[-1], seed, boundaries=todo, masks=masks)
+            videos = generate(todo[-1], seed, boundaries=todo, masks=masks and build == "api")
             totals = _IndexTotals()
             media_ids: list[str] = []
             for size in todo:
-                log(f"{b.name}: indexing to {size} frames")
-                before = totals.videos
-                _index(store, _tap(videos, media_ids), size, totals, batch_size)
-                assert totals.videos - before > 0 and totals.frames == size
-                run: dict = {"frames": size, "index": totals.report()}
+                if kept is not None:
+                    log(f"{b.name}: reusing the store in {folder} ({size} frames)")
+                    media_ids, index_report = kept["media_ids"], kept["index"]
+                else:
+                    log(f"{b.name}: indexing to {size} frames ({build})")
+                    before = totals.videos
+                    if build == "moments":
+                        _index_moments(store, _tap(videos, media_ids), size, totals)
+                    else:
+                        _index(store, _tap(videos, media_ids), size, totals, batch_size)
+                    assert totals.videos - before > 0 and totals.frames == size
+                    index_report = totals.report()
+                    if store_dir is not None:
+                        sidecar.write_text(json.dumps({"seed": seed, "frames": size, "build": build,
+                                                       "media_ids": media_ids, "index": index_report}))
+                run: dict = {"frames": size, "index": index_report, "store_reused": kept is not None}
                 log(f"{b.name}: {size} frames in, {run['index']['write_frames_per_s']} frames/s through write_frames, "
                     f"finish_run {run['index']['finish_run_s']} s")
                 started = time.perf_counter()
@@ -756,7 +847,8 @@ def _bench_backend(b: Backend, sizes: Sequence[int], *, seed: int, batch_size: i
         finally:
             close()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if store_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
@@ -773,14 +865,20 @@ def _log(message: str) -> None:
 def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED, batch_size: int = BATCH_SIZE,
         queries: Sequence[QuerySpec] | None = None, warmup: int | None = None, repeats: int | None = None,
         min_repeats: int | None = None, budget_s: float | None = None, es_max_frames: int = ES_MAX_FRAMES,
-        masks: bool = True, workdir: Path | str | None = None, log: Callable[[str], None] | None = _log) -> dict:
+        masks: bool = True, workdir: Path | str | None = None, log: Callable[[str], None] | None = _log,
+        build: str = "api", store_dir: Path | str | None = None) -> dict:
     """Index `sizes` synthetic frames into each backend and time search on those that search; the report.
 
     quick: every size / 100 (at least 1000 frames) and fewer runs, to check the benchmark works.
     queries: a subset of QUERIES (default all). repeats / min_repeats / budget_s: timed runs per query
     (at most / at least / seconds after which a query stops early). workdir: where the stores go
     (default the system temporary folder; the 1M embedded store takes about 6 GB).
+    build: "api" (begin_run, write_frames, finish_run, as the ingest) or "moments" (`_index_moments`:
+    the same moments and bound lists, no frames table; minutes instead of most of an hour at 1M).
+    store_dir: build the store there and keep it (one size), or reuse the store an earlier run kept.
     """
+    if build not in ("api", "moments"):
+        raise ValueError(f"build must be 'api' or 'moments', got {build!r}")
     log = log or (lambda message: None)
     sizes = sorted({int(s) for s in sizes})
     if quick:
@@ -798,7 +896,7 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
         "quick": quick,
         "config": {
             "seed": seed, "sizes": sizes, "backends": list(backends), "batch_size": batch_size,
-            "es_max_frames": es_max_frames, "warmup": warmup, "repeats": repeats, "min_repeats": min_repeats,
+            "es_max_frames": es_max_frames, "build": build, "warmup": warmup, "repeats": repeats, "min_repeats": min_repeats,
             "budget_s_per_query": budget_s, "frame": f"{FRAME_WIDTH}x{FRAME_HEIGHT}", "masks": masks,
             "data": "synthetic: videos of 120-600 s at 1 fps plus a shot frame per cut, 0-3 people per scene, "
                     "1-4 garments each; labels jitter per frame; outfits change between scenes",
@@ -822,7 +920,8 @@ def run(quick: bool = False, sizes=SIZES, backends=BACKENDS, *, seed: int = SEED
         report["backends"][name] = _bench_backend(
             b, sizes, seed=seed, batch_size=batch_size, specs=specs, warmup=warmup, repeats=repeats,
             min_repeats=min_repeats, budget_s=budget_s, masks=masks,
-            workdir=Path(workdir) if workdir is not None else None, log=log)
+            workdir=Path(workdir) if workdir is not None else None, log=log, build=build,
+            store_dir=Path(store_dir) if store_dir is not None else None)
         report["backends"][name]["wall_s"] = round(time.perf_counter() - started, 1)
     report["load_average"]["end"] = load_average()
     return report
@@ -878,13 +977,14 @@ def summary_markdown(report: dict) -> str:
         runs = [r for r in result.get("runs", []) if "search" in r]
         if not runs:
             continue
-        header = " | ".join(f"{_size(r['frames'])}: hits | read | p50 | p95 | p99 | CPU p50" for r in runs)
+        header = " | ".join(f"{_size(r['frames'])}: hits | read (rows) | p50 | p95 | p99 | CPU p50" for r in runs)
         lines += [
             "",
             f"Search latency on the {name} store in ms: wall time of `store.search` (a page of 20), and the "
             f"median CPU time of the calling thread (what the call costs without other load). "
             f"Hits: matching moments (≥: a lower bound, the store did not score them all); read: moment "
-            f"documents the store read to answer. Runs per query are in the JSON.",
+            f"documents the store read and scored to answer (rows: bound-list rows it walked). Runs per query "
+            f"are in the JSON.",
             "",
             f"| query | kind | {header} |",
             "|---|---|" + "---:|---:|---:|---:|---:|---:|" * len(runs),
@@ -894,7 +994,8 @@ def summary_markdown(report: dict) -> str:
             for r in runs:
                 s = r["search"]["queries"][q]
                 hits = ("" if s.get("total_exact", True) else "≥") + number(s["total"])
-                cells.append(f"{hits} | {number(s.get('documents_read'))} | {number(s['p50_ms'])} "
+                rows = f" ({number(s['rows_walked'])})" if s.get("rows_walked") else ""
+                cells.append(f"{hits} | {number(s.get('documents_read'))}{rows} | {number(s['p50_ms'])} "
                              f"| {number(s['p95_ms'])} | {number(s['p99_ms'])} | {number(s['cpu_p50_ms'])}")
             lines.append(f"| {spec['name']} | {spec['kind']} | {' | '.join(cells)} |")
         cells = []
@@ -923,12 +1024,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores are built (default: $TMPDIR)")
     parser.add_argument("--es-max-frames", type=int, default=ES_MAX_FRAMES,
                         help="the largest size the Elasticsearch stand-in is measured at")
+    parser.add_argument("--build", choices=("api", "moments"), default="api",
+                        help="api: through the LabelStore calls, as the ingest; moments: build_moments and the "
+                             "embedded store's moment writer (the same moments and bound lists, no frames table)")
+    parser.add_argument("--store-dir", type=Path, default=None,
+                        help="keep the store here (one size), or reuse the one an earlier run kept there")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (default: stdout)")
     args = parser.parse_args(argv)
     report = run(quick=args.quick, sizes=[int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()],
                  backends=[b.strip() for b in args.backends.split(",") if b.strip()], seed=args.seed,
                  batch_size=args.batch_size, repeats=args.repeats, budget_s=args.budget, workdir=args.workdir,
-                 es_max_frames=args.es_max_frames)
+                 es_max_frames=args.es_max_frames, build=args.build, store_dir=args.store_dir)
     report["command"] = " ".join(["python", "bench/index_bench.py", *(argv if argv is not None else sys.argv[1:])])
     write_report(report, args.out, summary_markdown(report))
     return 0

@@ -22,6 +22,7 @@ backends return the same pages for the same labels.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -48,20 +49,21 @@ from indexer.review import (
 from indexer.query import VOCABULARY
 from indexer.search import (
     BOUND_FLOOR,
+    LOG_OFFSET,
     SALIENCE_KEY,
+    TIGHT_SLACK,
     BoundList,
     BoundSearch,
     SearchPage,
     SearchRequest,
-    bound_is_score,
+    TightQuery,
     bound_key,
     decode_cursor,
-    driver_keys,
-    moment_bounds,
-    pair_key,
     rank_by_bounds,
     rank_documents,
     scoring_view,
+    term_probabilities,
+    tight_query,
     usable,
 )
 from indexer.similar import Neighbour, SimilarRequest, moment_vectors, rank_similar
@@ -70,10 +72,14 @@ from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
-# 2: moments carry `bounds` (search's bound lists). A new indexer.search.BOUNDS_VERSION needs a bump too.
-SCHEMA_VERSION = 2
+# 2: moments carry `bounds` (search's bound lists); 3: `scoring` instead (search ranks in the cluster).
+# A change to indexer.search.term_probabilities needs a bump too.
+SCHEMA_VERSION = 3
 
 PAGE = 2000  # documents per search_after page
+# Search pages through the cluster's ranking with from/size, as far as index.max_result_window's default
+# allows (the stand-in the tests use cannot resume search_after from a tie of _score).
+MAX_WINDOW = 10_000
 BULK_CHUNK = 500
 ATTEMPTS = 5  # whole-request tries when the cluster cannot be reached
 STARTUP_ATTEMPTS = 2
@@ -100,13 +106,27 @@ def _garments(extra: dict | None = None) -> dict:
     return {"type": "nested", "properties": {**{f: _LABEL for f in GARMENT_LABEL_FIELDS}, **(extra or {})}}
 
 
-def _bound_fields() -> dict:
-    """Every bound key the vocabulary allows (indexer.search.moment_bounds), as a double: bounds are
-    compared with the scores computed from _source, so they keep float64 (a float32 would round under)."""
-    keys = [SALIENCE_KEY]
-    keys += [bound_key(name, value) for name, values in VOCABULARY.items() for value in values]
-    keys += [pair_key(category, colour) for category in VOCABULARY["category"] for colour in VOCABULARY["color"]]
-    return {key: {"type": "double"} for key in keys}
+def _term_fields(fields: tuple[str, ...]) -> dict:
+    """`lp`, `lq` and `conf` per term key the fields' vocabularies allow, as doubles: `scoring` below."""
+    keys = [bound_key(name, value) for name in fields for value in VOCABULARY[name]]  # type: ignore[index]
+    if "expression" in fields:
+        keys.append(SALIENCE_KEY)
+    doubles = {key: {"type": "double"} for key in keys}
+    return {part: {"properties": doubles} for part in ("lp", "lq", "conf")}
+
+
+# What search ranks by, server-side (`tight_body`): per person (nested) LOG_OFFSET + ln P of its salience
+# and expressions, per garment (nested in it) of every term its labels make possible (`lp`), the same of
+# 1 - P (`lq`), and the confidences min_confidence looks at (`conf`): indexer.search.term_probabilities.
+# Doubles: the bound is compared with scores computed from _source.
+_SCORING = {
+    "type": "nested",
+    "properties": {
+        **_term_fields(("expression",)),
+        "garments": {"type": "nested", "properties": {**_term_fields(("category", "color", "pattern", "sleeve")),
+                                                       "category_confidence": {"type": "double"}}},
+    },
+}
 
 
 # Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
@@ -142,7 +162,7 @@ MAPPINGS: dict[str, dict] = {
             "caption": {"type": "text"},
             "start": {"type": "double"}, "end": {"type": "double"}, "best_timestamp": {"type": "double"},
             "best_frame_id": _KEYWORD, "review_status": _KEYWORD,
-            "bounds": {"properties": _bound_fields()},
+            "scoring": _SCORING,
             "summary": {"type": "object", "enabled": False},  # the scoring view: what search reads
             "persons": {
                 "type": "nested",
@@ -172,7 +192,7 @@ MAPPINGS: dict[str, dict] = {
 }
 
 # Fields the moment document has besides the Moment itself; dropped before ranking and validation.
-_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "summary")
+_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "scoring", "summary")
 
 
 def _caption(moment: Moment) -> str:
@@ -203,6 +223,87 @@ def candidate_query(request: SearchRequest) -> dict:
     if request.end is not None:
         filters.append({"range": {"start": {"lte": request.end}}})
     return {"bool": {"filter": filters}}
+
+
+# --- ranking in the cluster -----------------------------------------------------------------------
+
+
+class _TooDeep(Exception):
+    """A ranked walk would page past MAX_WINDOW."""
+
+
+def _log(p: float) -> float:
+    """A factor as Elasticsearch adds it: LOG_OFFSET + ln p, never negative (Lucene refuses negative
+    scores); a factor too small for that counts as e^-LOG_OFFSET, which still bounds it from above."""
+    return max(0.0, LOG_OFFSET + math.log(p)) if p > 0 else 0.0
+
+
+def scoring_fields(view: Mapping[str, Any]) -> list[dict]:
+    """The moment's `scoring` field: indexer.search.term_probabilities in log space, per person and garment."""
+    out = []
+    for person in term_probabilities(view):
+        doc: dict[str, Any] = {"lp": {key: _log(p) for key, (p, _) in person.expression.items()},
+                               "lq": {key: _log(1.0 - p) for key, (p, _) in person.expression.items()},
+                               "conf": {key: c for key, (_, c) in person.expression.items()}}
+        if person.salience > 0:
+            doc["lp"][SALIENCE_KEY] = _log(person.salience)
+            doc["conf"][SALIENCE_KEY] = person.detection_confidence
+        doc["garments"] = [{"lp": {key: _log(p) for key, (p, _) in g.terms.items()},
+                            "lq": {key: _log(1.0 - p) for key, (p, _) in g.terms.items()},
+                            "conf": {key: c for key, (_, c) in g.terms.items()},
+                            "category_confidence": g.category_confidence} for g in person.garments]
+        out.append(doc)
+    return out
+
+
+def _factor(field: str, *, missing: float | None = None) -> dict:
+    factor: dict[str, Any] = {"field": field}
+    if missing is not None:
+        factor["missing"] = missing
+    return {"field_value_factor": factor}
+
+
+def _sum_of(functions: list[dict], filters: list[dict]) -> dict:
+    """A query matching what `filters` allow, scored by the sum of `functions` (each a field's value)."""
+    return {"function_score": {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}},
+                               "functions": functions, "score_mode": "sum", "boost_mode": "replace"}}
+
+
+def tight_body(tight: TightQuery) -> tuple[dict, int]:
+    """The query that scores each moment with its tight bound in log space (indexer.search.tight_bound,
+    on `scoring_fields`), and the number of factors it adds (each offset by LOG_OFFSET): per person
+    (nested, the best one), its salience plus, per constraint, the best garment's (nested) sum of its
+    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms'. Bool
+    `must` clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
+    floor = tight.floor
+    base = "scoring"
+
+    def at_least(field: str) -> list[dict]:
+        return [{"range": {field: {"gte": floor}}}] if floor > 0 else []
+
+    clauses = 1
+    must: list[dict] = [_sum_of([_factor(f"{base}.lp.{SALIENCE_KEY}")],
+                                [{"exists": {"field": f"{base}.lp.{SALIENCE_KEY}"}},
+                                 *at_least(f"{base}.conf.{SALIENCE_KEY}")])]
+    garments = f"{base}.garments"
+    for constraint in tight.constraints:
+        functions, filters = [], at_least(f"{garments}.category_confidence")
+        for t in constraint:
+            if t.negated:
+                functions.append(_factor(f"{garments}.lq.{t.key}", missing=LOG_OFFSET))
+            else:
+                functions.append(_factor(f"{garments}.lp.{t.key}"))
+                filters += [{"exists": {"field": f"{garments}.lp.{t.key}"}}, *at_least(f"{garments}.conf.{t.key}")]
+        clauses += len(constraint)
+        must.append({"nested": {"path": garments, "score_mode": "max", "query": _sum_of(functions, filters)}})
+    for t in tight.expression:
+        if t.negated:
+            must.append(_sum_of([_factor(f"{base}.lq.{t.key}", missing=LOG_OFFSET)], []))
+        else:
+            must.append(_sum_of([_factor(f"{base}.lp.{t.key}")],
+                                [{"exists": {"field": f"{base}.lp.{t.key}"}}, *at_least(f"{base}.conf.{t.key}")]))
+        clauses += 1
+    return {"nested": {"path": base, "score_mode": "max", "query": {"bool": {"must": must}}}}, clauses
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -507,7 +608,7 @@ class ElasticsearchStore:
             view = scoring_view(m)
             yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",
                    "_source": {**m.model_dump(mode="json"), "run_id": run_id, "build_order": order,
-                               "media_name": media_name, "caption": _caption(m), "bounds": moment_bounds(view),
+                               "media_name": media_name, "caption": _caption(m), "scoring": scoring_fields(view),
                                "summary": view}}
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
@@ -648,53 +749,61 @@ class ElasticsearchStore:
     def search_counted(self, request: SearchRequest) -> BoundSearch:
         """The page, and how many moment documents were read from the cluster to find it.
 
-        The bound lists of the query's terms (indexer.search.rank_by_bounds) are read sorted by the
-        bound, server-side, with search_after, in growing batches: a page of a broad query reads about
-        a page. A threshold under BOUND_FLOOR reads every candidate (exact, slow). The total is exact
-        when a list was read to its end; otherwise the hits met (total_exact False): counting them all
-        would mean scoring them all."""
+        The cluster ranks: one query (`tight_body`) scores every candidate with the tight bound
+        (indexer.search.tight_bound) in log space, and returns them best first with search_after, in
+        batches of a page and two, then doubling; the walk (indexer.search.rank_by_bounds) scores
+        those with the reference and stops once the page's last hit beats every bound not yet read.
+        Where the tight bound is the score (positive terms, no min_confidence: most queries), that is
+        the page, one more, and the moments tied with the last within TIGHT_SLACK. A threshold under
+        BOUND_FLOOR reads every candidate (exact, slow). The total is exact when the list was read to
+        its end; otherwise the hits met (total_exact False)."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
         if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
             return BoundSearch(SearchPage(hits=[], total=0), read=0)
         filters = candidate_query(request)["bool"]["filter"]
-        if request.threshold < BOUND_FLOOR or not self._moments_have_bounds():
-            # Under what the lists keep, or a moments index from before them (until `vestis reindex`).
-            hits = list(self._scan("moments", {"bool": {"filter": filters}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
-                                   source={"excludes": ["caption", "media_name", "bounds"]}))
-            docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
-            return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
+        if request.threshold < BOUND_FLOOR or not self._moments_scored_in_cluster():
+            # Under what the tight bound keeps, or a moments index from before it (until `vestis reindex`).
+            return self._scan_search(request, filters)
 
-        def bound_list(key: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
-            field = f"bounds.{key}"
-            after: list[Any] = []
-            minimum = request.threshold / similarity * (1 - 1e-9)
-            # A hit is in every list of its query: only moments whose other bounds reach the threshold too.
-            also = [{"range": {f"bounds.{other}": {"gte": request.threshold / sim * (1 - 1e-9)}}}
-                    for other, sim in others]
+        tight = tight_query(request)
+        if tight.scale <= 0:  # a term mapped by meaning with similarity 0: every score is 0
+            return BoundSearch(SearchPage(hits=[], total=0), read=0)
+        body, clauses = tight_body(tight)
+        offset = LOG_OFFSET * clauses
+        read = [0]  # hits taken from the ranking so far: where the next batch starts
 
-            def fetch(size: int) -> tuple[list[tuple[float, str, Any]], bool, float | None]:
-                kwargs: dict[str, Any] = {
-                    "index": self.aliases["moments"], "size": size, "track_total_hits": False,
-                    "query": {"bool": {"filter": [*filters, {"range": {field: {"gte": minimum}}}, *also]}},
-                    "sort": [{field: "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
-                    "_source": ["summary", "run_id", "media_id"]}
-                if after:
-                    kwargs["search_after"] = after
-                hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
-                if hits:
-                    after[:] = hits[-1]["sort"]
-                rows = [(float(h["sort"][0]), h["_source"]["summary"]["moment_id"], self._scoring_doc(h))
-                        for h in self._visible_hits(hits)]
-                return rows, len(hits) == size, float(hits[-1]["sort"][0]) if hits else None
+        def bound(score: float) -> float:
+            """The tight bound of a hit scored `score` by the cluster, rounded up (Lucene scores in float32)."""
+            return math.exp(score - offset) * tight.scale * (1 + TIGHT_SLACK)
 
-            return BoundList(fetch, similarity, first=2 * (request.limit + 1))
+        def fetch(size: int) -> tuple[list[tuple[float, str, Any, None]], bool, float | None]:
+            if read[0] + size > MAX_WINDOW:
+                raise _TooDeep()
+            kwargs: dict[str, Any] = {
+                "index": self.aliases["moments"], "size": size, "from_": read[0], "track_total_hits": False,
+                "query": {"bool": {"filter": filters, "must": [body]}},
+                # below the threshold (in log space, with the slack): not returned at all
+                "min_score": offset + math.log(request.threshold / tight.scale) - 2 * TIGHT_SLACK,
+                "sort": [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
+                "_source": ["summary", "run_id", "media_id"]}
+            hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+            read[0] += len(hits)
+            rows = [(bound(float(h["sort"][0])), h["_source"]["summary"]["moment_id"], self._scoring_doc(h), None)
+                    for h in self._visible_hits(hits)]
+            return rows, len(hits) == size, bound(float(hits[-1]["sort"][0])) if hits else None
 
-        drivers = driver_keys(request.query, request.threshold)
-        if bound_is_score(request):
-            drivers = drivers[:1]
-        (key, similarity), *others = drivers
-        return rank_by_bounds([bound_list(key, similarity, others)], request, self._moments)
+        try:
+            return rank_by_bounds([BoundList(fetch, 1.0, first=request.limit + 2)], request, self._moments)
+        except _TooDeep:  # a walk past the result window (ties over thousands of moments): read them all
+            return self._scan_search(request, filters)
+
+    def _scan_search(self, request: SearchRequest, filters: list[dict]) -> BoundSearch:
+        """Every candidate read and scored here (exact, slow)."""
+        hits = list(self._scan("moments", {"bool": {"filter": filters}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
+                               source={"excludes": ["caption", "media_name", "bounds", "scoring"]}))
+        docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
+        return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
 
     def _moments(self, ids: list[str]) -> dict[str, Moment]:
         """The whole moments of a page's hits, in one request."""
@@ -702,7 +811,7 @@ class ElasticsearchStore:
             return {}
         kwargs: dict[str, Any] = {"index": self.aliases["moments"], "query": {"terms": {"moment_id": ids}},
                                   "size": 4 * len(ids), "track_total_hits": False,
-                                  "_source": {"excludes": ["media_name", "caption", "bounds", "summary"]}}
+                                  "_source": {"excludes": ["media_name", "caption", "bounds", "scoring", "summary"]}}
         hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
         return {doc["moment_id"]: Moment.model_validate(doc) for doc, _ in self._visible(hits)}
 
@@ -718,11 +827,11 @@ class ElasticsearchStore:
             return source["summary"]
         return {k: v for k, v in source.items() if k not in _MOMENT_EXTRAS}  # a moment from before summaries
 
-    def _moments_have_bounds(self) -> bool:
-        """Whether the moments index is of schema 2 or later (its moments carry `bounds` and `summary`)."""
+    def _moments_scored_in_cluster(self) -> bool:
+        """Whether the moments index is of schema 3 or later (its moments carry `scoring` and `summary`)."""
         index = self._current_index("moments") or ""
         match = re.search(r"-s(\d+)-\d+$", index)
-        return match is not None and int(match.group(1)) >= 2
+        return match is not None and int(match.group(1)) >= 3
 
     def _full(self, view: Mapping[str, Any]) -> dict:
         """The whole moment of a page hit (the lists read the scoring views only)."""

@@ -9,11 +9,12 @@ run visible, so moments always describe the visible frames: a failed run never t
 crash mid-finish leaves the old frames with the old moments. Each moment is one row of `moments`
 (the Moment as JSON, its indexer.search.scoring_view, and the columns filters need) and one row per
 term its labels make possible in `moment_terms`: the bound indexer.search.moment_bounds gives, indexed
-by (term, bound). A search walks the bound lists of its query's positive terms best first, scores
-each moment it meets with the reference code (indexer.search), and stops once the page's last hit
-beats every bound not yet read (`rank_by_bounds`): a page of "black" over 90k moments reads a few
-dozen. A search limited to a few media reads their moments, and one with a threshold under
-BOUND_FLOOR reads every candidate.
+by (term, bound); and per person and garment, P of each such term in `term_probabilities`. A search
+walks the bound list of its query's first positive term best first, computes each row's tight bound
+(indexer.search.tight_bound) from the probabilities, scores with the reference code only the moments
+whose tight bound can still reach the page, and stops once the page's last hit beats every bound not
+yet read (`rank_by_bounds`): a page scores about a page of moments. A search limited to a few media
+reads their moments, and one with a threshold under BOUND_FLOOR reads every candidate.
 
 Databases from before moments existed keep working: the tables are created if missing, and
 `moment_builds` records which run each media's moments were built from, so a done media whose
@@ -52,7 +53,7 @@ from indexer.review import (
 from indexer.search import (
     BOUND_FLOOR,
     BOUNDS_VERSION,
-    LEAST_SALIENCE_KEY,
+    SALIENCE_KEY,
     BoundList,
     BoundSearch,
     SearchPage,
@@ -63,7 +64,13 @@ from indexer.search import (
     moment_bounds,
     rank_by_bounds,
     rank_documents,
+    GarmentTerms,
+    PersonTerms,
+    TightQuery,
     scoring_view,
+    term_probabilities,
+    tight_bound,
+    tight_query,
     usable,
 )
 from indexer.similar import Neighbour, SimilarRequest, moment_vectors, rank_similar
@@ -130,7 +137,22 @@ CREATE TABLE IF NOT EXISTS moment_terms (
 );
 CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id);
 CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term ON moment_terms(moment_id, term, score);
--- Facts about the database itself ('moment_terms': the bound lists were filled for every moment).
+-- Search's tight bounds (indexer.search.term_probabilities): per moment, person and garment (-1: the
+-- person's own terms, 'salience' and expressions), P(term) and the confidences min_confidence looks
+-- at; a search reads those of its terms for each row of its bound list (indexer.search.tight_bound).
+-- Clustered by moment (WITHOUT ROWID): a batch's rows are read from a few pages, not one page a row.
+CREATE TABLE IF NOT EXISTS term_probabilities (
+    moment_id TEXT NOT NULL,
+    term TEXT NOT NULL,
+    person INTEGER NOT NULL,
+    garment INTEGER NOT NULL,
+    p REAL NOT NULL,
+    confidence REAL NOT NULL,          -- of the label P rests on (a person's 'salience': its detection)
+    category_confidence REAL NOT NULL, -- of the garment's category (1 for a person's own terms)
+    PRIMARY KEY (moment_id, term, person, garment)
+) WITHOUT ROWID;
+-- Facts about the database itself ('moment_terms': the bound lists were filled for every moment;
+-- 'term_probabilities': the same for the tight bounds).
 DROP INDEX IF EXISTS moment_terms_by_moment;  -- replaced by moment_terms_by_moment_term
 CREATE TABLE IF NOT EXISTS store_meta (
     key TEXT PRIMARY KEY,
@@ -169,6 +191,13 @@ CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 """
 
 
+# The bound lists' indexes (in SCHEMA too): a fill of every moment's lists drops and rebuilds them.
+_MOMENT_TERMS_INDEXES = {
+    "moment_terms_by_term": "CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id)",
+    "moment_terms_by_moment_term": ("CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term "
+                                    "ON moment_terms(moment_id, term, score)"),
+}
+
 _MEDIA_FIELDS = [
     "media_id", "path", "kind", "status", "pipeline_version", "reason", "duration", "width", "height",
     "frames", "persons", "garments", "seconds", "run_id", "visible_run_id", "updated_at",
@@ -184,6 +213,10 @@ def path_media_id(path: str) -> str:
     return "path-" + hashlib.blake2b(path.encode(), digest_size=8).hexdigest()
 
 
+MMAP_BYTES = 1 << 34  # at most the file's size is mapped
+CACHE_KIB = 256 * 1024
+
+
 class EmbeddedStore:
     def __init__(self, data_dir: Path | str):
         self.data_dir = Path(data_dir).expanduser()
@@ -194,6 +227,11 @@ class EmbeddedStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=60000")
+        # Reads through the OS page cache mapped in, and a larger cache of its own (the default 2 MB is
+        # a few hundred pages of a file of gigabytes): searches seek all over the bound lists. Neither
+        # changes what is written or when.
+        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         with self._lock:
             self._db.executescript(SCHEMA)
             self._db.executescript(vector_index.SCHEMA)
@@ -356,6 +394,8 @@ class EmbeddedStore:
         return [
             ("DELETE FROM moment_terms WHERE moment_id IN (SELECT moment_id FROM moments WHERE media_id = ?)",
              media_ids),
+            ("DELETE FROM term_probabilities WHERE moment_id IN (SELECT moment_id FROM moments WHERE media_id = ?)",
+             media_ids),
             ("DELETE FROM garment_vectors WHERE media_id = ?", media_ids),
             ("DELETE FROM moments WHERE media_id = ?", media_ids),
             ("DELETE FROM moment_builds WHERE media_id = ?", media_ids),
@@ -363,7 +403,7 @@ class EmbeddedStore:
 
     def _replace_moments(self, db: sqlite3.Connection, media_id: str, run_id: str, moments: list[Moment]) -> None:
         """Swap the media's moments for these, inside the caller's transaction."""
-        moment_rows, term_rows, vector_rows = [], [], []
+        moment_rows, term_rows, vector_rows, probability_rows = [], [], [], []
         for m in moments:
             vector_rows += vector_index.vector_rows(m.moment_id, m.media_id, moment_vectors(m))
             detection = max(p.detection.confidence for p in m.persons)
@@ -376,12 +416,14 @@ class EmbeddedStore:
                 m.model_dump_json(), json.dumps(view, separators=(",", ":")),
             ))
             term_rows += [(term, score, m.moment_id) for term, score in moment_bounds(view).items()]
+            probability_rows += _probability_rows(m.moment_id, view)
         self._run_statements(db, [
             *self._drop_moments([(media_id,)]),
             (("INSERT INTO moments (moment_id, media_id, run_id, start, \"end\", best_frame_id, persons, detection, "
               "expression, expression_confidence, doc, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
              moment_rows),
             ("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", term_rows),
+            (_INSERT_PROBABILITIES, probability_rows),
             ("INSERT INTO moment_builds (media_id, run_id) VALUES (?, ?)", (media_id, run_id)),
             ("INSERT INTO garment_vectors (moment_id, media_id, person_index, garment_index, model, model_version, "
              "dim, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", vector_rows),
@@ -423,18 +465,42 @@ class EmbeddedStore:
             self._moments_checked = True
 
     def _fill_moment_terms(self) -> None:
-        """Fill the bound lists of moments from before them, or of another BOUNDS_VERSION (the bounds
-        are derived from the scoring model: stale ones would hide hits)."""
-        if self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,)):
+        """Fill the bound lists and tight bounds of moments from before them, or of another BOUNDS_VERSION
+        (the bounds are derived from the scoring model: stale ones would hide hits). One pass over the
+        stored scoring views (or, in older databases, the documents), parsed, not validated; the
+        lists' indexes are dropped and built again after (a sorted build: inserting millions of rows
+        into them one by one took most of an hour at 1M frames), the probabilities go in in the order of
+        their clustered key. One transaction: a killed fill leaves the store as it was."""
+        lists = not self._query("SELECT 1 FROM store_meta WHERE key = 'moment_terms' AND value = ?", (BOUNDS_VERSION,))
+        probabilities = not self._query("SELECT 1 FROM store_meta WHERE key = 'term_probabilities' AND value = ?",
+                                        (BOUNDS_VERSION,))
+        if not (lists or probabilities):
             return
 
         def fill(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM moment_terms")
-            rows = db.execute("SELECT moment_id, doc FROM moments").fetchall()
-            terms = [(term, score, moment_id) for moment_id, doc in rows
-                     for term, score in moment_bounds(scoring_view(Moment.model_validate_json(doc))).items()]
-            db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
-            db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('moment_terms', ?)", (BOUNDS_VERSION,))
+            if lists:
+                for name in _MOMENT_TERMS_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
+                db.execute("DELETE FROM moment_terms")
+            if probabilities:
+                db.execute("DELETE FROM term_probabilities")
+            views = db.execute("SELECT moment_id, COALESCE(summary, doc) FROM moments ORDER BY moment_id")
+            while chunk := views.fetchmany(1000):
+                terms, rows = [], []
+                for moment_id, raw in chunk:
+                    view = json.loads(raw)
+                    if lists:
+                        terms += [(term, score, moment_id) for term, score in moment_bounds(view).items()]
+                    if probabilities:
+                        rows += sorted(_probability_rows(moment_id, view), key=lambda r: (r[3], r[1], r[2]))
+                db.executemany("INSERT INTO moment_terms (term, score, moment_id) VALUES (?, ?, ?)", terms)
+                db.executemany(_INSERT_PROBABILITIES, rows)
+            if lists:
+                for sql in _MOMENT_TERMS_INDEXES.values():
+                    db.execute(sql)
+            for key, filled in (("moment_terms", lists), ("term_probabilities", probabilities)):
+                if filled:
+                    db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", (key, BOUNDS_VERSION))
 
         self._write(fill)
 
@@ -478,45 +544,52 @@ class EmbeddedStore:
             rows = self._query(f"SELECT COALESCE(m.summary, m.doc) FROM moments m {_VISIBLE} WHERE {filters}", params)
             return BoundSearch(rank_documents((doc for (doc,) in rows), request, full), read=len(rows))
 
+        tight = tight_query(request)
+        tight_keys = _tight_keys(tight)
+
+        def tight_bounds(ids: list[str]) -> dict[str, float]:
+            """Each moment's tight bound (absent: it cannot match)."""
+            rows = self._query(
+                f"SELECT moment_id, person, garment, term, p, confidence, category_confidence FROM term_probabilities "
+                f"WHERE moment_id IN ({', '.join('?' * len(ids))}) AND term IN ({', '.join('?' * len(tight_keys))})",
+                [*ids, *tight_keys]) if ids else []
+            return {moment_id: tight_bound(persons, tight) for moment_id, persons in _persons(rows).items()}
+
+        def load(ids: list[str]) -> dict[str, str]:
+            return dict(self._query(f"SELECT moment_id, COALESCE(summary, doc) FROM moments WHERE moment_id IN "
+                                    f"({', '.join('?' * len(ids))})", ids))
+
         def bound_list(term: str, similarity: float, others: list[tuple[str, float]]) -> BoundList:
-            """The first term's list; with other terms, only moments whose other bounds reach the threshold
-            too (a hit is in every list), ordered by the product of the bounds over the least salience to
-            the power of the others' count: a bound of the score far tighter than any one term's."""
+            """The first term's list, best bound first (the index's order); with other terms, only moments
+            whose other bounds reach the threshold too (a hit is in every list). Each row comes with the
+            moment's tight bound, computed in SQL: the walk reads the views of only those that can
+            reach the page."""
             after: list[Any] = []  # the last row's (bound, moment id): the keyset to go on from
             joins = "".join(f" JOIN moment_terms o{i} ON o{i}.moment_id = t.moment_id AND o{i}.term = ? "
                             f"AND o{i}.score >= ?" for i in range(len(others)))
             join_params = [p for key, sim in others for p in (key, request.threshold / sim * (1 - 1e-9))]
-            bound = "t.score"
-            if others:
-                joins += (" JOIN moment_terms ls ON ls.moment_id = t.moment_id AND ls.term = ?")
-                join_params.append(LEAST_SALIENCE_KEY)
-                product = " * ".join(["t.score", *(f"o{i}.score" for i in range(len(others)))])
-                bound = f"({product}) / ({' * '.join(['ls.score'] * len(others))})"
-            scale = similarity * math.prod(sim for _, sim in others)
+            # Without a media or time filter the moments table is not joined (every moment_terms row is
+            # a visible moment's).
+            moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
+            minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
 
-            def fetch(size: int) -> tuple[list[tuple[float, str, str]], bool, float | None]:
-                resume = "AND b <= ? AND NOT (b = ? AND moment_id <= ?)" if after else ""
-                # Ids and bounds first, the documents of the batch after: sorting rows that carry the
-                # documents made a broad several-term walk sort megabytes. Without a media or time
-                # filter the moments table is not joined (every moment_terms row is a visible moment's).
-                moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
-                sql = (f"SELECT b, moment_id FROM (SELECT {bound} AS b, t.moment_id AS moment_id FROM moment_terms t"
-                       f"{joins}{moments} WHERE t.term = ? AND t.score >= ? AND {filters}) WHERE b * ? >= ? {resume} "
-                       "ORDER BY b DESC, moment_id LIMIT ?")
-                minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
+            def fetch(size: int) -> tuple[list[tuple[float, str, None, float | None]], bool, float | None]:
+                resume = "AND (t.score < ? OR (t.score = ? AND t.moment_id > ?))" if after else ""
+                sql = (f"SELECT t.score, t.moment_id FROM moment_terms t{joins}{moments} "
+                       f"WHERE t.term = ? AND t.score >= ? AND {filters} {resume} "
+                       "ORDER BY t.score DESC, t.moment_id LIMIT ?")
                 resume_params = [after[0], after[0], after[1]] if after else []
-                keys = self._query(sql, [*join_params, term, minimum, *params, scale, request.threshold * (1 - 1e-9),
-                                         *resume_params, size])
-                docs = dict(self._query(
-                    f"SELECT moment_id, COALESCE(summary, doc) FROM moments WHERE moment_id IN "
-                    f"({', '.join('?' * len(keys))})", [k[1] for k in keys])) if keys else {}
-                rows = [(b, moment_id, docs[moment_id]) for b, moment_id in keys if moment_id in docs]
+                keys = self._query(sql, [*join_params, term, minimum, *params, *resume_params, size])
                 if keys:
                     after[:] = keys[-1]
+                bounds = tight_bounds([moment_id for _, moment_id in keys])
+                rows: list[tuple[float, str, None, float | None]] = [
+                    (b, moment_id, None, bounds.get(moment_id, 0.0)) for b, moment_id in keys]
                 return rows, len(keys) == size, keys[-1][0] if keys else None
 
             # When the bound is the score, the page and one more are the first rows (ties aside).
-            return BoundList(fetch, scale, first=request.limit + 2 if exact else 2 * (request.limit + 1))
+            return BoundList(fetch, similarity, first=request.limit + 2 if exact else 2 * (request.limit + 1),
+                             load=load)
 
         drivers = driver_keys(request.query, request.threshold)
         count = None
@@ -714,3 +787,51 @@ def _filters(request: SearchRequest) -> tuple[str, list]:
         where.append("m.start <= ?")
         params.append(request.end)
     return " AND ".join(where), params
+
+
+# --- tight bounds ---------------------------------------------------------------------------------
+
+_INSERT_PROBABILITIES = ("INSERT OR REPLACE INTO term_probabilities (moment_id, person, garment, term, p, confidence, "
+                         "category_confidence) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _probability_rows(moment_id: str, view: Mapping[str, Any]) -> list[tuple]:
+    """term_probabilities rows of one moment (its scoring view or whole document)."""
+    rows: list[tuple] = []
+    for p, person in enumerate(term_probabilities(view)):
+        rows.append((moment_id, p, -1, SALIENCE_KEY, person.salience, person.detection_confidence, 1.0))
+        rows += [(moment_id, p, -1, key, q, confidence, 1.0) for key, (q, confidence) in person.expression.items()]
+        for g, garment in enumerate(person.garments):
+            rows += [(moment_id, p, g, key, q, confidence, garment.category_confidence)
+                     for key, (q, confidence) in garment.terms.items()]
+    return rows
+
+
+def _tight_keys(tight: TightQuery) -> list[str]:
+    """The term keys the tight bound of a query reads (and the salience)."""
+    keys = [t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
+    return list(dict.fromkeys([SALIENCE_KEY, *keys]))
+
+
+def _persons(rows: list[tuple]) -> dict[str, list[PersonTerms]]:
+    """term_probabilities rows (moment id, person, garment, term, p, confidence, category confidence) of
+    some terms, as the PersonTerms of each moment; a garment none of the terms is on is left out (it
+    adds nothing to a bound)."""
+    persons: dict[str, dict[int, PersonTerms]] = {}
+    garments: dict[tuple[str, int, int], GarmentTerms] = {}
+    for moment_id, person, garment, term, p, confidence, category_confidence in rows:
+        of = persons.setdefault(moment_id, {})
+        if person not in of:
+            of[person] = PersonTerms(0.0, -1.0, {}, [])  # no salience row: cannot match
+        if garment < 0:
+            if term == SALIENCE_KEY:
+                of[person].salience, of[person].detection_confidence = p, confidence
+            else:
+                of[person].expression[term] = (p, confidence)
+        else:
+            found = garments.get((moment_id, person, garment))
+            if found is None:
+                found = garments[(moment_id, person, garment)] = GarmentTerms(category_confidence, {})
+                of[person].garments.append(found)
+            found.terms[term] = (p, confidence)
+    return {moment_id: list(of.values()) for moment_id, of in persons.items()}

@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 import hashlib
 import heapq
+import itertools
 import json
 import math
 import re
@@ -457,7 +459,8 @@ def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPag
 
 # Bump with any change to the scoring model or to moment_bounds: stored bounds of another version are
 # recomputed (the embedded store refills its lists on open; Elasticsearch moves to a new schema).
-BOUNDS_VERSION = "3"  # 1: before colour names took their neighbours' shares; 2: before salience_least
+BOUNDS_VERSION = "4"  # 1: before colour names took their neighbours' shares; 2: before salience_least;
+# 3: before pairs of a category with a pattern or sleeve
 
 # Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
 BOUND_FLOOR = 0.001
@@ -502,30 +505,183 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
                 for value, p in colour_names(distribution(garment.get(name))).items():
                     colours[value] = max(colours.get(value, 0.0), min(1.0, p))
                     keep(bound_key("color", value), s * min(1.0, p))
+            paired = {"color": colours, **{name: {v: min(1.0, q) for v, q in distribution(garment.get(name)).items()}
+                                           for name in PAIRED_FIELDS if name != "color"}}
             for category, p in distribution(garment["category"]).items():
-                for colour, q in colours.items():
-                    key, bound = pair_key(category, colour), s * (min(1.0, p) * q)  # the reference's order
-                    if bound >= PAIR_FLOOR and bound > pairs.get(key, 0.0):
-                        pairs[key] = bound
+                for name, values in paired.items():
+                    for value, q in values.items():
+                        key, bound = pair_key(category, value, name), s * (min(1.0, p) * q)  # the reference's order
+                        if bound >= PAIR_FLOOR and bound > pairs.get(key, 0.0):
+                            pairs[key] = bound
         for value, p in distribution(person.get("expression")).items():
             keep(bound_key("expression", value), s * min(1.0, p))
     kept = {key: value for key, value in bounds.items() if value >= BOUND_FLOOR or key == LEAST_SALIENCE_KEY}
     return {**kept, **pairs}
 
 
+# The fields a category is paired with in the bound lists ("black jacket", "floral skirt", "long-sleeve dress").
+PAIRED_FIELDS = ("color", "pattern", "sleeve")
+
+
 @functools.lru_cache(maxsize=4096)
-def pair_key(category: str, colour: str) -> str:
-    """The bound of a category and a colour on the same garment ("a black jacket"): far tighter than
-    either alone, for the most common narrow query."""
-    return f"{bound_key('category', category)}__{bound_key('color', colour)}"
+def pair_key(category: str, value: str, field: str = "color") -> str:
+    """The bound of a category and another term (a colour, pattern or sleeve) on the same garment ("a
+    black jacket"): far tighter than either alone, for the most common narrow queries."""
+    return f"{bound_key('category', category)}__{bound_key(field, value)}"
 
 
-def _pair_term(constraint: GarmentConstraint) -> tuple[str, float] | None:
+# --- term probabilities: the tight bound -------------------------------------------------------------
+# A moment's bounds above are maxima over all its garments; the score takes every term of a constraint on
+# one garment. So backends also keep, per person and per garment, P(term) for every term its labels make
+# possible (`term_probabilities`), and combine them per query the way the model does: per person, the
+# salience times, per positive constraint, the best garment's product of its terms' P (a negated term:
+# 1 - P) times each expression term's P. That is the score itself for most queries; it is an upper bound
+# in every case, because what it leaves out can only lower a score: a negated constraint's factor
+# (taken as 1), strict mode (the top label alone scores no more than its distribution), an unlabelled
+# field under a negated term (taken as 1 - 0), a colour label under `min_confidence` (its companion's
+# confidence lets it in). The walk scores with the reference only the moments whose tight bound can
+# still reach the page (`rank_by_bounds`), and Elasticsearch ranks by it server-side.
+
+# P(term) under this is not kept: a factor below BOUND_FLOOR puts any score under the least threshold the
+# bound lists serve. In log space (Elasticsearch scores must not be negative) a factor is kept as
+# LOG_OFFSET + ln P, at least 0 for every P kept.
+LOG_OFFSET = 7.0
+assert math.exp(-LOG_OFFSET) <= BOUND_FLOOR
+# The tight bound is computed in another order than the score (and, by Elasticsearch, in float32):
+# what it may fall short of the score by, relatively.
+TIGHT_SLACK = 1e-4
+
+
+@dataclass
+class GarmentTerms:
+    """One garment's terms: key -> (P(term), the confidence of the label it rests on), and the
+    category's confidence (under `min_confidence` the garment is not there)."""
+
+    category_confidence: float
+    terms: dict[str, tuple[float, float]]
+
+
+@dataclass
+class PersonTerms:
+    """One person's salience, detection confidence, expression terms (as GarmentTerms.terms) and garments."""
+
+    salience: float
+    detection_confidence: float
+    expression: dict[str, tuple[float, float]]
+    garments: list[GarmentTerms]
+
+
+def term_probabilities(doc: Doc) -> list[PersonTerms]:
+    """Per person of a moment (JSON form, or its scoring view), in order: what `tight_bound` combines.
+    P is kept from BOUND_FLOOR up (a colour: the better of the primary and secondary colour)."""
+    persons = []
+    for person in doc["persons"]:
+        garments = []
+        for garment in person["garments"]:
+            terms: dict[str, tuple[float, float]] = {}
+            for name in ("category", "pattern", "sleeve"):
+                label = garment.get(name)
+                if label is not None:
+                    for value, p in distribution(label).items():
+                        terms[bound_key(name, value)] = (min(1.0, p), label["confidence"])
+            for name in ("color", "secondary_color"):
+                label = garment.get(name)
+                if label is not None:
+                    for value, p in colour_names(distribution(label)).items():
+                        key = bound_key("color", value)
+                        old_p, old_conf = terms.get(key, (0.0, 0.0))
+                        terms[key] = (max(old_p, p), max(old_conf, label["confidence"]))
+            garments.append(GarmentTerms(garment["category"]["confidence"],
+                                         {k: v for k, v in terms.items() if v[0] >= BOUND_FLOOR}))
+        label = person.get("expression")
+        expression = {bound_key("expression", value): (min(1.0, p), label["confidence"])
+                      for value, p in distribution(label).items() if p >= BOUND_FLOOR} if label else {}
+        persons.append(PersonTerms(salience(person), person["detection"]["confidence"], expression, garments))
+    return persons
+
+
+@dataclass(frozen=True)
+class TightTerm:
+    key: str
+    negated: bool
+
+
+@dataclass(frozen=True)
+class TightQuery:
+    """What the tight bound combines for one request: per positive constraint with a positive term, its
+    terms (constraints of negated terms only, and negated constraints, count as 1); the expression terms;
+    `scale`, the product of the semantic terms' similarities; `floor`, the request's min_confidence."""
+
+    constraints: tuple[tuple[TightTerm, ...], ...]
+    expression: tuple[TightTerm, ...]
+    scale: float
+    floor: float
+
+
+def tight_query(request: SearchRequest) -> TightQuery:
+    """The request's TightQuery. Negated terms count as 1 in strict mode (the top label's confidence may
+    exceed 1 - P) and under a min_confidence (a colour's P is the better label's, whose 1 - P is lower)."""
+    query = request.query
+    negations = not request.strict and request.min_confidence == 0
+
+    def terms(of: Iterable[AttributeTerm]) -> tuple[TightTerm, ...]:
+        return tuple(TightTerm(bound_key(t.field, t.value), t.negated) for t in of if negations or not t.negated)
+
+    constraints = tuple(terms(c.terms) for c in query.garments
+                        if not c.negated and any(not t.negated for t in c.terms))
+    scored = [t for c in query.garments if not c.negated for t in c.terms] + list(query.person)
+    scale = math.prod(abs(t.similarity) for t in scored if t.via == "semantic")  # |score| at most
+    return TightQuery(constraints, terms(query.person), scale, request.min_confidence)
+
+
+def tight_bound(persons: Sequence[PersonTerms], tight: TightQuery) -> float:
+    """An upper bound of the moment's score under the request `tight` was made from (see above); 0: no match.
+    The reference for the backends' own (SQL, Elasticsearch) computations of it."""
+    floor = tight.floor
+    best = 0.0
+    for person in persons:
+        if person.detection_confidence < floor:
+            continue
+        score = person.salience * tight.scale
+        for constraint in tight.constraints:
+            garment_best = 0.0
+            for garment in person.garments:
+                if garment.category_confidence < floor:
+                    continue
+                p = 1.0
+                for t in constraint:
+                    found = garment.terms.get(t.key)
+                    if t.negated:  # (floor 0 only) an unlabelled field counts as 1 - 0
+                        p *= 1.0 - found[0] if found is not None else 1.0
+                    elif found is not None and found[1] >= floor:
+                        p *= found[0]
+                    else:
+                        p = 0.0
+                        break
+                garment_best = max(garment_best, p)
+            score *= garment_best
+        for t in tight.expression:
+            found = person.expression.get(t.key)
+            if t.negated:
+                score *= 1.0 - found[0] if found is not None else 1.0
+            else:
+                score *= found[0] if found is not None and found[1] >= floor else 0.0
+        best = max(best, score)
+    return best
+
+
+def _pair_terms(constraint: GarmentConstraint) -> list[tuple[str, float, AttributeTerm]]:
+    """(pair key, the two terms' similarity, the term paired with the category) of the constraint's
+    category with each of its positive colour, pattern and sleeve terms, in that order."""
     category = next((t for t in constraint.terms if t.field == "category" and not t.negated), None)
-    colour = next((t for t in constraint.terms if t.field == "color" and not t.negated), None)
-    if category is None or colour is None:
-        return None
-    return pair_key(category.value, colour.value), category.similarity * colour.similarity
+    if category is None:
+        return []
+    return [(pair_key(category.value, t.value, t.field), _similarity(category) * _similarity(t), t)
+            for name in PAIRED_FIELDS for t in constraint.terms if t.field == name and not t.negated]
+
+
+def _similarity(term: AttributeTerm) -> float:
+    return term.similarity if term.via == "semantic" else 1.0
 
 
 def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, float]]:
@@ -533,20 +689,22 @@ def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, f
     and expression; the salience alone when there is none. A constraint with a category and a colour
     adds their pair's list first, when the threshold reaches PAIR_FLOOR (pairs under it are not kept)."""
     keys: list[tuple[str, float]] = []
-    paired: set[int] = set()  # constraints whose category and colour lists the pair's list replaces
+    replaced: set[int] = set()  # ids of the terms whose own lists a pair's list replaces
     if threshold >= PAIR_FLOOR:
-        for c, constraint in enumerate(query.garments):
-            if not constraint.negated and (pair := _pair_term(constraint)) is not None:
-                keys.append(pair)
-                paired.add(c)
+        for constraint in query.garments:
+            if not constraint.negated:
+                for key, similarity, term in _pair_terms(constraint):
+                    if (key, similarity) not in keys:
+                        keys.append((key, similarity))
+                    replaced.update({id(term), *(id(t) for t in constraint.terms if t.field == "category")})
     # A pair's bound is at most either term's bound, on every moment: their own lists add only reads.
-    terms = [t for c, constraint in enumerate(query.garments) if not constraint.negated for t in constraint.terms
-             if not (c in paired and t.field in ("category", "color"))] + list(query.person)
+    terms = [t for constraint in query.garments if not constraint.negated for t in constraint.terms
+             if id(t) not in replaced] + list(query.person)
     for term in terms:
         if not term.negated:
-            key = (bound_key(term.field, term.value), term.similarity if term.via == "semantic" else 1.0)
-            if key not in keys:
-                keys.append(key)
+            listed = (bound_key(term.field, term.value), _similarity(term))
+            if listed not in keys:
+                keys.append(listed)
     return keys or [(SALIENCE_KEY, 1.0)]
 
 
@@ -563,12 +721,15 @@ def bound_is_score(request: SearchRequest) -> bool:
         return False
     if len(terms) == 1:
         return True
-    # "black jacket": the pair's bound is the score (when the threshold lets pairs be kept)
+    # "black jacket", "floral skirt": the pair's bound is the score (when the threshold lets pairs be kept)
+    fields = sorted(t.field for t in terms)
     return (len(terms) == 2 and len(query.garments) == 1 and request.threshold >= PAIR_FLOOR
-            and {t.field for t in terms} == {"category", "color"})
+            and fields[0] == "category" and fields[1] in PAIRED_FIELDS)
 
 
-Row = tuple[float, str, "Doc | str"]  # (bound, moment id, the moment's scoring view)
+# (bound, moment id, the moment's scoring view or None: `BoundList.load` reads it when needed,
+# the moment's tight bound or None: not known)
+Row = tuple[float, str, "Doc | str | None", "float | None"]
 
 
 class BoundList:
@@ -576,11 +737,12 @@ class BoundList:
     rows (bound desc, each moment's bound reaching the request's threshold), whether more may follow,
     and the lowest bound it read (None: nothing; it may be below the rows' last when the backend
     dropped documents it read, an older run's); the backend keeps its own place in the list (SQL
-    keyset, search_after)."""
+    keyset, search_after). Rows may leave the view out and give the moment's tight bound instead:
+    `load(ids)` then reads the views of those the walk scores."""
 
     def __init__(self, fetch: Callable[[int], tuple[Sequence[Row], bool, float | None]], similarity: float,
-                 first: int):
-        self.fetch, self.similarity, self.size = fetch, similarity, first
+                 first: int, load: Callable[[list[str]], Mapping[str, Doc | str]] | None = None):
+        self.fetch, self.similarity, self.size, self.load = fetch, similarity, first, load
         self.last: float | None = None
         self.exhausted = False
         self.read = 0
@@ -604,10 +766,12 @@ class BoundList:
 
 @dataclass
 class BoundSearch:
-    """What `rank_by_bounds` found: the page, and how many documents it read (for tests and benches)."""
+    """What `rank_by_bounds` found: the page, how many moment documents were read and scored (for tests
+    and benches), and how many bound-list rows were walked to find them."""
 
     page: SearchPage
     read: int
+    rows: int = 0
 
 
 def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest,
@@ -616,38 +780,67 @@ def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest,
     """The request's page from the bound lists of its positive terms (`driver_keys`); the same page
     `rank_documents` gives over every candidate. `count`, when the bound is the score
     (`bound_is_score`), counts the hits from the index; otherwise the total is exact only when a list
-    was read to its end, and else the number of hits met (`SearchPage.total_exact` False). `full`
-    gives the whole moments of the page's hits, by id, in one read."""
+    was read to its end with every moment in it scored, and else the number of hits met
+    (`SearchPage.total_exact` False). `full` gives the whole moments of the page's hits, by id, in one read.
+
+    A row with a tight bound (`tight_bound`) is scored only when that bound can still reach the page: rows
+    are taken best tight bound first, so a page is scored from about a page of documents."""
     after = decode_cursor(request.cursor, request) if request.cursor else None
     seen: set[str] = set()
-    found: list[tuple[SortKey, tuple[Doc, _Evaluation]]] = []  # hits after the cursor; the best `wanted` kept
-    matched = 0
+    found: list[tuple[SortKey, tuple[Doc, _Evaluation]]] = []  # the best `wanted` hits after the cursor, sorted
+    matched = skipped = scored = 0
     wanted = request.limit + 1
     done = False
+    least = request.threshold / (1 + TIGHT_SLACK)
+
+    def score(rows: Sequence[Row], bounds: BoundList) -> None:
+        nonlocal matched, scored
+        missing = [moment for _, moment, raw, _ in rows if raw is None]
+        loaded = bounds.load(missing) if missing and bounds.load is not None else {}
+        for _, moment, raw, _ in rows:
+            raw = raw if raw is not None else loaded.get(moment)
+            if raw is None:
+                continue  # gone since the list was read (a run finished meanwhile)
+            doc = from_json(raw) if isinstance(raw, str) else raw  # pydantic-core's parser: 2x json's
+            scored += 1
+            evaluation = _evaluate(doc, request)
+            if evaluation is None:
+                continue
+            matched += 1
+            key = document_key(evaluation.score, doc)
+            if after is None or key > after:
+                bisect.insort(found, (key, (doc, evaluation)), key=lambda item: item[0])
+                del found[wanted:]
+
     while not done:
         for bounds in lists:
-            for _, moment, raw in bounds.next_batch():
-                if moment in seen:
-                    continue
-                seen.add(moment)
-                doc = from_json(raw) if isinstance(raw, str) else raw  # pydantic-core's parser: 2x json's
-                evaluation = _evaluate(doc, request)
-                if evaluation is None:
-                    continue
-                matched += 1
-                key = document_key(evaluation.score, doc)
-                if after is None or key > after:
-                    found.append((key, (doc, evaluation)))
+            fresh = [row for row in bounds.next_batch() if row[1] not in seen]
+            seen.update(row[1] for row in fresh)
+            # best tight bound first (rows without one first of all: they are scored in any case)
+            fresh = [row for row in fresh if row[3] is None or row[3] >= least]
+            fresh.sort(key=lambda row: -math.inf if row[3] is None else -row[3])
+            i = 0
+            while i < len(fresh):
+                if len(found) < wanted:  # the page is not full: these are needed whatever they score
+                    chunk = fresh[i: i + wanted - len(found)]
+                else:
+                    cutoff = -found[-1][0][0] / (1 + TIGHT_SLACK)
+                    chunk = list(itertools.takewhile(lambda row: row[3] is None or row[3] >= cutoff,
+                                                     fresh[i: i + 8]))
+                    if not chunk:
+                        skipped += len(fresh) - i  # none of the rest can reach the page
+                        break
+                score(chunk, bounds)
+                i += len(chunk)
             if bounds.exhausted:
                 done = True  # every possible hit is in this list (its bound is at least its score), all read
                 break
-        found = heapq.nsmallest(wanted, found, key=lambda item: item[0])
         frontier = min(b.frontier for b in lists)
         if frontier < request.threshold:
             done = True  # nothing unread can reach the threshold
         elif len(found) == wanted and -found[-1][0][0] > frontier:
             break  # the page (and one more, for the cursor) beats anything unread
-    exact = done
+    exact = done and not skipped
     total = matched
     if count is not None:
         total, exact = count(), True
@@ -659,4 +852,4 @@ def rank_by_bounds(lists: Sequence[BoundList], request: SearchRequest,
     return BoundSearch(
         SearchPage(hits=hits, total=total, total_exact=exact,
                    next_cursor=encode_cursor(sort_key(hits[-1]), request) if more else None),
-        read=sum(b.read for b in lists))
+        read=scored, rows=sum(b.read for b in lists))

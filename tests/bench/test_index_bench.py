@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import sys
 
+import pytest
+
 from bench import index_bench
 from indexer.moments import build_moments
 from labels import FrameLabels
@@ -87,6 +89,28 @@ def test_bench_at_a_tiny_size(tmp_path):
 
     text = index_bench.summary_markdown(report)
     assert "Index and search" in text and "blue jeans" in text and "**all queries**" in text
+
+
+def test_the_moments_build_gives_the_api_builds_store_and_can_be_kept(tmp_path):
+    """--build moments (build_moments + the store's moment writer) holds the same moments as the ingest's
+    calls, and a kept store (--store-dir) is reused by the next run instead of rebuilt."""
+    queries = [q for q in index_bench.QUERIES if q.name in ("black", "red striped dress", "(empty query)")]
+    runs = {}
+    for build in ("api", "moments"):
+        report = index_bench.run(sizes=(FRAMES,), backends=("embedded",), queries=queries, warmup=1, repeats=1,
+                                 min_repeats=1, budget_s=1.0, log=None, build=build, store_dir=tmp_path / build)
+        [runs[build]] = report["backends"]["embedded"]["runs"]
+        assert not runs[build]["store_reused"]
+    assert runs["api"]["moments"] == runs["moments"]["moments"] > 0
+    for api, moments in zip(runs["api"]["search"]["queries"], runs["moments"]["search"]["queries"]):
+        assert (api["total"], api["documents_read"]) == (moments["total"], moments["documents_read"]), api["name"]
+    again = index_bench.run(sizes=(FRAMES,), backends=("embedded",), queries=queries, warmup=1, repeats=1,
+                            min_repeats=1, budget_s=1.0, log=None, build="moments", store_dir=tmp_path / "moments")
+    [run] = again["backends"]["embedded"]["runs"]
+    assert run["store_reused"] and run["moments"] == runs["moments"]["moments"]
+    with pytest.raises(ValueError, match="holds another store"):
+        index_bench.run(sizes=(FRAMES,), backends=("embedded",), queries=queries, log=None, build="moments",
+                        store_dir=tmp_path / "api")
 
 
 def test_unavailable_backend_is_recorded_as_skipped(monkeypatch):

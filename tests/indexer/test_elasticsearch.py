@@ -7,6 +7,8 @@ Against osmem-server (tests/indexer/elasticsearch_server.py), through the offici
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed")
@@ -17,10 +19,18 @@ import indexer.elasticsearch as es_backend
 from indexer.elasticsearch import ElasticsearchStore
 from indexer.moments import build_moments
 from indexer.review import SetValue, edit_frame
-from indexer.search import SearchRequest, rank_moments
+from indexer.search import LOG_OFFSET, SearchRequest, rank_moments, tight_query
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
 from tests.indexer.elasticsearch_server import PlainJsonNode
-from tests.indexer.test_search import frame_id, frames, garment, person, red_shirt_blue_jacket, red_striped_dress
+from tests.indexer.test_search import (
+    black_jacket_blue_jeans,
+    frame_id,
+    frames,
+    garment,
+    person,
+    red_shirt_blue_jacket,
+    red_striped_dress,
+)
 from tests.indexer.test_store_runs import labels, record
 from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
 
@@ -69,25 +79,26 @@ def test_rebuild_fills_a_new_index_and_swaps_the_alias(es, es_client):
     assert {text: store_view(search(es, text)) for text in before} == before
 
 
-def test_moments_from_before_the_bound_lists_are_searched_by_reading_them_all(es_client, monkeypatch):
-    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 1)  # the layout an older version made
+def test_moments_from_before_ranking_in_the_cluster_are_searched_by_reading_them_all(es_client, monkeypatch):
+    monkeypatch.setattr(es_backend, "SCHEMA_VERSION", 2)  # the layout the bound lists' version named
     old = ElasticsearchStore(es_client)
     index(old, "catwalk", catwalk())
     monkeypatch.setattr(es_backend, "SCHEMA_VERSION", S)
     newer = ElasticsearchStore(es_client)
-    assert "moments" in newer.outdated() and not newer._moments_have_bounds()
+    assert "moments" in newer.outdated() and not newer._moments_scored_in_cluster()
     everything = newer.moments_of("catwalk")
     for text in ("red dress", "", "not black"):
         req = SearchRequest(query=PARSER.parse(text), limit=2)
         found = newer.search_counted(req)
         assert store_view(found.page) == store_view(rank_moments(everything, req)) and found.read == 2
     newer.rebuild_moments()
-    assert newer._moments_have_bounds()
+    assert newer._moments_scored_in_cluster()
 
 
-def test_a_search_asks_the_cluster_for_a_page_of_the_best_bounds(es, monkeypatch):
-    """The request bodies as a contract: sorted by the term's bound server-side, filtered to bounds that
-    reach the threshold, and sized by the page, never a scan of every candidate."""
+def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
+    """The request bodies as a contract: the cluster scores each moment with its tight bound in log space
+    (nested persons, nested garments, the best of each) and returns them sorted by it, a page and two
+    at a time, those under the threshold left out by min_score; never a scan of every candidate."""
     index(es, "catwalk", catwalk())
     index(es, "street", street())
     sent: list[dict] = []
@@ -99,12 +110,52 @@ def test_a_search_asks_the_cluster_for_a_page_of_the_best_bounds(es, monkeypatch
 
     monkeypatch.setattr(es.client, "search", recording)
     es.search(SearchRequest(query=PARSER.parse("black"), limit=5))
-    lists = [body for body in sent if "sort" in body and "bounds.color_black" in body["sort"][0]]
-    assert lists and lists[0]["size"] == 2 * (5 + 1)
-    assert lists[0]["sort"] == [{"bounds.color_black": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
-    assert {"range": {"bounds.color_black": {"gte": pytest.approx(0.01)}}} in lists[0]["query"]["bool"]["filter"]
-    pages = [body for body in sent if body not in lists]
+    ranked = [body for body in sent if "sort" in body and body["sort"][0] == {"_score": "desc"}]
+    assert ranked and ranked[0]["size"] == 5 + 2 and ranked[0]["from_"] == 0
+    assert ranked[0]["sort"] == [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
+    # two factors (salience, black), each offset by LOG_OFFSET: the threshold 0.01 in log space
+    assert ranked[0]["min_score"] == pytest.approx(2 * LOG_OFFSET + math.log(0.01), abs=1e-3)
+    [person] = ranked[0]["query"]["bool"]["must"]
+    assert person["nested"]["path"] == "scoring" and person["nested"]["score_mode"] == "max"
+    salience, garment = person["nested"]["query"]["bool"]["must"]
+    assert salience["function_score"]["functions"] == [{"field_value_factor": {"field": "scoring.lp.salience"}}]
+    assert garment["nested"] == {"path": "scoring.garments", "score_mode": "max", "query": {"function_score": {
+        "query": {"bool": {"filter": [{"exists": {"field": "scoring.garments.lp.color_black"}}]}},
+        "functions": [{"field_value_factor": {"field": "scoring.garments.lp.color_black"}}],
+        "score_mode": "sum", "boost_mode": "replace"}}}
+    pages = [body for body in sent if body not in ranked]
     assert len(pages) == 1 and pages[0]["query"] == {"terms": {"moment_id": pages[0]["query"]["terms"]["moment_id"]}}
+
+
+def test_a_negated_term_and_min_confidence_in_the_cluster_body():
+    """`not black` in a constraint adds the garment's lq (LOG_OFFSET where the colour cannot be black);
+    min_confidence filters the labels the terms rest on; negated constraints are left out (factor 1)."""
+    body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("dress not black"))))
+    garment = body["nested"]["query"]["bool"]["must"][1]["nested"]["query"]["function_score"]
+    assert {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": LOG_OFFSET}} \
+        in garment["functions"] and clauses == 3
+    body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("white t-shirt without a hat"),
+                                                                    min_confidence=0.7)))
+    person = body["nested"]["query"]["bool"]["must"]
+    assert len(person) == 2 and clauses == 3  # salience and the t-shirt: the hat counts as 1
+    filters = person[1]["nested"]["query"]["function_score"]["query"]["bool"]["filter"]
+    assert {"range": {"scoring.garments.category_confidence": {"gte": 0.7}}} in filters
+    assert {"range": {"scoring.garments.conf.color_white": {"gte": 0.7}}} in filters
+
+
+def test_a_page_reads_the_page_and_a_bounded_look_ahead(es):
+    """Where the tight bound is the score (positive terms), a page reads its hits, one more and the
+    moments tied with the last: however many terms and however many candidates."""
+    for m in range(30):
+        index(es, f"v{m}", [f for i in range(4) for f in frames(
+            f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
+    everything = [moment for m in range(30) for moment in es.moments_of(f"v{m}")]
+    for text in ("black", "", "black jacket", "black long-sleeve jacket", "black jacket and blue jeans",
+                 "blue jeans", "happy in black"):
+        req = SearchRequest(query=PARSER.parse(text), limit=5)
+        found = es.search_counted(req)
+        assert store_view(found.page) == store_view(rank_moments(everything, req)), text
+        assert found.read <= 5 + 2, (text, found.read)
 
 
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):

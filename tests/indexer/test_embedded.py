@@ -12,7 +12,14 @@ import pytest
 
 from indexer.embedded import EmbeddedStore
 from indexer.moments import build_moments
-from indexer.search import BOUNDS_VERSION, SearchRequest, moment_bounds, rank_moments, scoring_view
+from indexer.search import (
+    BOUNDS_VERSION,
+    SearchRequest,
+    moment_bounds,
+    rank_moments,
+    scoring_view,
+    term_probabilities,
+)
 from indexer.store import MediaRecord, MediaStatus
 from tests.indexer.test_search import (
     frames,
@@ -110,8 +117,18 @@ def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     neighbours = ["orange", "purple", "pink", "brown"]  # of red: the colour namer's flips (colour_names)
     assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
         "salience", "salience_least", "category_dress", "color_red", "pattern_striped", "sleeve_short",
-        "category_dress__color_red",
+        "category_dress__color_red", "category_dress__pattern_striped", "category_dress__sleeve_short",
         *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours)}
+    # the tight bounds' table: per person and garment, P of every term its labels make possible
+    with sqlite3.connect(embedded.path) as db:
+        probabilities = db.execute("SELECT person, garment, term, p FROM term_probabilities WHERE moment_id = ?",
+                                   (dress.moment_id,)).fetchall()
+    [person] = term_probabilities(scoring_view(dress))
+    assert sorted(probabilities) == sorted(
+        [(0, -1, "salience", person.salience)] + [(0, -1, k, p) for k, (p, _) in person.expression.items()]
+        + [(0, g, k, p) for g, garment in enumerate(person.garments) for k, (p, _) in garment.terms.items()])
+    assert {term for _, garment, term, _ in probabilities if garment == 0} == {
+        "category_dress", "color_red", "pattern_striped", "sleeve_short", *(f"color_{n}" for n in neighbours)}
 
 
 def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
@@ -146,6 +163,25 @@ def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_pa
         assert _count(reopened, "moment_terms") == 0
         assert store_view(search(reopened, "red dress")) == before
         assert _count(reopened, "moment_terms") > 0
+    finally:
+        reopened.close()
+
+
+def test_a_database_from_before_the_tight_bounds_answers_as_before(tmp_path):
+    """A store written before term_probabilities (bounds version 3, no such table) fills it on first search."""
+    old = EmbeddedStore(tmp_path)
+    index(old, "catwalk", catwalk())
+    queries = ["red dress", "red striped dress", "not red", "happy in red", ""]
+    before = [store_view(search(old, text)) for text in queries]
+    old.close()
+    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:
+        db.executescript("DROP TABLE term_probabilities; DELETE FROM store_meta WHERE key = 'term_probabilities'; "
+                         "UPDATE store_meta SET value = '3' WHERE key = 'moment_terms';")
+    reopened = EmbeddedStore(tmp_path)
+    try:
+        assert _count(reopened, "term_probabilities") == 0
+        assert [store_view(search(reopened, text)) for text in queries] == before
+        assert _count(reopened, "term_probabilities") > 0
     finally:
         reopened.close()
 

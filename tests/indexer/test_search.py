@@ -24,7 +24,12 @@ from indexer.search import (
     rank_documents,
     rank_moments,
     salience,
+    score_document,
+    scoring_view,
     sort_key,
+    term_probabilities,
+    tight_bound,
+    tight_query,
     usable,
 )
 from indexer.query_parser import QueryParser
@@ -448,3 +453,31 @@ def test_stored_json_ranks_like_the_models():
     assert from_text == from_models and from_models.total == 5
     assert from_models.hits[0].moment.media_id == "z"  # 0.95 x 0.9 beats 0.8 x 0.9
     assert [h.score for h in from_models.hits] == [match_moment(h.moment, req).score for h in from_models.hits]
+
+
+# --- the tight bound ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_tight_bound_is_never_under_the_score_and_is_it_for_positive_queries(seed):
+    """tight_bound is what both backends skip scoring with (and Elasticsearch ranks by): it must never be
+    under a moment's score, and for a query of positive terms at no min_confidence it is the score."""
+    from tests.indexer.test_store_search import random_outfits  # the randomised outfits of the backend tests
+
+    moments = [m for labels in random_outfits(seed).values() for m in build_moments(labels)]
+    exact = 0
+    for text in ["red dress", "black hat", "not red", "dress not black", "blue pants without a hat", "striped",
+                 "long sleeve black jacket", "white t-shirt and blue pants", "happy", "not sad", "happy in red", "",
+                 "no dress", "floral dress"]:
+        for kw in ({}, {"min_confidence": 0.6}, {"strict": True}, {"strict": True, "min_confidence": 0.5}):
+            request = SearchRequest(query=PARSER.parse(text), threshold=0.0, **kw)
+            tight = tight_query(request)
+            for moment in moments:
+                view = scoring_view(moment)
+                score = score_document(view, request) or 0.0
+                bound = tight_bound(term_probabilities(view), tight)
+                assert score <= bound * (1 + 1e-12), (text, kw, moment.moment_id)
+                if not kw and "not" not in text and "without" not in text and "no " not in text and score > 0.001:
+                    assert bound == pytest.approx(score, rel=1e-9), (text, moment.moment_id)
+                    exact += 1
+    assert exact > 20  # it was compared, not vacuously

@@ -220,6 +220,23 @@ def test_a_missing_text_model_is_said_in_the_answer(scene, monkeypatch):
     assert spans(answer) == [("catwalk", 0.0, 4.0)]  # exact words still work
 
 
+def test_start_up_freezes_what_it_made_out_of_the_collectors_way(scene):
+    """Once the parser is loaded, the start-up heap is frozen (gc.freeze): full collections stop walking it,
+    which cost each search ~30 ms of CPU (docs/benchmarks.md)."""
+    import gc
+    import time
+
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(scene, parser=PARSER), base_url=LOCAL):
+            deadline = time.monotonic() + 10
+            while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 # --- frames and thumbnails -------------------------------------------------------------------------
 
 
