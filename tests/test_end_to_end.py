@@ -63,14 +63,16 @@ def first(answer: dict) -> tuple[str, float, float]:
     return best[0], best[1]["start"], best[1]["end"]
 
 
-@pytest.mark.parametrize(("query", "video", "seen_at"), [
-    ("man in a black hoodie", "arrivals.mp4", 30.0),
-    ("grey shirt", "grey-shirt.mp4", 10.0),
+@pytest.mark.parametrize(("query", "video", "seen"), [
+    ("man in a black hoodie", "arrivals.mp4", (23.0, 44.0)),  # the woman in grey is at 7-19 s
+    ("grey shirt", "grey-shirt.mp4", (0.0, 19.0)),
 ])
-def test_what_is_there_comes_first(ingested, plain_cli, query, video, seen_at):
+def test_what_is_there_comes_first(ingested, plain_cli, query, video, seen):
+    # The best moment is one of that person's (their track may be split into several moments
+    # where a frame's labels differ or they are missed for a moment).
     answer = search(ingested, query)
     name, start, end = first(answer)
-    assert name == video and start <= seen_at <= end
+    assert name == video and seen[0] - 1 <= start < end <= seen[1] + 1
     assert max(m["score"] for v in answer["videos"] for m in v["moments"]) > 0.2
 
 
