@@ -163,7 +163,7 @@ class Extractor:
             return
         parse = parsed[0] if parsed else None
         # crops from the true mask's garment pixels, or from the parse's as at ingest
-        labels, origin = (truth, (0, 0)) if true_boxes and truth is not None else parsed[1:]  # type: ignore[index]
+        labels, origin = (truth, (0, 0)) if true_boxes and truth is not None else parsed[1:]
         boxes, rows = [], []
         upper_box = region_box(labels, origin, UPPER_PARSE)
         if upper_box is not None:
