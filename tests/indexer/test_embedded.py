@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -151,54 +152,48 @@ def test_a_database_from_before_moments_gets_them_on_first_read(tmp_path):
         reopened.close()
 
 
-def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_path):
+@contextmanager
+def _aged_catwalk(tmp_path, sql: str, queries: list[str]):
+    """The catwalk store's answers to `queries`, and the store reopened after `sql` turned its file
+    into what an older version left."""
     old = EmbeddedStore(tmp_path)
     index(old, "catwalk", catwalk())
-    before = store_view(search(old, "red dress"))
+    before = [store_view(search(old, text)) for text in queries]
     old.close()
     with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:
-        db.executescript("DELETE FROM moment_terms; DROP TABLE store_meta;")
+        db.executescript(sql)
     reopened = EmbeddedStore(tmp_path)
     try:
-        assert _count(reopened, "moment_terms") == 0
-        assert store_view(search(reopened, "red dress")) == before
-        assert _count(reopened, "moment_terms") > 0
+        yield reopened, before
     finally:
         reopened.close()
+
+
+def test_a_database_from_before_the_bound_lists_gets_them_on_first_search(tmp_path):
+    older = "DELETE FROM moment_terms; DROP TABLE store_meta;"
+    with _aged_catwalk(tmp_path, older, ["red dress"]) as (reopened, before):
+        assert _count(reopened, "moment_terms") == 0
+        assert [store_view(search(reopened, "red dress"))] == before
+        assert _count(reopened, "moment_terms") > 0
 
 
 def test_a_database_from_before_the_tight_bounds_answers_as_before(tmp_path):
     """A store written before term_probabilities (bounds version 3, no such table) fills it on first search."""
-    old = EmbeddedStore(tmp_path)
-    index(old, "catwalk", catwalk())
     queries = ["red dress", "red striped dress", "not red", "happy in red", ""]
-    before = [store_view(search(old, text)) for text in queries]
-    old.close()
-    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:
-        db.executescript("DROP TABLE term_probabilities; DELETE FROM store_meta WHERE key = 'term_probabilities'; "
-                         "UPDATE store_meta SET value = '3' WHERE key = 'moment_terms';")
-    reopened = EmbeddedStore(tmp_path)
-    try:
+    older = ("DROP TABLE term_probabilities; DELETE FROM store_meta WHERE key = 'term_probabilities'; "
+             "UPDATE store_meta SET value = '3' WHERE key = 'moment_terms';")
+    with _aged_catwalk(tmp_path, older, queries) as (reopened, before):
         assert _count(reopened, "term_probabilities") == 0
         assert [store_view(search(reopened, text)) for text in queries] == before
         assert _count(reopened, "term_probabilities") > 0
-    finally:
-        reopened.close()
 
 
 def test_bounds_of_another_version_are_recomputed_on_open(tmp_path):
-    old = EmbeddedStore(tmp_path)
-    index(old, "catwalk", catwalk())
-    before = store_view(search(old, "red dress"))
-    old.close()
-    with sqlite3.connect(tmp_path / "vestis.sqlite3") as db:  # bounds an older scoring model wrote
-        db.executescript("UPDATE moment_terms SET score = score / 100; UPDATE store_meta SET value = 'older';")
-    reopened = EmbeddedStore(tmp_path)
-    try:
-        assert store_view(search(reopened, "red dress")) == before
+    # bounds an older scoring model wrote
+    older = "UPDATE moment_terms SET score = score / 100; UPDATE store_meta SET value = 'older';"
+    with _aged_catwalk(tmp_path, older, ["red dress"]) as (reopened, before):
+        assert [store_view(search(reopened, "red dress"))] == before
         assert reopened._query("SELECT value FROM store_meta WHERE key = 'moment_terms'") == [(BOUNDS_VERSION,)]
-    finally:
-        reopened.close()
 
 
 def test_moments_with_several_persons_are_narrowed_per_moment(embedded):
