@@ -15,7 +15,6 @@ from playwright.sync_api import expect  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from configs import Settings  # noqa: E402
-from indexer import open_store  # noqa: E402
 from search_api import similar  # noqa: E402
 from tests.browser.conftest import create_test_app, fresh_page, serve  # noqa: E402
 from tests.indexer.test_search import black_jacket_blue_jeans, frames  # noqa: E402
@@ -25,11 +24,7 @@ from tests.indexer.test_similar import embedded, index_three_videos  # noqa: E40
 @pytest.fixture(scope="module")
 def similar_server(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("similar-page") / "data")
-    store = open_store(settings)
-    try:
-        index_three_videos(store)
-    finally:
-        store.close()
+    index_three_videos(settings)
     with serve(create_test_app(settings)) as url:
         yield url
 

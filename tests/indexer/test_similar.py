@@ -34,14 +34,20 @@ def embedded(labels: list[FrameLabels], seeds: list[int], noise: float = 0.05) -
 
 
 
-def index_three_videos(store) -> None:
-    """A red striped dress (catwalk) and black jackets with blue jeans (street, park), embedded so
-    that street's and park's jackets look alike: the scene the API and page tests search."""
+def index_three_videos(settings) -> None:
+    """Into the store `settings` name: a red striped dress (catwalk) and black jackets with blue
+    jeans (street, park), embedded so that street's and park's jackets look alike: the scene the API
+    and page tests search."""
+    from indexer import open_store
     from tests.indexer.test_store_search import index
 
-    index(store, "catwalk", embedded(frames("catwalk", [0.0, 1.0], red_striped_dress()), [1]))
-    index(store, "street", embedded(frames("street", [0.0, 1.0], black_jacket_blue_jeans()), [2, 3]))
-    index(store, "park", embedded(frames("park", [0.0], black_jacket_blue_jeans()), [2, 30]))
+    store = open_store(settings)
+    try:
+        index(store, "catwalk", embedded(frames("catwalk", [0.0, 1.0], red_striped_dress()), [1]))
+        index(store, "street", embedded(frames("street", [0.0, 1.0], black_jacket_blue_jeans()), [2, 3]))
+        index(store, "park", embedded(frames("park", [0.0], black_jacket_blue_jeans()), [2, 30]))
+    finally:
+        store.close()
 
 @pytest.fixture
 def scene(tmp_path) -> EmbeddedStore:

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from configs import Settings
-from indexer import open_store
 from indexer.query_parser import QueryParser
 from search_api import similar
 from search_api.app import create_app
@@ -25,11 +24,7 @@ CCP_PHOTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "ccp" / "i
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
     settings = Settings(data_dir=tmp_path_factory.mktemp("similar") / "data")
-    store = open_store(settings)
-    try:
-        index_three_videos(store)
-    finally:
-        store.close()
+    index_three_videos(settings)
     return settings
 
 
