@@ -555,6 +555,10 @@ def eval_similar(
                     "and heads were never trained on; 0 takes all.")] = 5,
     fps: Annotated[float, typer.Option(min=0.1, max=10.0, help="Frames per second sampled from each video.")] = 1.0,
     out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Keep every garment's parts (features, labels, truth; all CCP photos and the videos) in this file "
+             "and reuse them while the garment stage is the same: later runs measure the embedding in seconds.",
+        dir_okay=False)] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:
@@ -563,7 +567,7 @@ def eval_similar(
 
     settings = _settings(config, sets)
     report = _run_eval(lambda progress: evaluate_similar(settings, data, limit, fps, progress,
-                                                                  holdout_every or None), out)
+                                                         holdout_every or None, cache), out)
     if "ccp" in report:
         ccp = report["ccp"]
         console.print(f"CCP: {ccp['garments']} garments of {ccp['photos']} photos"

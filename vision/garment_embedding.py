@@ -62,25 +62,33 @@ def appearance(features: np.ndarray) -> np.ndarray:
     return _unit((f - f.mean()) @ _PROJECTION)
 
 
-def _spread(label: Label | None, vocabulary: tuple[str, ...], root: bool) -> np.ndarray:
+def shares(label: Label | None, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """A label's probabilities over the vocabulary: its alternatives, else its value at its confidence
+    (all zero without a label; the value alone when no alternative is a vocabulary word)."""
     v = np.zeros(len(vocabulary), dtype=np.float32)
     if label is None:
         return v
     pairs = [(a.value, a.probability) for a in label.alternatives] or [(label.value, label.confidence)]
     for value, p in pairs:
         if value in vocabulary:
-            v[vocabulary.index(value)] += np.sqrt(p) if root else p
-    if not v.any() and label.value in vocabulary:  # alternatives outside the vocabulary: the value alone
+            v[vocabulary.index(value)] += p
+    if not v.any() and label.value in vocabulary:
         v[vocabulary.index(label.value)] = 1.0
-    return _unit(v)
+    return v
+
+
+def vector(features: np.ndarray, category: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The float unit embedding from its parts: crop features, category probabilities over the
+    vocabulary and colour shares (`shares`)."""
+    parts = [np.sqrt(APPEARANCE_WEIGHT) * appearance(features),
+             np.sqrt(CATEGORY_WEIGHT) * _unit(np.asarray(category, dtype=np.float32)),
+             np.sqrt(COLOR_WEIGHT) * _unit(np.sqrt(np.asarray(color, dtype=np.float32)))]
+    return _unit(np.concatenate(parts))
 
 
 def garment_vector(features: np.ndarray, garment: Garment) -> np.ndarray:
     """The float unit embedding of a garment from its crop's features and its labels."""
-    parts = [np.sqrt(APPEARANCE_WEIGHT) * appearance(features),
-             np.sqrt(CATEGORY_WEIGHT) * _spread(garment.category, tuple(GARMENT_CATEGORIES), root=False),
-             np.sqrt(COLOR_WEIGHT) * _spread(garment.color, COLORS, root=True)]
-    return _unit(np.concatenate(parts))
+    return vector(features, shares(garment.category, tuple(GARMENT_CATEGORIES)), shares(garment.color, COLORS))
 
 
 def embed(features: np.ndarray, garment: Garment, provenance: RuleSet) -> Embedding:

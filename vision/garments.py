@@ -134,6 +134,9 @@ class GarmentStage(Stage):
                                     variant=pre.get("variant", "efficientnet-lite0"),
                                     input_size=int(pre.get("input_size", 224))).to(self.device)
         self.classifier = build_model(self.classifier_record, model_files(self.classifier_record, cache))
+        # Set to a list to collect (garment, crop features) of every embedded garment: the features
+        # themselves are not kept on the labels, but learning an embedding needs them.
+        self.kept_features: list[tuple[Garment, np.ndarray]] | None = None
         if self.device.type == "cuda":
             self.parser = self.parser.half()
             self.backbone = self.backbone.half()
@@ -258,6 +261,8 @@ class GarmentStage(Stage):
             garment.pattern = self._classified(PATTERNS, pattern)
         if features is not None:  # shoes, bags and hats: the backbone never sees them (no embedding)
             garment.embedding = garment_embedding.embed(features, garment, self.embedder)
+            if self.kept_features is not None:
+                self.kept_features.append((garment, features))
         return garment
 
     @staticmethod

@@ -38,13 +38,15 @@ def person_detection(settings: Settings, model_name: str = DETECTOR_MODEL) -> st
     return "+".join([*_models(load_manifest(settings.models.manifest), model_name), DETECTION_RULES])
 
 
-def garments(settings: Settings, colors: bool = True) -> str:
+def garments(settings: Settings, colors: bool = True, embedding: bool = True) -> str:
     """Every model and rule set behind the garment labels and embeddings: a change to any one re-ingests.
-    colors=False leaves out the colour rules (what a stored label's masks and categories depend on)."""
+    colors=False leaves out the colour rules (what a stored label's masks and categories depend on);
+    embedding=False the embedding (what the labels and the crop features depend on)."""
     manifest = load_manifest(settings.models.manifest)
     embedder = garment_embedding.embedder(backbone_features(manifest))
     return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     *([COLOR_RULES] if colors else []), GARMENT_RULES, embedder.version])
+                     *([COLOR_RULES] if colors else []), GARMENT_RULES,
+                     *([embedder.version] if embedding else [backbone_features(manifest)])])
 
 
 def backbone_features(manifest: Manifest) -> str:
