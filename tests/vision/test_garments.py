@@ -172,10 +172,20 @@ def test_each_person_wears_whole_garments_with_calibrated_alternatives(stages, s
 def test_garments_the_backbone_sees_carry_an_embedding(stages, shared_data):
     """Clothes get a unit embedding of the garment-embedding rule set; shoes, bags and hats none.
     The same garment in two photos of one person is closer than garments of another category."""
-    from vision.garment_embedding import DIM
+    from vision.garment_embedding import DIM, embed
 
-    labels = _run(stages, _photo(shared_data, "0097"))
+    garment_stage = next(s for s in stages if s.name == "garments")
+    garment_stage.kept_features = []
+    try:
+        labels = _run(stages, _photo(shared_data, "0097"))
+        kept = {id(g): f for g, f in garment_stage.kept_features}
+    finally:
+        garment_stage.kept_features = None
     person = _main_person(labels)
+    # the features the stage keeps (for vestis eval similar) make the very embedding it stored
+    for g in person.garments:
+        if g.embedding is not None:
+            assert embed(kept[id(g)], g, garment_stage.embedder) == g.embedding
     seen = [g for g in person.garments if g.category.value not in ("shoes", "bag", "hat")]
     assert seen and all(g.embedding is not None for g in seen)
     for g in person.garments:
