@@ -18,6 +18,11 @@ embeddings those stages attach (vision/garment_embedding.py), compared by cosine
   garments of all the video's other frames; a hit is when the nearest belongs to the same track (the
   same person in another frame). The tracks are the product's own linking, not human truth: they
   are what "same person" means on the page. Reported per video and pooled.
+
+Both measure embeddings made from each garment's parts (`_parts`: crop features kept as float16, the
+category and colour shares) by vision/garment_embedding.py, int8-rounded as stored: the garment
+stage's own embedding is made the same way (tests/vision/test_garments.py). So a file of parts
+(`--cache`) measures a changed embedding without running a model.
 """
 
 from __future__ import annotations
