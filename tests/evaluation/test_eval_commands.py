@@ -1,4 +1,4 @@
-"""`vestis eval parsing|attributes` end to end on a few real photos (CCP and the attribute set)."""
+"""`vestis eval parsing|attributes|similar` end to end on a few real photos (CCP and the attribute set)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,27 @@ def test_eval_attributes_refuses_a_cache_it_cannot_read(shared_data: Path, tmp_p
                                      str(labels), "--cache", str(cache)])
     assert result.exit_code == 2 and "label cache" in result.output
     assert cache.read_text() == "[1, 2"  # left as it was
+
+
+def test_eval_similar_keeps_the_parts_and_reuses_them(shared_data: Path, tmp_path: Path):
+    """Real photos through the stages once, into --cache; the second run reads the file (no stage)."""
+    ccp = tmp_path / "data" / "ccp"
+    (ccp / "images").mkdir(parents=True)
+    (ccp / "masks").mkdir()
+    meta = json.loads((shared_data / "ccp" / "annotations.json").read_text())
+    meta["images"] = meta["images"][:10]  # photos 0 and 5 held out
+    for entry in meta["images"]:
+        for key in ("file", "mask"):
+            (ccp / entry[key]).symlink_to(shared_data / "ccp" / entry[key])
+    (ccp / "annotations.json").write_text(json.dumps(meta))
+    cache, out = tmp_path / "parts.npz", tmp_path / "similar.json"
+    args = ["eval", "similar", "--data", str(tmp_path / "data"), "--cache", str(cache), "--out", str(out)]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    first = json.loads(out.read_text())
+    assert first["cache"]["reused"] is False and first["ccp"]["photos"] == 2
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    second = json.loads(out.read_text())
+    assert second["cache"]["reused"] is True and second["ccp"] == first["ccp"]
+    assert "same category in the top 10" in result.output
