@@ -119,7 +119,9 @@ def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
         "salience", "salience_least", "category_dress", "color_red", "pattern_striped", "sleeve_short",
         "category_dress__color_red", "category_dress__pattern_striped", "category_dress__sleeve_short",
-        *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours)}
+        *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours),
+        # the triples of its category, colours and pattern (no expression: no pairs with one)
+        *(f"category_dress__color_{n}__pattern_striped" for n in ["red", *neighbours])}
     # the tight bounds' table: per person and garment, P of every term its labels make possible
     with sqlite3.connect(embedded.path) as db:
         probabilities = db.execute("SELECT person, garment, term, p FROM term_probabilities WHERE moment_id = ?",
