@@ -572,14 +572,20 @@ class EmbeddedStore:
             # a visible moment's).
             moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
             minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
+            confident, confident_params = _confident(tight)
+            # Where the bound is the score, a page after a cursor starts at the cursor's score: the rows
+            # above it are the earlier pages' (rounding aside: the bound is the score to the last bits).
+            top = " AND t.score <= ?" if exact and cursor is not None else ""
+            top_params = [-cursor[0] / similarity * (1 + 1e-9)] if top and cursor is not None else []
 
             def fetch(size: int) -> tuple[list[tuple[float, str, None, float | None]], bool, float | None]:
                 resume = "AND (t.score < ? OR (t.score = ? AND t.moment_id > ?))" if after else ""
                 sql = (f"SELECT t.score, t.moment_id FROM moment_terms t{joins}{moments} "
-                       f"WHERE t.term = ? AND t.score >= ? AND {filters} {resume} "
+                       f"WHERE t.term = ? AND t.score >= ? AND {filters}{confident}{top} {resume} "
                        "ORDER BY t.score DESC, t.moment_id LIMIT ?")
                 resume_params = [after[0], after[0], after[1]] if after else []
-                keys = self._query(sql, [*join_params, term, minimum, *params, *resume_params, size])
+                keys = self._query(sql, [*join_params, term, minimum, *params, *confident_params, *top_params,
+                                         *resume_params, size])
                 if keys:
                     after[:] = keys[-1]
                 bounds = tight_bounds([moment_id for _, moment_id in keys])
@@ -594,6 +600,7 @@ class EmbeddedStore:
         drivers = driver_keys(request.query, request.threshold)
         count = None
         exact = bound_is_score(request)
+        cursor = decode_cursor(request.cursor, request) if request.cursor else None
         if exact:
             drivers = drivers[:1]  # the one list whose bound is the score
             [(term, _)] = drivers
@@ -610,7 +617,11 @@ class EmbeddedStore:
             return {moment_id: Moment.model_validate_json(doc) for moment_id, doc in rows}
 
         (term, similarity), *others = drivers
-        return rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
+        found = rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
+        if exact and cursor is not None and count is None and found.page.total_exact:
+            # the walk started at the cursor: the earlier pages' hits were not met, the total is a lower bound
+            found.page = found.page.model_copy(update={"total_exact": False})
+        return found
 
     # -- similar (indexer/similar.py) ------------------------------------------------------------
     def similar(self, request: SimilarRequest) -> SearchPage:
@@ -811,6 +822,35 @@ def _tight_keys(tight: TightQuery) -> list[str]:
     """The term keys the tight bound of a query reads (and the salience)."""
     keys = [t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
     return list(dict.fromkeys([SALIENCE_KEY, *keys]))
+
+
+def _confident(tight: TightQuery) -> tuple[str, list]:
+    """SQL on the bound-list row `t` that keeps only moments whose tight bound can be above 0 under a
+    min_confidence (the same tests as indexer.search.tight_bound): a person detected at least that
+    surely, with, per constraint, a garment whose category and every term are that sure, and each
+    expression term. Under a min_confidence most rows of a list fail it, and a row SQLite passes over
+    costs a fraction of one the walk computes the bound of. '' at no min_confidence."""
+    if tight.floor <= 0:
+        return "", []
+    floor = tight.floor
+    clauses: list[str] = []
+    params: list[Any] = [SALIENCE_KEY, floor]
+    for c, constraint in enumerate(tight.constraints):
+        keys = [t.key for t in constraint]  # all positive under a min_confidence (tight_query)
+        joins = "".join(f" JOIN term_probabilities c{c}_{i} ON c{c}_{i}.moment_id = c{c}_0.moment_id "
+                        f"AND c{c}_{i}.term = ? AND c{c}_{i}.person = c{c}_0.person "
+                        f"AND c{c}_{i}.garment = c{c}_0.garment AND c{c}_{i}.confidence >= ?"
+                        for i in range(1, len(keys)))
+        clauses.append(f" AND EXISTS (SELECT 1 FROM term_probabilities c{c}_0{joins} WHERE c{c}_0.moment_id = s.moment_id "
+                       f"AND c{c}_0.term = ? AND c{c}_0.person = s.person AND c{c}_0.garment >= 0 "
+                       f"AND c{c}_0.confidence >= ? AND c{c}_0.category_confidence >= ?)")
+        params += [p for key in keys[1:] for p in (key, floor)] + [keys[0], floor, floor]
+    for i, t in enumerate(tight.expression):
+        clauses.append(f" AND EXISTS (SELECT 1 FROM term_probabilities e{i} WHERE e{i}.moment_id = s.moment_id "
+                       f"AND e{i}.term = ? AND e{i}.person = s.person AND e{i}.garment = -1 AND e{i}.confidence >= ?)")
+        params += [t.key, floor]
+    return (" AND EXISTS (SELECT 1 FROM term_probabilities s WHERE s.moment_id = t.moment_id AND s.term = ? "
+            f"AND s.garment = -1 AND s.confidence >= ?{''.join(clauses)})"), params
 
 
 def _persons(rows: list[tuple]) -> dict[str, list[PersonTerms]]:
