@@ -593,9 +593,10 @@ class EmbeddedStore:
                     (b, moment_id, None, bounds.get(moment_id, 0.0)) for b, moment_id in keys]
                 return rows, len(keys) == size, keys[-1][0] if keys else None
 
-            # When the bound is the score, the page and one more are the first rows (ties aside).
-            return BoundList(fetch, similarity, first=request.limit + 2 if exact else 2 * (request.limit + 1),
-                             load=load)
+            # When the bound is the score, the page and one more are the first rows (ties aside; after a
+            # cursor, the cursor's own row too).
+            first = request.limit + 2 + (1 if top else 0) if exact else 2 * (request.limit + 1)
+            return BoundList(fetch, similarity, first=first, load=load)
 
         drivers = driver_keys(request.query, request.threshold)
         count = None

@@ -726,7 +726,9 @@ def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, f
     candidates: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []  # tightest first
     expressions = [t for t in query.person if not t.negated]
     if threshold >= PAIR_FLOOR:
-        triples, with_expression, pairs = [], [], []
+        triples: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
+        with_expression: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
+        pairs: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
         for constraint in query.garments:
             if constraint.negated:
                 continue
@@ -780,6 +782,18 @@ def bound_is_score(request: SearchRequest) -> bool:
             or (fields == ["category", "color", "pattern"] and not query.person))
 
 
+def tight_is_score(request: SearchRequest) -> bool:
+    """Whether the tight bound (`tight_bound`) is the score of every hit, not only a bound of it: no
+    negated term or constraint, no min_confidence, not strict (the other filters only drop hits). Then
+    a page after a cursor holds no moment whose tight bound is above the cursor's score."""
+    query = request.query
+    return (not request.strict and request.min_confidence == 0 and not any(c.negated for c in query.garments)
+            and not any(t.negated for t in [*(t for c in query.garments for t in c.terms), *query.person]))
+
+
+# The most rows a bound list reads in one batch (batches double from the first up to it).
+MAX_BATCH = 4000
+
 # (bound, moment id, the moment's scoring view or None: `BoundList.load` reads it when needed,
 # the moment's tight bound or None: not known)
 Row = tuple[float, str, "Doc | str | None", "float | None"]
@@ -806,7 +820,7 @@ class BoundList:
         self.exhausted = not more
         if last is not None:
             self.last = last
-        self.size = min(self.size * 2, 4000)
+        self.size = min(self.size * 2, MAX_BATCH)
         return rows
 
     @property

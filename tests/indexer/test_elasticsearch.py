@@ -111,7 +111,7 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
     monkeypatch.setattr(es.client, "search", recording)
     es.search(SearchRequest(query=PARSER.parse("black"), limit=5))
     ranked = [body for body in sent if "sort" in body and body["sort"][0] == {"_score": "desc"}]
-    assert ranked and ranked[0]["size"] == 5 + 2 and ranked[0]["from_"] == 0
+    assert ranked and ranked[0]["size"] == 5 + 2 and "from_" not in ranked[0] and "search_after" not in ranked[0]
     assert ranked[0]["sort"] == [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
     # two factors (salience, black), each offset by LOG_OFFSET: the threshold 0.01 in log space
     assert ranked[0]["min_score"] == pytest.approx(2 * LOG_OFFSET + math.log(0.01), abs=1e-3)
@@ -156,6 +156,41 @@ def test_a_page_reads_the_page_and_a_bounded_look_ahead(es):
         found = es.search_counted(req)
         assert store_view(found.page) == store_view(rank_moments(everything, req)), text
         assert found.read <= 5 + 2, (text, found.read)
+        # a later page starts at its cursor's score (search_after), not at the top: the page, the
+        # look-ahead and the cursor's own hit again, whichever page it is
+        for n in (2, 3, 4):
+            req = req.model_copy(update={"cursor": found.page.next_cursor})
+            found = es.search_counted(req)
+            assert store_view(found.page) == store_view(rank_moments(everything, req)), (text, n)
+            assert found.read <= 5 + 3, (text, n, found.read)
+
+
+def test_a_walk_resumes_with_search_after_never_from(es, monkeypatch):
+    """The batches of a ranked walk after the first resume with search_after a hair (RESUME_SLACK) above
+    the last hit's score and no ids, never with a from/size offset, so no result window (10,000 on a
+    cluster) caps a walk. osmem reports float32 scores but compares unrounded ones: resuming from the hit's
+    own sort values would skip or repeat its ties there, so the walk reads the last hit's ties again."""
+    for m in range(30):
+        index(es, f"v{m}", [f for i in range(4) for f in frames(
+            f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
+    everything = [moment for m in range(30) for moment in es.moments_of(f"v{m}")]
+    sent: list[tuple[dict, list]] = []
+    search_ = es.client.search
+
+    def recording(**kwargs):
+        response = search_(**kwargs)
+        sent.append((kwargs, response["hits"]["hits"]))
+        return response
+
+    monkeypatch.setattr(es.client, "search", recording)
+    req = SearchRequest(query=PARSER.parse("without a black jacket"), limit=5)  # a negated constraint: factor 1
+    assert store_view(es.search(req)) == store_view(rank_moments(everything, req))
+    ranked = [(body, hits) for body, hits in sent if "sort" in body and body["sort"][0] == {"_score": "desc"}]
+    assert len(ranked) >= 3  # it read on past the first batches
+    assert "search_after" not in ranked[0][0]
+    for (_, hits), (body, _) in zip(ranked, ranked[1:]):
+        assert "from_" not in body and body["search_after"][1:] == ["", ""]
+        assert body["search_after"][0] == pytest.approx(hits[-1]["sort"][0] + es_backend.RESUME_SLACK, abs=1e-9)
 
 
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):
