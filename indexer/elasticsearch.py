@@ -275,8 +275,10 @@ def tight_body(tight: TightQuery) -> tuple[dict, int]:
     """The query that scores each moment with its tight bound in log space (indexer.search.tight_bound,
     on `scoring_fields`), and the number of factors it adds (each offset by LOG_OFFSET): per person
     (nested, the best one), its salience plus, per constraint, the best garment's (nested) sum of its
-    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms'. Bool
-    `must` clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
+    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms', plus
+    per negated constraint of one term (`TightQuery.absent`) the least lq over the garments that have it
+    (nested, `score_mode: min`; LOG_OFFSET for a person with none: a `must_not` fallback). Bool `must`
+    clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
     floor = tight.floor
     base = "scoring"
 
@@ -298,6 +300,16 @@ def tight_body(tight: TightQuery) -> tuple[dict, int]:
                 filters += [{"exists": {"field": f"{garments}.lp.{t.key}"}}, *at_least(f"{garments}.conf.{t.key}")]
         clauses += len(constraint)
         must.append({"nested": {"path": garments, "score_mode": "max", "query": _sum_of(functions, filters)}})
+    for key in tight.absent:
+        # "without a hat": the least lq over the garments that may be it, LOG_OFFSET (1 - 0) when none may
+        may_be = {"exists": {"field": f"{garments}.lq.{key}"}}
+        must.append({"bool": {"should": [
+            {"nested": {"path": garments, "score_mode": "min",
+                        "query": _sum_of([_factor(f"{garments}.lq.{key}")], [may_be])}},
+            {"constant_score": {"filter": {"bool": {"must_not": [{"nested": {"path": garments, "query": may_be}}]}},
+                                "boost": LOG_OFFSET}},
+        ], "minimum_should_match": 1}})
+        clauses += 1
     for t in tight.expression:
         if t.negated:
             must.append(_sum_of([_factor(f"{base}.lq.{t.key}", missing=LOG_OFFSET)], []))

@@ -821,7 +821,8 @@ def _probability_rows(moment_id: str, view: Mapping[str, Any]) -> list[tuple]:
 
 def _tight_keys(tight: TightQuery) -> list[str]:
     """The term keys the tight bound of a query reads (and the salience)."""
-    keys = [t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
+    keys = ([t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
+            + list(tight.absent))
     return list(dict.fromkeys([SALIENCE_KEY, *keys]))
 
 

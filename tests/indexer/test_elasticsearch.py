@@ -19,7 +19,15 @@ import indexer.elasticsearch as es_backend
 from indexer.elasticsearch import ElasticsearchStore
 from indexer.moments import build_moments
 from indexer.review import SetValue, edit_frame
-from indexer.search import LOG_OFFSET, SearchRequest, rank_moments, tight_query
+from indexer.search import (
+    LOG_OFFSET,
+    SearchRequest,
+    rank_moments,
+    scoring_view,
+    term_probabilities,
+    tight_bound,
+    tight_query,
+)
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
 from tests.indexer.elasticsearch_server import PlainJsonNode
 from tests.indexer.test_search import (
@@ -32,7 +40,16 @@ from tests.indexer.test_search import (
     red_striped_dress,
 )
 from tests.indexer.test_store_runs import labels, record
-from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
+from tests.indexer.test_store_search import (
+    PARSER,
+    catwalk,
+    index,
+    random_outfits,
+    search,
+    spans,
+    store_view,
+    street,
+)
 
 S = es_backend.SCHEMA_VERSION  # index names carry it: vestis-moments-s2-0001
 
@@ -143,19 +160,49 @@ def test_a_negated_term_and_min_confidence_in_the_cluster_body():
     assert {"range": {"scoring.garments.conf.color_white": {"gte": 0.7}}} in filters
 
 
+def test_the_cluster_scores_each_moment_with_its_tight_bound(es):
+    """What the walk ranks by, run on the stand-in: the cluster's score of every moment the body matches is
+    indexer.search.tight_bound in log space (float32 and the LOG_OFFSET floor of a factor aside: never
+    under it), and the body matches the moments whose tight bound is above 0: negated constraints of one
+    term ("without a hat": the least 1 - P over the garments) included."""
+    for name, labels in random_outfits(5).items():
+        index(es, name, labels)
+    for text in ["black", "red dress", "without a hat", "no dress", "blue pants without a hat", "dress not black",
+                 "happy in red", "not sad", "without red", "without a red dress", ""]:
+        for kw in ({}, {"min_confidence": 0.6}):
+            tight = tight_query(SearchRequest(query=PARSER.parse(text), **kw))
+            body, clauses = es_backend.tight_body(tight)
+            hits = es.client.search(index=es.aliases["moments"], query=body, size=1000,
+                                    _source=["summary"])["hits"]["hits"]
+            bounds = {h["_source"]["summary"]["moment_id"]: tight_bound(term_probabilities(h["_source"]["summary"]),
+                                                                        tight) for h in hits}
+            assert all(bound > 0 for bound in bounds.values()), (text, kw)
+            everything = [m for name in random_outfits(5) for m in es.moments_of(name)]
+            assert len(hits) == sum(tight_bound(term_probabilities(scoring_view(m)), tight) > 0 for m in everything)
+            for h in hits:
+                expected = bounds[h["_source"]["summary"]["moment_id"]]
+                found = math.exp(h["_score"] - LOG_OFFSET * clauses) * tight.scale
+                assert found >= expected * (1 - 1e-5), (text, kw)
+                if expected >= 0.01:
+                    assert found == pytest.approx(expected, rel=1e-5), (text, kw)
+
+
 def test_a_page_reads_the_page_and_a_bounded_look_ahead(es):
-    """Where the tight bound is the score (positive terms), a page reads its hits, one more and the
-    moments tied with the last: however many terms and however many candidates."""
+    """Where the tight bound is the score (positive terms; and a negated constraint of one term where at
+    most one garment of a person may be it), a page reads its hits, one more and the moments tied with
+    the last: however many terms and however many candidates; a later page of positive terms, its own."""
     for m in range(30):
         index(es, f"v{m}", [f for i in range(4) for f in frames(
             f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
     everything = [moment for m in range(30) for moment in es.moments_of(f"v{m}")]
     for text in ("black", "", "black jacket", "black long-sleeve jacket", "black jacket and blue jeans",
-                 "blue jeans", "happy in black"):
+                 "blue jeans", "happy in black", "without a hat", "no jacket", "black jeans without a jacket"):
         req = SearchRequest(query=PARSER.parse(text), limit=5)
         found = es.search_counted(req)
         assert store_view(found.page) == store_view(rank_moments(everything, req)), text
         assert found.read <= 5 + 2, (text, found.read)
+        if "without" in text or "no " in text:
+            continue  # the tight bound of a negated constraint is not the score: later pages read from the top
         # a later page starts at its cursor's score (search_after), not at the top: the page, the
         # look-ahead and the cursor's own hit again, whichever page it is
         for n in (2, 3, 4):
