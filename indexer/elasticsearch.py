@@ -14,10 +14,11 @@ fail instead of being overwritten), then the other runs' documents are deleted. 
 documents of a media's visible run, so a crash between those steps shows the old run or the new one,
 never both and never half; the next `begin_run` deletes what the crash left.
 
-Search narrows candidates with one bool query (nested per person, as exact as the vocabulary terms
-allow), reads them with `search_after` on a unique sort (no point-in-time: not every server has it),
-and ranks them with indexer.search.rank_documents, the function the embedded store uses, so both
-backends return the same pages for the same labels.
+Search ranks in the cluster: one query scores every candidate with its tight bound in log space
+(`tight_body`), and the hits come best first through `search_after` on a unique sort (no
+point-in-time: not every server has it); the walk scores them with the reference
+(indexer.search.rank_by_bounds, as the embedded store does), so both backends return the same pages
+for the same labels (see `search_counted` and docs/search.md).
 """
 
 from __future__ import annotations
