@@ -302,13 +302,15 @@ def tight_body(tight: TightQuery) -> tuple[dict, int]:
         clauses += len(constraint)
         must.append({"nested": {"path": garments, "score_mode": "max", "query": _sum_of(functions, filters)}})
     for key in tight.absent:
-        # "without a hat": the least lq over the garments that may be it, LOG_OFFSET (1 - 0) when none may
-        may_be = {"exists": {"field": f"{garments}.lq.{key}"}}
+        # "without a hat": the least lq over the garments that may be it (surely enough), LOG_OFFSET (1 - 0)
+        # when none may
+        may_be = [{"exists": {"field": f"{garments}.lq.{key}"}}, *at_least(f"{garments}.category_confidence"),
+                  *at_least(f"{garments}.conf.{key}")]
         must.append({"bool": {"should": [
             {"nested": {"path": garments, "score_mode": "min",
-                        "query": _sum_of([_factor(f"{garments}.lq.{key}")], [may_be])}},
-            {"constant_score": {"filter": {"bool": {"must_not": [{"nested": {"path": garments, "query": may_be}}]}},
-                                "boost": LOG_OFFSET}},
+                        "query": _sum_of([_factor(f"{garments}.lq.{key}")], may_be)}},
+            {"constant_score": {"filter": {"bool": {"must_not": [
+                {"nested": {"path": garments, "query": {"bool": {"filter": may_be}}}}]}}, "boost": LOG_OFFSET}},
         ], "minimum_should_match": 1}})
         clauses += 1
     for t in tight.expression:

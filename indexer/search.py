@@ -642,8 +642,9 @@ class TightQuery:
     terms (constraints of negated terms only, and negated constraints, count as 1); the expression terms;
     `scale`, the product of the semantic terms' similarities; `floor`, the request's min_confidence;
     `absent`, the term keys of negated constraints of one exactly typed term ("without a hat"), whose
-    factor, the product over the person's garments of 1 - P, is bounded by the least of them (in strict
-    mode, under a min_confidence, and for other negated constraints: none, the factor counts as 1)."""
+    factor, the product over the person's garments of 1 - P (those whose category and term labels reach
+    the min_confidence), is bounded by the least of them (in strict mode, for a colour under a
+    min_confidence and for other negated constraints: none, the factor counts as 1)."""
 
     constraints: tuple[tuple[TightTerm, ...], ...]
     expression: tuple[TightTerm, ...]
@@ -665,9 +666,12 @@ def tight_query(request: SearchRequest) -> TightQuery:
                         if not c.negated and any(not t.negated for t in c.terms))
     scored = [t for c in query.garments if not c.negated for t in c.terms] + list(query.person)
     scale = math.prod(abs(t.similarity) for t in scored if t.via == "semantic")  # |score| at most
-    # (a term mapped by meaning weighs P by its similarity: 1 - P x similarity is more than 1 - P)
-    absent = tuple(dict.fromkeys(bound_key(t.field, t.value) for c in query.garments if c.negated and negations
-                                 and len(c.terms) == 1 for t in c.terms if not t.negated and t.via != "semantic"))
+    # Not for a term mapped by meaning (it weighs P by its similarity: 1 - P x similarity is more than
+    # 1 - P), nor for a colour under a min_confidence (its P is the better label's, see above).
+    absent = tuple(dict.fromkeys(
+        bound_key(t.field, t.value) for c in query.garments if c.negated and len(c.terms) == 1 for t in c.terms
+        if not t.negated and t.via != "semantic" and not request.strict
+        and (request.min_confidence == 0 or t.field != "color")))
     return TightQuery(constraints, terms(query.person), scale, request.min_confidence, absent)
 
 
@@ -697,8 +701,9 @@ def tight_bound(persons: Sequence[PersonTerms], tight: TightQuery) -> float:
                         break
                 garment_best = max(garment_best, p)
             score *= garment_best
-        for key in tight.absent:  # (floor 0 only) the least 1 - P over the garments it may be on, 1 for none
-            score *= min((1.0 - g.terms[key][0] for g in person.garments if key in g.terms), default=1.0)
+        for key in tight.absent:  # the least 1 - P over the garments it may be on (surely enough), 1 for none
+            score *= min((1.0 - g.terms[key][0] for g in person.garments if key in g.terms
+                          and g.category_confidence >= floor and g.terms[key][1] >= floor), default=1.0)
         for t in tight.expression:
             found = person.expression.get(t.key)
             if t.negated:

@@ -146,7 +146,9 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
 
 def test_a_negated_term_and_min_confidence_in_the_cluster_body():
     """`not black` in a constraint adds the garment's lq (LOG_OFFSET where the colour cannot be black);
-    min_confidence filters the labels the terms rest on; negated constraints are left out (factor 1)."""
+    min_confidence filters the labels the terms rest on; a negated constraint of one term adds the least
+    lq of the garments sure enough to count (LOG_OFFSET for a person with none); one of several terms
+    is left out (factor 1)."""
     body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("dress not black"))))
     garment = body["nested"]["query"]["bool"]["must"][1]["nested"]["query"]["function_score"]
     assert {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": LOG_OFFSET}} \
@@ -154,10 +156,22 @@ def test_a_negated_term_and_min_confidence_in_the_cluster_body():
     body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("white t-shirt without a hat"),
                                                                     min_confidence=0.7)))
     person = body["nested"]["query"]["bool"]["must"]
-    assert len(person) == 2 and clauses == 3  # salience and the t-shirt: the hat counts as 1
+    assert len(person) == 3 and clauses == 4  # salience, the t-shirt (two terms) and the hat
     filters = person[1]["nested"]["query"]["function_score"]["query"]["bool"]["filter"]
     assert {"range": {"scoring.garments.category_confidence": {"gte": 0.7}}} in filters
     assert {"range": {"scoring.garments.conf.color_white": {"gte": 0.7}}} in filters
+    least, fallback = person[2]["bool"]["should"]
+    sure = [{"exists": {"field": "scoring.garments.lq.category_hat"}},
+            {"range": {"scoring.garments.category_confidence": {"gte": 0.7}}},
+            {"range": {"scoring.garments.conf.category_hat": {"gte": 0.7}}}]
+    assert least["nested"]["score_mode"] == "min"
+    assert least["nested"]["query"]["function_score"]["query"] == {"bool": {"filter": sure}}
+    assert fallback["constant_score"] == {"boost": LOG_OFFSET, "filter": {"bool": {"must_not": [
+        {"nested": {"path": "scoring.garments", "query": {"bool": {"filter": sure}}}}]}}}
+    # a colour under a min_confidence, or a constraint of two terms: left out
+    for text in ("without red", "without a black hat"):
+        tight = tight_query(SearchRequest(query=PARSER.parse(text), min_confidence=0.7))
+        assert tight.absent == () and es_backend.tight_body(tight)[1] == 1, text
 
 
 def test_the_cluster_scores_each_moment_with_its_tight_bound(es):
