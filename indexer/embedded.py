@@ -241,6 +241,11 @@ class EmbeddedStore:
                     self._db.execute(f"ALTER TABLE frames ADD COLUMN {column} {kind}")
             if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
                 self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
+        current = [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
+        if not self._query("SELECT 1 FROM moments LIMIT 1") and self._query(
+                "SELECT key, value FROM store_meta WHERE key IN ('moment_terms', 'term_probabilities') "
+                "ORDER BY key") != current:  # (a write only then: opening a store takes no write lock)
+            self._write(self._mark_lists_current_if_empty)
         self._moments_checked = False  # see _ensure_moments
         self._vectors = vector_index.GarmentVectorIndex(self.data_dir, self._query)
         self._queue_columns_filled = False  # see _fill_queue_columns
@@ -463,6 +468,15 @@ class EmbeddedStore:
             self.rebuild_moments(only_missing=True)
             self._fill_moment_terms()
             self._moments_checked = True
+
+    @staticmethod
+    def _mark_lists_current_if_empty(db: sqlite3.Connection) -> None:
+        """A store with no moments has no stale bound lists: every moment it gets is written with this
+        version's. Said so in store_meta, so the first search after an ingest into a new store does not
+        fill the lists again from every moment (at 1M frames: minutes, and gigabytes of WAL)."""
+        if db.execute("SELECT 1 FROM moments LIMIT 1").fetchone() is None:
+            db.executemany("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)",
+                           [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)])
 
     def _fill_moment_terms(self) -> None:
         """Fill the bound lists and tight bounds of moments from before them, or of another BOUNDS_VERSION

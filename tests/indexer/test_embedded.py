@@ -190,6 +190,21 @@ def test_a_database_from_before_the_tight_bounds_answers_as_before(tmp_path):
         assert _count(reopened, "term_probabilities") > 0
 
 
+def test_a_new_store_does_not_fill_its_lists_again_on_first_search(tmp_path, monkeypatch):
+    """A store opened with no moments writes every list with this version: its first search after an
+    ingest searches them as written, instead of rewriting them from every moment."""
+    store = EmbeddedStore(tmp_path)
+    index(store, "catwalk", catwalk())
+    store.close()
+    reopened = EmbeddedStore(tmp_path)
+    filled: list[int] = []
+    monkeypatch.setattr(reopened, "_write", lambda work: filled.append(1) or EmbeddedStore._write(reopened, work))
+    assert store_view(search(reopened, "red dress"))  # found, from the lists as written
+    assert filled == [] and reopened._query("SELECT key, value FROM store_meta ORDER BY key") == [
+        ("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
+    reopened.close()
+
+
 def test_bounds_of_another_version_are_recomputed_on_open(tmp_path):
     # bounds an older scoring model wrote
     older = "UPDATE moment_terms SET score = score / 100; UPDATE store_meta SET value = 'older';"
