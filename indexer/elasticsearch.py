@@ -14,10 +14,11 @@ fail instead of being overwritten), then the other runs' documents are deleted. 
 documents of a media's visible run, so a crash between those steps shows the old run or the new one,
 never both and never half; the next `begin_run` deletes what the crash left.
 
-Search narrows candidates with one bool query (nested per person, as exact as the vocabulary terms
-allow), reads them with `search_after` on a unique sort (no point-in-time: not every server has it),
-and ranks them with indexer.search.rank_documents, the function the embedded store uses, so both
-backends return the same pages for the same labels.
+Search ranks in the cluster: one query scores every candidate with its tight bound in log space
+(`tight_body`), and the hits come best first through `search_after` on a unique sort (no
+point-in-time: not every server has it); the walk scores them with the reference
+(indexer.search.rank_by_bounds, as the embedded store does), so both backends return the same pages
+for the same labels (see `search_counted` and docs/search.md).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from indexer.query import VOCABULARY
 from indexer.search import (
     BOUND_FLOOR,
     LOG_OFFSET,
+    MAX_BATCH,
     SALIENCE_KEY,
     TIGHT_SLACK,
     BoundList,
@@ -63,6 +65,7 @@ from indexer.search import (
     rank_documents,
     scoring_view,
     term_probabilities,
+    tight_is_score,
     tight_query,
     usable,
 )
@@ -77,9 +80,9 @@ from labels.vocabulary import GARMENT_LABEL_FIELDS
 SCHEMA_VERSION = 3
 
 PAGE = 2000  # documents per search_after page
-# Search pages through the cluster's ranking with from/size, as far as index.max_result_window's default
-# allows (the stand-in the tests use cannot resume search_after from a tie of _score).
-MAX_WINDOW = 10_000
+# How far above the last hit's score (in log space, where Lucene's float32 rounds to ~2e-6) a ranked
+# walk resumes: the hits within it are read again, none is skipped (search_counted).
+RESUME_SLACK = 2 * TIGHT_SLACK
 BULK_CHUNK = 500
 ATTEMPTS = 5  # whole-request tries when the cluster cannot be reached
 STARTUP_ATTEMPTS = 2
@@ -229,7 +232,7 @@ def candidate_query(request: SearchRequest) -> dict:
 
 
 class _TooDeep(Exception):
-    """A ranked walk would page past MAX_WINDOW."""
+    """A ranked walk cannot move on: a whole batch scored within RESUME_SLACK of where it resumed."""
 
 
 def _log(p: float) -> float:
@@ -273,8 +276,10 @@ def tight_body(tight: TightQuery) -> tuple[dict, int]:
     """The query that scores each moment with its tight bound in log space (indexer.search.tight_bound,
     on `scoring_fields`), and the number of factors it adds (each offset by LOG_OFFSET): per person
     (nested, the best one), its salience plus, per constraint, the best garment's (nested) sum of its
-    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms'. Bool
-    `must` clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
+    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms', plus
+    per negated constraint of one term (`TightQuery.absent`) the least lq over the garments that have it
+    (nested, `score_mode: min`; LOG_OFFSET for a person with none: a `must_not` fallback). Bool `must`
+    clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
     floor = tight.floor
     base = "scoring"
 
@@ -296,6 +301,18 @@ def tight_body(tight: TightQuery) -> tuple[dict, int]:
                 filters += [{"exists": {"field": f"{garments}.lp.{t.key}"}}, *at_least(f"{garments}.conf.{t.key}")]
         clauses += len(constraint)
         must.append({"nested": {"path": garments, "score_mode": "max", "query": _sum_of(functions, filters)}})
+    for key in tight.absent:
+        # "without a hat": the least lq over the garments that may be it (surely enough), LOG_OFFSET (1 - 0)
+        # when none may
+        may_be = [{"exists": {"field": f"{garments}.lq.{key}"}}, *at_least(f"{garments}.category_confidence"),
+                  *at_least(f"{garments}.conf.{key}")]
+        must.append({"bool": {"should": [
+            {"nested": {"path": garments, "score_mode": "min",
+                        "query": _sum_of([_factor(f"{garments}.lq.{key}")], may_be)}},
+            {"constant_score": {"filter": {"bool": {"must_not": [
+                {"nested": {"path": garments, "query": {"bool": {"filter": may_be}}}}]}}, "boost": LOG_OFFSET}},
+        ], "minimum_should_match": 1}})
+        clauses += 1
     for t in tight.expression:
         if t.negated:
             must.append(_sum_of([_factor(f"{base}.lq.{t.key}", missing=LOG_OFFSET)], []))
@@ -771,32 +788,57 @@ class ElasticsearchStore:
             return BoundSearch(SearchPage(hits=[], total=0), read=0)
         body, clauses = tight_body(tight)
         offset = LOG_OFFSET * clauses
-        read = [0]  # hits taken from the ranking so far: where the next batch starts
+        read = [0]  # hits taken from the ranking so far
+        # Where the next batch resumes: search_after on (_score, moment_id, run_id) with a score a hair
+        # above the last hit's, and no ids, so the batch starts with every hit tied with (or within
+        # RESUME_SLACK of) the last one, read again. osmem reports float32 scores but compares unrounded
+        # ones, so resuming from the hit's own sort values skips or repeats its ties there; a real
+        # cluster could resume from the hit itself and would read its ties once.
+        resume: list[Any] = []
+        cursor = decode_cursor(request.cursor, request) if request.cursor else None
+        if cursor is not None and tight_is_score(request):
+            # every hit above the cursor's score is an earlier page's: start at the cursor's score
+            resume[:] = [offset + math.log(-cursor[0] / tight.scale) + RESUME_SLACK, "", ""]
 
         def bound(score: float) -> float:
             """The tight bound of a hit scored `score` by the cluster, rounded up (Lucene scores in float32)."""
             return math.exp(score - offset) * tight.scale * (1 + TIGHT_SLACK)
 
         def fetch(size: int) -> tuple[list[tuple[float, str, Any, None]], bool, float | None]:
-            if read[0] + size > MAX_WINDOW:
-                raise _TooDeep()
             kwargs: dict[str, Any] = {
-                "index": self.aliases["moments"], "size": size, "from_": read[0], "track_total_hits": False,
+                "index": self.aliases["moments"], "size": size, "track_total_hits": False,
                 "query": {"bool": {"filter": filters, "must": [body]}},
                 # below the threshold (in log space, with the slack): not returned at all
                 "min_score": offset + math.log(request.threshold / tight.scale) - 2 * TIGHT_SLACK,
                 "sort": [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
                 "_source": ["summary", "run_id", "media_id"]}
+            if resume:
+                kwargs["search_after"] = list(resume)
             hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
             read[0] += len(hits)
+            if hits:
+                last = float(hits[-1]["sort"][0])
+                if resume and len(hits) == size and last + RESUME_SLACK >= resume[0]:
+                    # a whole batch tied with where it began: the next, larger one starts there again
+                    if size >= MAX_BATCH:
+                        raise _TooDeep()
+                else:
+                    resume[:] = [last + RESUME_SLACK, "", ""]
             rows = [(bound(float(h["sort"][0])), h["_source"]["summary"]["moment_id"], self._scoring_doc(h), None)
                     for h in self._visible_hits(hits)]
             return rows, len(hits) == size, bound(float(hits[-1]["sort"][0])) if hits else None
 
         try:
-            return rank_by_bounds([BoundList(fetch, 1.0, first=request.limit + 2)], request, self._moments)
-        except _TooDeep:  # a walk past the result window (ties over thousands of moments): read them all
+            # the page, one more (the next cursor), one for a tie; and the cursor's own hit, read again
+            first = request.limit + 2 + (1 if resume else 0)
+            found = rank_by_bounds([BoundList(fetch, 1.0, first=first)], request, self._moments)
+        except _TooDeep:  # more moments tied than a batch holds (thousands): read them all
             return self._scan_search(request, filters)
+        found.read = read[0]
+        if cursor is not None and resume and found.page.total_exact and tight_is_score(request):
+            # the walk started at the cursor: the earlier pages' hits were not met, the total is a lower bound
+            found.page = found.page.model_copy(update={"total_exact": False})
+        return found
 
     def _scan_search(self, request: SearchRequest, filters: list[dict]) -> BoundSearch:
         """Every candidate read and scored here (exact, slow)."""

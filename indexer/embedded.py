@@ -241,6 +241,11 @@ class EmbeddedStore:
                     self._db.execute(f"ALTER TABLE frames ADD COLUMN {column} {kind}")
             if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
                 self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
+        current = [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
+        if not self._query("SELECT 1 FROM moments LIMIT 1") and self._query(
+                "SELECT key, value FROM store_meta WHERE key IN ('moment_terms', 'term_probabilities') "
+                "ORDER BY key") != current:  # (a write only then: opening a store takes no write lock)
+            self._write(self._mark_lists_current_if_empty)
         self._moments_checked = False  # see _ensure_moments
         self._vectors = vector_index.GarmentVectorIndex(self.data_dir, self._query)
         self._queue_columns_filled = False  # see _fill_queue_columns
@@ -464,6 +469,15 @@ class EmbeddedStore:
             self._fill_moment_terms()
             self._moments_checked = True
 
+    @staticmethod
+    def _mark_lists_current_if_empty(db: sqlite3.Connection) -> None:
+        """A store with no moments has no stale bound lists: every moment it gets is written with this
+        version's. Said so in store_meta, so the first search after an ingest into a new store does not
+        fill the lists again from every moment (at 1M frames: minutes, and gigabytes of WAL)."""
+        if db.execute("SELECT 1 FROM moments LIMIT 1").fetchone() is None:
+            db.executemany("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)",
+                           [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)])
+
     def _fill_moment_terms(self) -> None:
         """Fill the bound lists and tight bounds of moments from before them, or of another BOUNDS_VERSION
         (the bounds are derived from the scoring model: stale ones would hide hits). One pass over the
@@ -572,14 +586,20 @@ class EmbeddedStore:
             # a visible moment's).
             moments = "" if filters == "1" else f" JOIN moments m ON m.moment_id = t.moment_id {_VISIBLE}"
             minimum = request.threshold / similarity * (1 - 1e-9)  # rows whose bound reaches the threshold
+            confident, confident_params = _confident(tight)
+            # Where the bound is the score, a page after a cursor starts at the cursor's score: the rows
+            # above it are the earlier pages' (rounding aside: the bound is the score to the last bits).
+            top = " AND t.score <= ?" if exact and cursor is not None else ""
+            top_params = [-cursor[0] / similarity * (1 + 1e-9)] if top and cursor is not None else []
 
             def fetch(size: int) -> tuple[list[tuple[float, str, None, float | None]], bool, float | None]:
                 resume = "AND (t.score < ? OR (t.score = ? AND t.moment_id > ?))" if after else ""
                 sql = (f"SELECT t.score, t.moment_id FROM moment_terms t{joins}{moments} "
-                       f"WHERE t.term = ? AND t.score >= ? AND {filters} {resume} "
+                       f"WHERE t.term = ? AND t.score >= ? AND {filters}{confident}{top} {resume} "
                        "ORDER BY t.score DESC, t.moment_id LIMIT ?")
                 resume_params = [after[0], after[0], after[1]] if after else []
-                keys = self._query(sql, [*join_params, term, minimum, *params, *resume_params, size])
+                keys = self._query(sql, [*join_params, term, minimum, *params, *confident_params, *top_params,
+                                         *resume_params, size])
                 if keys:
                     after[:] = keys[-1]
                 bounds = tight_bounds([moment_id for _, moment_id in keys])
@@ -587,13 +607,15 @@ class EmbeddedStore:
                     (b, moment_id, None, bounds.get(moment_id, 0.0)) for b, moment_id in keys]
                 return rows, len(keys) == size, keys[-1][0] if keys else None
 
-            # When the bound is the score, the page and one more are the first rows (ties aside).
-            return BoundList(fetch, similarity, first=request.limit + 2 if exact else 2 * (request.limit + 1),
-                             load=load)
+            # When the bound is the score, the page and one more are the first rows (ties aside; after a
+            # cursor, the cursor's own row too).
+            first = request.limit + 2 + (1 if top else 0) if exact else 2 * (request.limit + 1)
+            return BoundList(fetch, similarity, first=first, load=load)
 
         drivers = driver_keys(request.query, request.threshold)
         count = None
         exact = bound_is_score(request)
+        cursor = decode_cursor(request.cursor, request) if request.cursor else None
         if exact:
             drivers = drivers[:1]  # the one list whose bound is the score
             [(term, _)] = drivers
@@ -610,7 +632,11 @@ class EmbeddedStore:
             return {moment_id: Moment.model_validate_json(doc) for moment_id, doc in rows}
 
         (term, similarity), *others = drivers
-        return rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
+        found = rank_by_bounds([bound_list(term, similarity, others)], request, moments, count)
+        if exact and cursor is not None and count is None and found.page.total_exact:
+            # the walk started at the cursor: the earlier pages' hits were not met, the total is a lower bound
+            found.page = found.page.model_copy(update={"total_exact": False})
+        return found
 
     # -- similar (indexer/similar.py) ------------------------------------------------------------
     def similar(self, request: SimilarRequest) -> SearchPage:
@@ -809,8 +835,38 @@ def _probability_rows(moment_id: str, view: Mapping[str, Any]) -> list[tuple]:
 
 def _tight_keys(tight: TightQuery) -> list[str]:
     """The term keys the tight bound of a query reads (and the salience)."""
-    keys = [t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
+    keys = ([t.key for constraint in tight.constraints for t in constraint] + [t.key for t in tight.expression]
+            + list(tight.absent))
     return list(dict.fromkeys([SALIENCE_KEY, *keys]))
+
+
+def _confident(tight: TightQuery) -> tuple[str, list]:
+    """SQL on the bound-list row `t` that keeps only moments whose tight bound can be above 0 under a
+    min_confidence (the same tests as indexer.search.tight_bound): a person detected at least that
+    surely, with, per constraint, a garment whose category and every term are that sure, and each
+    expression term. Under a min_confidence most rows of a list fail it, and a row SQLite passes over
+    costs a fraction of one the walk computes the bound of. '' at no min_confidence."""
+    if tight.floor <= 0:
+        return "", []
+    floor = tight.floor
+    clauses: list[str] = []
+    params: list[Any] = [SALIENCE_KEY, floor]
+    for c, constraint in enumerate(tight.constraints):
+        keys = [t.key for t in constraint]  # all positive under a min_confidence (tight_query)
+        joins = "".join(f" JOIN term_probabilities c{c}_{i} ON c{c}_{i}.moment_id = c{c}_0.moment_id "
+                        f"AND c{c}_{i}.term = ? AND c{c}_{i}.person = c{c}_0.person "
+                        f"AND c{c}_{i}.garment = c{c}_0.garment AND c{c}_{i}.confidence >= ?"
+                        for i in range(1, len(keys)))
+        clauses.append(f" AND EXISTS (SELECT 1 FROM term_probabilities c{c}_0{joins} WHERE c{c}_0.moment_id = s.moment_id "
+                       f"AND c{c}_0.term = ? AND c{c}_0.person = s.person AND c{c}_0.garment >= 0 "
+                       f"AND c{c}_0.confidence >= ? AND c{c}_0.category_confidence >= ?)")
+        params += [p for key in keys[1:] for p in (key, floor)] + [keys[0], floor, floor]
+    for i, t in enumerate(tight.expression):
+        clauses.append(f" AND EXISTS (SELECT 1 FROM term_probabilities e{i} WHERE e{i}.moment_id = s.moment_id "
+                       f"AND e{i}.term = ? AND e{i}.person = s.person AND e{i}.garment = -1 AND e{i}.confidence >= ?)")
+        params += [t.key, floor]
+    return (" AND EXISTS (SELECT 1 FROM term_probabilities s WHERE s.moment_id = t.moment_id AND s.term = ? "
+            f"AND s.garment = -1 AND s.confidence >= ?{''.join(clauses)})"), params
 
 
 def _persons(rows: list[tuple]) -> dict[str, list[PersonTerms]]:

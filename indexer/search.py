@@ -459,12 +459,13 @@ def rank_moments(moments: Iterable[Moment], request: SearchRequest) -> SearchPag
 
 # Bump with any change to the scoring model or to moment_bounds: stored bounds of another version are
 # recomputed (the embedded store refills its lists on open; Elasticsearch moves to a new schema).
-BOUNDS_VERSION = "4"  # 1: before colour names took their neighbours' shares; 2: before salience_least;
-# 3: before pairs of a category with a pattern or sleeve
+BOUNDS_VERSION = "5"  # 1: before colour names took their neighbours' shares; 2: before salience_least;
+# 3: before pairs of a category with a pattern or sleeve; 4: before triples and pairs with an expression
 
 # Bounds below this are not stored; a search with a lower threshold scans every candidate instead.
 BOUND_FLOOR = 0.001
-# Pairs (`pair_key`) are many more: only those reaching the default threshold are kept.
+# Pairs (`pair_key`), triples (`triple_key`) and pairs with an expression (`expression_key`) are many
+# more: only those reaching the default threshold are kept.
 PAIR_FLOOR = DEFAULT_THRESHOLD
 SALIENCE_KEY = "salience"
 # A person's score is at most the product of its terms' bounds over its salience to the power (terms - 1);
@@ -489,6 +490,12 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
             bounds[key] = value
 
     pairs: dict[str, float] = {}
+
+    def keep_pair(key: str, value: float) -> None:
+        # (a hair under the floor too: a product taken in another order than the score's may round down)
+        if value >= PAIR_FLOOR * (1 - _SLACK) and value > pairs.get(key, 0.0):
+            pairs[key] = value
+
     saliences = [salience(person) for person in doc["persons"]]
     positive = [x for x in saliences if x > 0]
     if positive:  # the least salient person that can score: what a product of bounds divides by
@@ -496,6 +503,7 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
     for person in doc["persons"]:
         s = salience(person)
         keep(SALIENCE_KEY, s)
+        expressions = {value: min(1.0, e) for value, e in distribution(person.get("expression")).items()}
         for garment in person["garments"]:
             for name in ("category", "pattern", "sleeve"):
                 for value, p in distribution(garment.get(name)).items():
@@ -508,13 +516,21 @@ def moment_bounds(doc: Doc) -> dict[str, float]:
             paired = {"color": colours, **{name: {v: min(1.0, q) for v, q in distribution(garment.get(name)).items()}
                                            for name in PAIRED_FIELDS if name != "color"}}
             for category, p in distribution(garment["category"]).items():
+                p = min(1.0, p)
                 for name, values in paired.items():
                     for value, q in values.items():
-                        key, bound = pair_key(category, value, name), s * (min(1.0, p) * q)  # the reference's order
-                        if bound >= PAIR_FLOOR and bound > pairs.get(key, 0.0):
-                            pairs[key] = bound
-        for value, p in distribution(person.get("expression")).items():
-            keep(bound_key("expression", value), s * min(1.0, p))
+                        key, bound = pair_key(category, value, name), s * (p * q)  # the reference's order
+                        if bound < PAIR_FLOOR:
+                            continue  # and so is every combination with it
+                        keep_pair(key, bound)
+                        for expression, e in expressions.items():
+                            keep_pair(expression_key(key, expression), bound * e)  # the reference's order
+                        if name == "color":
+                            for pattern, r in paired["pattern"].items():
+                                # the reference's order for a query typed colour, pattern, category
+                                keep_pair(triple_key(category, value, pattern), s * (q * r * p))
+        for value, e in expressions.items():
+            keep(bound_key("expression", value), s * e)
     kept = {key: value for key, value in bounds.items() if value >= BOUND_FLOOR or key == LEAST_SALIENCE_KEY}
     return {**kept, **pairs}
 
@@ -528,6 +544,20 @@ def pair_key(category: str, value: str, field: str = "color") -> str:
     """The bound of a category and another term (a colour, pattern or sleeve) on the same garment ("a
     black jacket"): far tighter than either alone, for the most common narrow queries."""
     return f"{bound_key('category', category)}__{bound_key(field, value)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def triple_key(category: str, colour: str, pattern: str) -> str:
+    """The bound of a category, a colour and a pattern on one garment ("a red striped dress"): the score
+    itself for such a query, where the pairs leave out the pattern's second guesses."""
+    return f"{pair_key(category, colour)}__{bound_key('pattern', pattern)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def expression_key(pair: str, expression: str) -> str:
+    """The bound of a pair (`pair_key`) on one garment and an expression of the same person ("smiling,
+    in a floral skirt")."""
+    return f"{pair}__{bound_key('expression', expression)}"
 
 
 # --- term probabilities: the tight bound -------------------------------------------------------------
@@ -610,12 +640,17 @@ class TightTerm:
 class TightQuery:
     """What the tight bound combines for one request: per positive constraint with a positive term, its
     terms (constraints of negated terms only, and negated constraints, count as 1); the expression terms;
-    `scale`, the product of the semantic terms' similarities; `floor`, the request's min_confidence."""
+    `scale`, the product of the semantic terms' similarities; `floor`, the request's min_confidence;
+    `absent`, the term keys of negated constraints of one exactly typed term ("without a hat"), whose
+    factor, the product over the person's garments of 1 - P (those whose category and term labels reach
+    the min_confidence), is bounded by the least of them (in strict mode, for a colour under a
+    min_confidence and for other negated constraints: none, the factor counts as 1)."""
 
     constraints: tuple[tuple[TightTerm, ...], ...]
     expression: tuple[TightTerm, ...]
     scale: float
     floor: float
+    absent: tuple[str, ...] = ()
 
 
 def tight_query(request: SearchRequest) -> TightQuery:
@@ -631,7 +666,13 @@ def tight_query(request: SearchRequest) -> TightQuery:
                         if not c.negated and any(not t.negated for t in c.terms))
     scored = [t for c in query.garments if not c.negated for t in c.terms] + list(query.person)
     scale = math.prod(abs(t.similarity) for t in scored if t.via == "semantic")  # |score| at most
-    return TightQuery(constraints, terms(query.person), scale, request.min_confidence)
+    # Not for a term mapped by meaning (it weighs P by its similarity: 1 - P x similarity is more than
+    # 1 - P), nor for a colour under a min_confidence (its P is the better label's, see above).
+    absent = tuple(dict.fromkeys(
+        bound_key(t.field, t.value) for c in query.garments if c.negated and len(c.terms) == 1 for t in c.terms
+        if not t.negated and t.via != "semantic" and not request.strict
+        and (request.min_confidence == 0 or t.field != "color")))
+    return TightQuery(constraints, terms(query.person), scale, request.min_confidence, absent)
 
 
 def tight_bound(persons: Sequence[PersonTerms], tight: TightQuery) -> float:
@@ -660,6 +701,9 @@ def tight_bound(persons: Sequence[PersonTerms], tight: TightQuery) -> float:
                         break
                 garment_best = max(garment_best, p)
             score *= garment_best
+        for key in tight.absent:  # the least 1 - P over the garments it may be on (surely enough), 1 for none
+            score *= min((1.0 - g.terms[key][0] for g in person.garments if key in g.terms
+                          and g.category_confidence >= floor and g.terms[key][1] >= floor), default=1.0)
         for t in tight.expression:
             found = person.expression.get(t.key)
             if t.negated:
@@ -685,47 +729,84 @@ def _similarity(term: AttributeTerm) -> float:
 
 
 def driver_keys(query: ParsedQuery, threshold: float = 0.0) -> list[tuple[str, float]]:
-    """(bound key, the term's similarity) of each positive term of the query's positive constraints
-    and expression; the salience alone when there is none. A constraint with a category and a colour
-    adds their pair's list first, when the threshold reaches PAIR_FLOOR (pairs under it are not kept)."""
-    keys: list[tuple[str, float]] = []
-    replaced: set[int] = set()  # ids of the terms whose own lists a pair's list replaces
+    """(bound key, the terms' similarity) of the lists a search walks (the first) and filters by (the
+    rest): every positive term of the query's positive constraints and expression is in one of them;
+    the salience alone when there is none. When the threshold reaches PAIR_FLOOR (combinations under it
+    are not kept), a constraint's category with a colour and a pattern comes first as their triple's
+    list, then each of its pairs with an expression term of the query, then the pairs of a category with
+    a colour, pattern or sleeve, then single terms, each only if it covers a term none before it does:
+    a combination's bound is at most each of its terms' bounds, on every moment, so the lists of terms
+    it covers would add only reads."""
+    candidates: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []  # tightest first
+    expressions = [t for t in query.person if not t.negated]
     if threshold >= PAIR_FLOOR:
+        triples: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
+        with_expression: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
+        pairs: list[tuple[str, float, tuple[AttributeTerm, ...]]] = []
         for constraint in query.garments:
-            if not constraint.negated:
-                for key, similarity, term in _pair_terms(constraint):
-                    if (key, similarity) not in keys:
-                        keys.append((key, similarity))
-                    replaced.update({id(term), *(id(t) for t in constraint.terms if t.field == "category")})
-    # A pair's bound is at most either term's bound, on every moment: their own lists add only reads.
-    terms = [t for constraint in query.garments if not constraint.negated for t in constraint.terms
-             if id(t) not in replaced] + list(query.person)
-    for term in terms:
-        if not term.negated:
-            listed = (bound_key(term.field, term.value), _similarity(term))
-            if listed not in keys:
-                keys.append(listed)
+            if constraint.negated:
+                continue
+            paired = _pair_terms(constraint)
+            category = next((t for t in constraint.terms if t.field == "category" and not t.negated), None)
+            colour = next((t for _, _, t in paired if t.field == "color"), None)
+            pattern = next((t for _, _, t in paired if t.field == "pattern"), None)
+            if category is not None and colour is not None and pattern is not None:
+                triples.append((triple_key(category.value, colour.value, pattern.value),
+                                _similarity(category) * _similarity(colour) * _similarity(pattern),
+                                (category, colour, pattern)))
+            for key, similarity, term in paired:
+                assert category is not None  # a pair has one
+                with_expression += [(expression_key(key, e.value), similarity * _similarity(e), (category, term, e))
+                                    for e in expressions]
+                pairs.append((key, similarity, (category, term)))
+        candidates = triples + with_expression + pairs
+    terms = [t for constraint in query.garments if not constraint.negated for t in constraint.terms] + expressions
+    candidates += [(bound_key(t.field, t.value), _similarity(t), (t,)) for t in terms if not t.negated]
+    keys: list[tuple[str, float]] = []
+    covered: set[int] = set()  # ids of the terms a listed key covers
+    for key, similarity, of in candidates:
+        if not {id(t) for t in of} <= covered and (key, similarity) not in keys:
+            keys.append((key, similarity))
+        covered.update(id(t) for t in of)
     return keys or [(SALIENCE_KEY, 1.0)]
 
 
 def bound_is_score(request: SearchRequest) -> bool:
-    """Whether the one bound list is the score itself (one exactly typed term, or an empty query, and no
-    filter the bounds do not know): then a backend can count the hits from its index alone."""
+    """Whether the first bound list is the score itself (one exactly typed term, a category with a colour,
+    pattern or sleeve, with both a colour and a pattern, or with one of them and an expression, or an
+    empty query, and no filter the bounds do not know): then a backend can count the hits from its index
+    alone."""
     query = request.query
     if request.min_confidence > 0 or request.strict or request.review_status is not None or not usable(query):
         return False
-    terms = [t for c in query.garments for t in c.terms] + list(query.person)
-    if not terms:
+    terms = [t for c in query.garments for t in c.terms]
+    if not terms and not query.person:
         return not query.garments
-    if any(t.negated or t.via == "semantic" for t in terms) or any(c.negated for c in query.garments):
+    if any(t.negated or t.via == "semantic" for t in [*terms, *query.person]) or any(c.negated for c in query.garments):
         return False
-    if len(terms) == 1:
+    if len(terms) + len(query.person) == 1:
         return True
-    # "black jacket", "floral skirt": the pair's bound is the score (when the threshold lets pairs be kept)
+    # "black jacket", "red striped dress", "smiling, in a floral skirt": the combination's bound is the
+    # score (when the threshold lets combinations be kept)
+    if len(query.garments) != 1 or request.threshold < PAIR_FLOOR:
+        return False
     fields = sorted(t.field for t in terms)
-    return (len(terms) == 2 and len(query.garments) == 1 and request.threshold >= PAIR_FLOOR
-            and fields[0] == "category" and fields[1] in PAIRED_FIELDS)
+    pair = len(terms) == 2 and fields[0] == "category" and fields[1] in PAIRED_FIELDS
+    return ((pair and len(query.person) <= 1)
+            or (fields == ["category", "color", "pattern"] and not query.person))
 
+
+def tight_is_score(request: SearchRequest) -> bool:
+    """Whether the tight bound (`tight_bound`) is the score of every hit, not only a bound of it: no
+    negated term or constraint, no min_confidence, not strict (the other filters only drop hits). Then
+    a page after a cursor holds no moment whose tight bound is above the cursor's score."""
+    query = request.query
+    return (not request.strict and request.min_confidence == 0 and not any(c.negated for c in query.garments)
+            and not any(t.negated for t in [*(t for c in query.garments for t in c.terms), *query.person]))
+
+
+# The most rows a bound list reads in one batch (batches double from the first up to it).
+MAX_BATCH = 4000
 
 # (bound, moment id, the moment's scoring view or None: `BoundList.load` reads it when needed,
 # the moment's tight bound or None: not known)
@@ -753,7 +834,7 @@ class BoundList:
         self.exhausted = not more
         if last is not None:
             self.last = last
-        self.size = min(self.size * 2, 4000)
+        self.size = min(self.size * 2, MAX_BATCH)
         return rows
 
     @property

@@ -19,7 +19,15 @@ import indexer.elasticsearch as es_backend
 from indexer.elasticsearch import ElasticsearchStore
 from indexer.moments import build_moments
 from indexer.review import SetValue, edit_frame
-from indexer.search import LOG_OFFSET, SearchRequest, rank_moments, tight_query
+from indexer.search import (
+    LOG_OFFSET,
+    SearchRequest,
+    rank_moments,
+    scoring_view,
+    term_probabilities,
+    tight_bound,
+    tight_query,
+)
 from indexer.store import MediaRecord, MediaStatus, StoreUnavailable
 from tests.indexer.elasticsearch_server import PlainJsonNode
 from tests.indexer.test_search import (
@@ -32,7 +40,16 @@ from tests.indexer.test_search import (
     red_striped_dress,
 )
 from tests.indexer.test_store_runs import labels, record
-from tests.indexer.test_store_search import PARSER, catwalk, index, search, spans, store_view, street
+from tests.indexer.test_store_search import (
+    PARSER,
+    catwalk,
+    index,
+    random_outfits,
+    search,
+    spans,
+    store_view,
+    street,
+)
 
 S = es_backend.SCHEMA_VERSION  # index names carry it: vestis-moments-s2-0001
 
@@ -111,7 +128,7 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
     monkeypatch.setattr(es.client, "search", recording)
     es.search(SearchRequest(query=PARSER.parse("black"), limit=5))
     ranked = [body for body in sent if "sort" in body and body["sort"][0] == {"_score": "desc"}]
-    assert ranked and ranked[0]["size"] == 5 + 2 and ranked[0]["from_"] == 0
+    assert ranked and ranked[0]["size"] == 5 + 2 and "from_" not in ranked[0] and "search_after" not in ranked[0]
     assert ranked[0]["sort"] == [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}]
     # two factors (salience, black), each offset by LOG_OFFSET: the threshold 0.01 in log space
     assert ranked[0]["min_score"] == pytest.approx(2 * LOG_OFFSET + math.log(0.01), abs=1e-3)
@@ -129,7 +146,9 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
 
 def test_a_negated_term_and_min_confidence_in_the_cluster_body():
     """`not black` in a constraint adds the garment's lq (LOG_OFFSET where the colour cannot be black);
-    min_confidence filters the labels the terms rest on; negated constraints are left out (factor 1)."""
+    min_confidence filters the labels the terms rest on; a negated constraint of one term adds the least
+    lq of the garments sure enough to count (LOG_OFFSET for a person with none); one of several terms
+    is left out (factor 1)."""
     body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("dress not black"))))
     garment = body["nested"]["query"]["bool"]["must"][1]["nested"]["query"]["function_score"]
     assert {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": LOG_OFFSET}} \
@@ -137,25 +156,102 @@ def test_a_negated_term_and_min_confidence_in_the_cluster_body():
     body, clauses = es_backend.tight_body(tight_query(SearchRequest(query=PARSER.parse("white t-shirt without a hat"),
                                                                     min_confidence=0.7)))
     person = body["nested"]["query"]["bool"]["must"]
-    assert len(person) == 2 and clauses == 3  # salience and the t-shirt: the hat counts as 1
+    assert len(person) == 3 and clauses == 4  # salience, the t-shirt (two terms) and the hat
     filters = person[1]["nested"]["query"]["function_score"]["query"]["bool"]["filter"]
     assert {"range": {"scoring.garments.category_confidence": {"gte": 0.7}}} in filters
     assert {"range": {"scoring.garments.conf.color_white": {"gte": 0.7}}} in filters
+    least, fallback = person[2]["bool"]["should"]
+    sure = [{"exists": {"field": "scoring.garments.lq.category_hat"}},
+            {"range": {"scoring.garments.category_confidence": {"gte": 0.7}}},
+            {"range": {"scoring.garments.conf.category_hat": {"gte": 0.7}}}]
+    assert least["nested"]["score_mode"] == "min"
+    assert least["nested"]["query"]["function_score"]["query"] == {"bool": {"filter": sure}}
+    assert fallback["constant_score"] == {"boost": LOG_OFFSET, "filter": {"bool": {"must_not": [
+        {"nested": {"path": "scoring.garments", "query": {"bool": {"filter": sure}}}}]}}}
+    # a colour under a min_confidence, or a constraint of two terms: left out
+    for text in ("without red", "without a black hat"):
+        tight = tight_query(SearchRequest(query=PARSER.parse(text), min_confidence=0.7))
+        assert tight.absent == () and es_backend.tight_body(tight)[1] == 1, text
+
+
+def test_the_cluster_scores_each_moment_with_its_tight_bound(es):
+    """What the walk ranks by, run on the stand-in: the cluster's score of every moment the body matches is
+    indexer.search.tight_bound in log space (float32 and the LOG_OFFSET floor of a factor aside: never
+    under it), and the body matches the moments whose tight bound is above 0: negated constraints of one
+    term ("without a hat": the least 1 - P over the garments) included."""
+    for name, labels in random_outfits(5).items():
+        index(es, name, labels)
+    for text in ["black", "red dress", "without a hat", "no dress", "blue pants without a hat", "dress not black",
+                 "happy in red", "not sad", "without red", "without a red dress", ""]:
+        for kw in ({}, {"min_confidence": 0.6}):
+            tight = tight_query(SearchRequest(query=PARSER.parse(text), **kw))
+            body, clauses = es_backend.tight_body(tight)
+            hits = es.client.search(index=es.aliases["moments"], query=body, size=1000,
+                                    _source=["summary"])["hits"]["hits"]
+            bounds = {h["_source"]["summary"]["moment_id"]: tight_bound(term_probabilities(h["_source"]["summary"]),
+                                                                        tight) for h in hits}
+            assert all(bound > 0 for bound in bounds.values()), (text, kw)
+            everything = [m for name in random_outfits(5) for m in es.moments_of(name)]
+            assert len(hits) == sum(tight_bound(term_probabilities(scoring_view(m)), tight) > 0 for m in everything)
+            for h in hits:
+                expected = bounds[h["_source"]["summary"]["moment_id"]]
+                found = math.exp(h["_score"] - LOG_OFFSET * clauses) * tight.scale
+                assert found >= expected * (1 - 1e-5), (text, kw)
+                if expected >= 0.01:
+                    assert found == pytest.approx(expected, rel=1e-5), (text, kw)
 
 
 def test_a_page_reads_the_page_and_a_bounded_look_ahead(es):
-    """Where the tight bound is the score (positive terms), a page reads its hits, one more and the
-    moments tied with the last: however many terms and however many candidates."""
+    """Where the tight bound is the score (positive terms; and a negated constraint of one term where at
+    most one garment of a person may be it), a page reads its hits, one more and the moments tied with
+    the last: however many terms and however many candidates; a later page of positive terms, its own."""
     for m in range(30):
         index(es, f"v{m}", [f for i in range(4) for f in frames(
             f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
     everything = [moment for m in range(30) for moment in es.moments_of(f"v{m}")]
     for text in ("black", "", "black jacket", "black long-sleeve jacket", "black jacket and blue jeans",
-                 "blue jeans", "happy in black"):
+                 "blue jeans", "happy in black", "without a hat", "no jacket", "black jeans without a jacket"):
         req = SearchRequest(query=PARSER.parse(text), limit=5)
         found = es.search_counted(req)
         assert store_view(found.page) == store_view(rank_moments(everything, req)), text
         assert found.read <= 5 + 2, (text, found.read)
+        if "without" in text or "no " in text:
+            continue  # the tight bound of a negated constraint is not the score: later pages read from the top
+        # a later page starts at its cursor's score (search_after), not at the top: the page, the
+        # look-ahead and the cursor's own hit again, whichever page it is
+        for n in (2, 3, 4):
+            req = req.model_copy(update={"cursor": found.page.next_cursor})
+            found = es.search_counted(req)
+            assert store_view(found.page) == store_view(rank_moments(everything, req)), (text, n)
+            assert found.read <= 5 + 3, (text, n, found.read)
+
+
+def test_a_walk_resumes_with_search_after_never_from(es, monkeypatch):
+    """The batches of a ranked walk after the first resume with search_after a hair (RESUME_SLACK) above
+    the last hit's score and no ids, never with a from/size offset, so no result window (10,000 on a
+    cluster) caps a walk. osmem reports float32 scores but compares unrounded ones: resuming from the hit's
+    own sort values would skip or repeat its ties there, so the walk reads the last hit's ties again."""
+    for m in range(30):
+        index(es, f"v{m}", [f for i in range(4) for f in frames(
+            f"v{m}", [10.0 * i], black_jacket_blue_jeans(confidence=0.5 + 0.01 * m + 0.001 * i), reason="shot")])
+    everything = [moment for m in range(30) for moment in es.moments_of(f"v{m}")]
+    sent: list[tuple[dict, list]] = []
+    search_ = es.client.search
+
+    def recording(**kwargs):
+        response = search_(**kwargs)
+        sent.append((kwargs, response["hits"]["hits"]))
+        return response
+
+    monkeypatch.setattr(es.client, "search", recording)
+    req = SearchRequest(query=PARSER.parse("without a black jacket"), limit=5)  # a negated constraint: factor 1
+    assert store_view(es.search(req)) == store_view(rank_moments(everything, req))
+    ranked = [(body, hits) for body, hits in sent if "sort" in body and body["sort"][0] == {"_score": "desc"}]
+    assert len(ranked) >= 3  # it read on past the first batches
+    assert "search_after" not in ranked[0][0]
+    for (_, hits), (body, _) in zip(ranked, ranked[1:]):
+        assert "from_" not in body and body["search_after"][1:] == ["", ""]
+        assert body["search_after"][0] == pytest.approx(hits[-1]["sort"][0] + es_backend.RESUME_SLACK, abs=1e-9)
 
 
 def test_a_schema_change_moves_every_index_through_reindex(es, es_client, monkeypatch):

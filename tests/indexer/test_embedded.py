@@ -119,7 +119,9 @@ def test_tables_hold_one_row_per_moment_and_its_bounds(embedded):
     assert {term for moment_id, term, _ in rows if moment_id == dress.moment_id} == {
         "salience", "salience_least", "category_dress", "color_red", "pattern_striped", "sleeve_short",
         "category_dress__color_red", "category_dress__pattern_striped", "category_dress__sleeve_short",
-        *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours)}
+        *(f"color_{n}" for n in neighbours), *(f"category_dress__color_{n}" for n in neighbours),
+        # the triples of its category, colours and pattern (no expression: no pairs with one)
+        *(f"category_dress__color_{n}__pattern_striped" for n in ["red", *neighbours])}
     # the tight bounds' table: per person and garment, P of every term its labels make possible
     with sqlite3.connect(embedded.path) as db:
         probabilities = db.execute("SELECT person, garment, term, p FROM term_probabilities WHERE moment_id = ?",
@@ -186,6 +188,21 @@ def test_a_database_from_before_the_tight_bounds_answers_as_before(tmp_path):
         assert _count(reopened, "term_probabilities") == 0
         assert [store_view(search(reopened, text)) for text in queries] == before
         assert _count(reopened, "term_probabilities") > 0
+
+
+def test_a_new_store_does_not_fill_its_lists_again_on_first_search(tmp_path, monkeypatch):
+    """A store opened with no moments writes every list with this version: its first search after an
+    ingest searches them as written, instead of rewriting them from every moment."""
+    store = EmbeddedStore(tmp_path)
+    index(store, "catwalk", catwalk())
+    store.close()
+    reopened = EmbeddedStore(tmp_path)
+    filled: list[int] = []
+    monkeypatch.setattr(reopened, "_write", lambda work: filled.append(1) or EmbeddedStore._write(reopened, work))
+    assert store_view(search(reopened, "red dress"))  # found, from the lists as written
+    assert filled == [] and reopened._query("SELECT key, value FROM store_meta ORDER BY key") == [
+        ("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
+    reopened.close()
 
 
 def test_bounds_of_another_version_are_recomputed_on_open(tmp_path):

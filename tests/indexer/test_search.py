@@ -19,7 +19,10 @@ from indexer.search import (
     InvalidCursor,
     SearchPage,
     SearchRequest,
+    bound_is_score,
+    driver_keys,
     match_moment,
+    moment_bounds,
     query_notice,
     rank_documents,
     rank_moments,
@@ -481,3 +484,34 @@ def test_the_tight_bound_is_never_under_the_score_and_is_it_for_positive_queries
                     assert bound == pytest.approx(score, rel=1e-9), (text, moment.moment_id)
                     exact += 1
     assert exact > 20  # it was compared, not vacuously
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_list_a_search_walks_bounds_the_score_and_a_counted_one_is_it(seed):
+    """The embedded store walks the first of driver_keys and keeps only moments the others' bounds let
+    through, so every key's stored bound (moment_bounds) must reach the score of every hit; where
+    bound_is_score says the first list is the score (it counts the hits from its index), it must be."""
+    from tests.indexer.test_store_search import random_outfits  # the randomised outfits of the backend tests
+
+    moments = [m for labels in random_outfits(seed).values() for m in build_moments(labels)]
+    shapes: set[str] = set()
+    counted = 0
+    for text in ["red striped dress", "white floral t-shirt", "happy in a floral dress", "sad in a red dress",
+                 "happy in a long sleeve dress", "happy in a red striped dress", "sad in a red dress and blue pants",
+                 "black jacket", "red dress", "happy", "striped dress not red"]:
+        for kw in ({}, {"min_confidence": 0.6}, {"strict": True}, {"threshold": 0.2}):
+            request = SearchRequest(query=PARSER.parse(text), **kw)
+            drivers = driver_keys(request.query, request.threshold)
+            shapes.update(key.count("__") for key, _ in drivers)
+            for moment in moments:
+                view = scoring_view(moment)
+                score = score_document(view, request)
+                if score is None:
+                    continue
+                bounds = moment_bounds(view)
+                for key, similarity in drivers:
+                    assert score <= bounds.get(key, 0.0) * similarity * (1 + 1e-9), (text, kw, key)
+                if bound_is_score(request):
+                    assert bounds[drivers[0][0]] == pytest.approx(score, rel=1e-12), (text, kw)
+                    counted += 1
+    assert shapes == {0, 1, 2} and counted > 20  # triples and pairs with an expression were walked, and counted

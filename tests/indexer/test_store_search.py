@@ -212,7 +212,8 @@ def test_random_outfits_rank_as_the_reference_ranks_them(store, seed):
     everything = [m for name in media for m in store.moments_of(name)]
     queries = ["red dress", "black hat", "not red", "dress not black", "blue pants without a hat", "striped",
                "long sleeve black jacket", "white t-shirt and blue pants", "happy", "not sad", "happy in red", "",
-               "gray", "floral dress", "no dress", "red media3"]
+               "gray", "floral dress", "no dress", "red media3", "red striped dress", "happy in a floral dress",
+               "sad in a long sleeve t-shirt", "happy in a red striped dress"]
     for text in queries:
         for kw in ({}, {"min_confidence": 0.6}, {"start": 2.0, "end": 6.0}, {"media_ids": ["media1", "media4"]},
                    {"strict": True}, {"threshold": 0.2}, {"threshold": 0.0}):
