@@ -241,6 +241,15 @@ def test_the_dashboard_link_says_when_bokeh_is_missing(monkeypatch):
     assert cli._dashboard_note() == ""
 
 
+def _default_sigint() -> None:
+    """In the child before it runs: SIGINT handled as a terminal's foreground command has it. A test
+    run started in the background (`cmd &` without job control) ignores SIGINT, and the child would
+    inherit that (Python keeps an ignored SIGINT ignored; ffmpeg catches it anyway)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_a_summary_and_leaves_nothing_pending(tmp_path):
     """Issue 19, finding 12: Ctrl-C printed two worker tracebacks, no summary, and left records `pending`.
@@ -263,7 +272,7 @@ def test_ctrl_c_ends_with_one_line_and_a_summary_and_leaves_nothing_pending(tmp_
     child = subprocess.Popen([sys.executable, "-m", "vestis.cli", "ingest", str(media), "--data-dir", str(data),
                               "--workers", "2", "--gpu", "off", "--stage", "pass_through", "--set", "sampling.fps=25"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None:  # until a video is being ingested
