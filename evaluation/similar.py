@@ -215,22 +215,6 @@ def _tracks(labels: list[FrameLabels]) -> dict[tuple[str, int], str]:
     return track
 
 
-def same_person_first(labels: list[FrameLabels]) -> dict:
-    """Share of garments whose nearest garment in another frame is the same person's (same track)."""
-    track = _tracks(labels)
-    vectors, frames, owners = [], [], []
-    for frame in labels:
-        for p, person in enumerate(frame.persons):
-            for garment in person.garments:
-                if garment.embedding is not None and (frame.frame_id, p) in track:
-                    vectors.append(garment.embedding.unit())
-                    frames.append(frame.frame_id)
-                    owners.append(track[(frame.frame_id, p)])
-    if len(vectors) < 2:
-        return {"queries": 0, "same_person_first": None}
-    return nearest_is_same_track(np.stack(vectors), np.array(frames), np.array(owners))
-
-
 def nearest_is_same_track(v: np.ndarray, f: np.ndarray, o: np.ndarray) -> dict:
     """Rows of vectors with their frame and track: the share whose nearest row in another frame is
     of the same track, over rows whose track is seen in another frame."""
@@ -286,8 +270,7 @@ def evaluate_videos(settings: Settings, folder: Path, fps: float, progress: Prog
         rows = (arrays.get("video_file", np.array([])) == name) & (arrays.get("video_track", np.array([])) != "")
         mine = {k: v[rows] for k, v in arrays.items()
                 if k.startswith("video_") and k not in ("video_names", "video_frames")}
-        result: dict = (nearest_is_same_track(embeddings(mine, "video_", provenance), mine["video_frame"], mine["video_track"])
-                  if rows.sum() >= 2 else {"queries": 0, "same_person_first": None})
+        result = nearest_is_same_track(embeddings(mine, "video_", provenance), mine["video_frame"], mine["video_track"])
         report[name] = {"frames": int(count), **result}
         if result["queries"]:
             pooled += result["queries"]

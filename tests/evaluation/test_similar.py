@@ -9,7 +9,7 @@ import pytest
 
 from configs import Settings
 from evaluation import similar
-from evaluation.similar import evaluate_ccp, evaluate_similar, neighbour_shares, same_person_first
+from evaluation.similar import evaluate_ccp, evaluate_similar, nearest_is_same_track, neighbour_shares
 from labels import Embedding, RuleSet
 from labels.vocabulary import COLORS, GARMENT_CATEGORIES
 from vision.backbone import FEATURE_DIM
@@ -33,7 +33,7 @@ def test_neighbour_shares_and_their_random_baseline():
     assert report["category"]["top10_same"] == 0.0
 
 
-def test_same_person_first_over_tracks():
+def test_the_nearest_garment_in_another_frame_is_the_same_track():
     def with_vectors(labels, seeds):
         for frame in labels:
             for person in frame.persons:
@@ -44,7 +44,11 @@ def test_same_person_first_over_tracks():
     # a dress for 3 s, then (after a gap that ends the track) a man in a jacket for 3 s
     labels = with_vectors(frames("v", [0.0, 1.0, 2.0], red_striped_dress()), [1]) + \
         with_vectors(frames("v", [10.0, 11.0, 12.0], black_jacket_blue_jeans()), [2, 3])
-    result = same_person_first(labels)
+    track = similar._tracks(labels)  # the moments' person tracks, as collect_videos reads them
+    rows = [(garment.embedding.unit(), frame.frame_id, track[(frame.frame_id, p)]) for frame in labels
+            for p, person in enumerate(frame.persons) for garment in person.garments]
+    vectors, frame_ids, owners = zip(*rows)
+    result = nearest_is_same_track(np.stack(vectors), np.array(frame_ids), np.array(owners))
     assert result["tracks"] == 2 and result["queries"] == 9
     assert result["same_person_first"] == 1.0
     assert 0 < result["random"] < 1
