@@ -192,6 +192,8 @@ CREATE INDEX IF NOT EXISTS audit_by_media ON audit(media_id, entry_id);
 
 
 # The bound lists' indexes (in SCHEMA too): a fill of every moment's lists drops and rebuilds them.
+# store_meta's rows (key order) for bound lists and probabilities of this BOUNDS_VERSION
+_LISTS_CURRENT = [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
 _MOMENT_TERMS_INDEXES = {
     "moment_terms_by_term": "CREATE INDEX IF NOT EXISTS moment_terms_by_term ON moment_terms(term, score DESC, moment_id)",
     "moment_terms_by_moment_term": ("CREATE INDEX IF NOT EXISTS moment_terms_by_moment_term "
@@ -241,10 +243,9 @@ class EmbeddedStore:
                     self._db.execute(f"ALTER TABLE frames ADD COLUMN {column} {kind}")
             if "summary" not in {row[1] for row in self._db.execute("PRAGMA table_info(moments)")}:
                 self._db.execute("ALTER TABLE moments ADD COLUMN summary TEXT")
-        current = [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)]
         if not self._query("SELECT 1 FROM moments LIMIT 1") and self._query(
                 "SELECT key, value FROM store_meta WHERE key IN ('moment_terms', 'term_probabilities') "
-                "ORDER BY key") != current:  # (a write only then: opening a store takes no write lock)
+                "ORDER BY key") != _LISTS_CURRENT:  # (a write only then: opening a store takes no write lock)
             self._write(self._mark_lists_current_if_empty)
         self._moments_checked = False  # see _ensure_moments
         self._vectors = vector_index.GarmentVectorIndex(self.data_dir, self._query)
@@ -475,8 +476,7 @@ class EmbeddedStore:
         version's. Said so in store_meta, so the first search after an ingest into a new store does not
         fill the lists again from every moment (at 1M frames: minutes, and gigabytes of WAL)."""
         if db.execute("SELECT 1 FROM moments LIMIT 1").fetchone() is None:
-            db.executemany("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)",
-                           [("moment_terms", BOUNDS_VERSION), ("term_probabilities", BOUNDS_VERSION)])
+            db.executemany("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", _LISTS_CURRENT)
 
     def _fill_moment_terms(self) -> None:
         """Fill the bound lists and tight bounds of moments from before them, or of another BOUNDS_VERSION
