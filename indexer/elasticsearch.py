@@ -14,8 +14,8 @@ fail instead of being overwritten), then the other runs' documents are deleted. 
 documents of a media's visible run, so a crash between those steps shows the old run or the new one,
 never both and never half; the next `begin_run` deletes what the crash left.
 
-Search ranks in the cluster: one query scores every candidate with its tight bound in log space
-(`tight_body`), and the hits come best first through `search_after` on a unique sort (no
+Search ranks in the cluster: one query scores every candidate with the reference's score in log space
+(indexer/cluster_scoring.py), and the hits come best first through `search_after` on a unique sort (no
 point-in-time: not every server has it); the walk scores them with the reference
 (indexer.search.rank_by_bounds, as the embedded store does), so both backends return the same pages
 for the same labels (see `search_counted` and docs/search.md).
@@ -47,26 +47,18 @@ from indexer.review import (
     lowest_confidence,
     review_status,
 )
-from indexer.query import VOCABULARY
+from indexer import cluster_scoring
 from indexer.search import (
-    BOUND_FLOOR,
-    LOG_OFFSET,
     MAX_BATCH,
-    SALIENCE_KEY,
     TIGHT_SLACK,
     BoundList,
     BoundSearch,
     SearchPage,
     SearchRequest,
-    TightQuery,
-    bound_key,
     decode_cursor,
     rank_by_bounds,
     rank_documents,
     scoring_view,
-    term_probabilities,
-    tight_is_score,
-    tight_query,
     usable,
 )
 from indexer.similar import Neighbour, SimilarRequest, moment_vectors, rank_similar
@@ -75,9 +67,10 @@ from labels import FrameLabels
 from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 # Bump when a mapping below changes: the next `reindex()` moves every alias to indices of this shape.
-# 2: moments carry `bounds` (search's bound lists); 3: `scoring` instead (search ranks in the cluster).
-# A change to indexer.search.term_probabilities needs a bump too.
-SCHEMA_VERSION = 3
+# 2: moments carry `bounds` (search's bound lists); 3: `scoring` instead (search ranks in the cluster by a
+# bound of the score); 4: `scoring` holds the labels too (the cluster computes the score itself).
+# A change to indexer/cluster_scoring.py's fields needs a bump too.
+SCHEMA_VERSION = 4
 
 PAGE = 2000  # documents per search_after page
 # How far above the last hit's score (in log space, where Lucene's float32 rounds to ~2e-6) a ranked
@@ -107,29 +100,6 @@ _LABEL = {
 
 def _garments(extra: dict | None = None) -> dict:
     return {"type": "nested", "properties": {**{f: _LABEL for f in GARMENT_LABEL_FIELDS}, **(extra or {})}}
-
-
-def _term_fields(fields: tuple[str, ...]) -> dict:
-    """`lp`, `lq` and `conf` per term key the fields' vocabularies allow, as doubles: `scoring` below."""
-    keys = [bound_key(name, value) for name in fields for value in VOCABULARY[name]]  # type: ignore[index]
-    if "expression" in fields:
-        keys.append(SALIENCE_KEY)
-    doubles = {key: {"type": "double"} for key in keys}
-    return {part: {"properties": doubles} for part in ("lp", "lq", "conf")}
-
-
-# What search ranks by, server-side (`tight_body`): per person (nested) LOG_OFFSET + ln P of its salience
-# and expressions, per garment (nested in it) of every term its labels make possible (`lp`), the same of
-# 1 - P (`lq`), and the confidences min_confidence looks at (`conf`): indexer.search.term_probabilities.
-# Doubles: the bound is compared with scores computed from _source.
-_SCORING = {
-    "type": "nested",
-    "properties": {
-        **_term_fields(("expression",)),
-        "garments": {"type": "nested", "properties": {**_term_fields(("category", "color", "pattern", "sleeve")),
-                                                       "category_confidence": {"type": "double"}}},
-    },
-}
 
 
 # Boxes, masks and frame lists stay in _source without being indexed (`dynamic: false`): they are
@@ -165,7 +135,7 @@ MAPPINGS: dict[str, dict] = {
             "caption": {"type": "text"},
             "start": {"type": "double"}, "end": {"type": "double"}, "best_timestamp": {"type": "double"},
             "best_frame_id": _KEYWORD, "review_status": _KEYWORD,
-            "scoring": _SCORING,
+            "scoring": cluster_scoring.mapping(),
             "summary": {"type": "object", "enabled": False},  # the scoring view: what search reads
             "persons": {
                 "type": "nested",
@@ -225,6 +195,12 @@ def candidate_query(request: SearchRequest) -> dict:
         filters.append({"range": {"end": {"gte": request.start}}})
     if request.end is not None:
         filters.append({"range": {"start": {"lte": request.end}}})
+    if request.review_status is not None:
+        statuses: dict[str, Any] = {"terms": {"review_status": [status.value for status in request.review_status]}}
+        if "unreviewed" in request.review_status:  # a moment written before reviews has no status
+            statuses = {"bool": {"should": [statuses, {"bool": {"must_not": [{"exists": {"field": "review_status"}}]}}],
+                                 "minimum_should_match": 1}}
+        filters.append(statuses)
     return {"bool": {"filter": filters}}
 
 
@@ -233,94 +209,6 @@ def candidate_query(request: SearchRequest) -> dict:
 
 class _TooDeep(Exception):
     """A ranked walk cannot move on: a whole batch scored within RESUME_SLACK of where it resumed."""
-
-
-def _log(p: float) -> float:
-    """A factor as Elasticsearch adds it: LOG_OFFSET + ln p, never negative (Lucene refuses negative
-    scores); a factor too small for that counts as e^-LOG_OFFSET, which still bounds it from above."""
-    return max(0.0, LOG_OFFSET + math.log(p)) if p > 0 else 0.0
-
-
-def scoring_fields(view: Mapping[str, Any]) -> list[dict]:
-    """The moment's `scoring` field: indexer.search.term_probabilities in log space, per person and garment."""
-    out = []
-    for person in term_probabilities(view):
-        doc: dict[str, Any] = {"lp": {key: _log(p) for key, (p, _) in person.expression.items()},
-                               "lq": {key: _log(1.0 - p) for key, (p, _) in person.expression.items()},
-                               "conf": {key: c for key, (_, c) in person.expression.items()}}
-        if person.salience > 0:
-            doc["lp"][SALIENCE_KEY] = _log(person.salience)
-            doc["conf"][SALIENCE_KEY] = person.detection_confidence
-        doc["garments"] = [{"lp": {key: _log(p) for key, (p, _) in g.terms.items()},
-                            "lq": {key: _log(1.0 - p) for key, (p, _) in g.terms.items()},
-                            "conf": {key: c for key, (_, c) in g.terms.items()},
-                            "category_confidence": g.category_confidence} for g in person.garments]
-        out.append(doc)
-    return out
-
-
-def _factor(field: str, *, missing: float | None = None) -> dict:
-    factor: dict[str, Any] = {"field": field}
-    if missing is not None:
-        factor["missing"] = missing
-    return {"field_value_factor": factor}
-
-
-def _sum_of(functions: list[dict], filters: list[dict]) -> dict:
-    """A query matching what `filters` allow, scored by the sum of `functions` (each a field's value)."""
-    return {"function_score": {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}},
-                               "functions": functions, "score_mode": "sum", "boost_mode": "replace"}}
-
-
-def tight_body(tight: TightQuery) -> tuple[dict, int]:
-    """The query that scores each moment with its tight bound in log space (indexer.search.tight_bound,
-    on `scoring_fields`), and the number of factors it adds (each offset by LOG_OFFSET): per person
-    (nested, the best one), its salience plus, per constraint, the best garment's (nested) sum of its
-    terms' lp (lq for a negated one, LOG_OFFSET when absent: 1 - 0) plus its expression terms', plus
-    per negated constraint of one term (`TightQuery.absent`) the least lq over the garments that have it
-    (nested, `score_mode: min`; LOG_OFFSET for a person with none: a `must_not` fallback). Bool `must`
-    clauses add their scores; `filter` clauses hold the min_confidence and presence tests."""
-    floor = tight.floor
-    base = "scoring"
-
-    def at_least(field: str) -> list[dict]:
-        return [{"range": {field: {"gte": floor}}}] if floor > 0 else []
-
-    clauses = 1
-    must: list[dict] = [_sum_of([_factor(f"{base}.lp.{SALIENCE_KEY}")],
-                                [{"exists": {"field": f"{base}.lp.{SALIENCE_KEY}"}},
-                                 *at_least(f"{base}.conf.{SALIENCE_KEY}")])]
-    garments = f"{base}.garments"
-    for constraint in tight.constraints:
-        functions, filters = [], at_least(f"{garments}.category_confidence")
-        for t in constraint:
-            if t.negated:
-                functions.append(_factor(f"{garments}.lq.{t.key}", missing=LOG_OFFSET))
-            else:
-                functions.append(_factor(f"{garments}.lp.{t.key}"))
-                filters += [{"exists": {"field": f"{garments}.lp.{t.key}"}}, *at_least(f"{garments}.conf.{t.key}")]
-        clauses += len(constraint)
-        must.append({"nested": {"path": garments, "score_mode": "max", "query": _sum_of(functions, filters)}})
-    for key in tight.absent:
-        # "without a hat": the least lq over the garments that may be it (surely enough), LOG_OFFSET (1 - 0)
-        # when none may
-        may_be = [{"exists": {"field": f"{garments}.lq.{key}"}}, *at_least(f"{garments}.category_confidence"),
-                  *at_least(f"{garments}.conf.{key}")]
-        must.append({"bool": {"should": [
-            {"nested": {"path": garments, "score_mode": "min",
-                        "query": _sum_of([_factor(f"{garments}.lq.{key}")], may_be)}},
-            {"constant_score": {"filter": {"bool": {"must_not": [
-                {"nested": {"path": garments, "query": {"bool": {"filter": may_be}}}}]}}, "boost": LOG_OFFSET}},
-        ], "minimum_should_match": 1}})
-        clauses += 1
-    for t in tight.expression:
-        if t.negated:
-            must.append(_sum_of([_factor(f"{base}.lq.{t.key}", missing=LOG_OFFSET)], []))
-        else:
-            must.append(_sum_of([_factor(f"{base}.lp.{t.key}")],
-                                [{"exists": {"field": f"{base}.lp.{t.key}"}}, *at_least(f"{base}.conf.{t.key}")]))
-        clauses += 1
-    return {"nested": {"path": base, "score_mode": "max", "query": {"bool": {"must": must}}}}, clauses
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -625,7 +513,7 @@ class ElasticsearchStore:
             view = scoring_view(m)
             yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",
                    "_source": {**m.model_dump(mode="json"), "run_id": run_id, "build_order": order,
-                               "media_name": media_name, "caption": _caption(m), "scoring": scoring_fields(view),
+                               "media_name": media_name, "caption": _caption(m), "scoring": cluster_scoring.scoring_fields(view),
                                "summary": view}}
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
@@ -766,28 +654,27 @@ class ElasticsearchStore:
     def search_counted(self, request: SearchRequest) -> BoundSearch:
         """The page, and how many moment documents were read from the cluster to find it.
 
-        The cluster ranks: one query (`tight_body`) scores every candidate with the tight bound
-        (indexer.search.tight_bound) in log space, and returns them best first with search_after, in
-        batches of a page and two, then doubling; the walk (indexer.search.rank_by_bounds) scores
-        those with the reference and stops once the page's last hit beats every bound not yet read.
-        Where the tight bound is the score (positive terms, no min_confidence: most queries), that is
-        the page, one more, and the moments tied with the last within TIGHT_SLACK. A threshold under
-        BOUND_FLOOR reads every candidate (exact, slow). The total is exact when the list was read to
-        its end; otherwise the hits met (total_exact False)."""
+        The cluster ranks: one query (indexer/cluster_scoring.py) scores every candidate with the
+        reference's score in log space and returns them best first with search_after, in batches of a
+        page and two, then doubling; the walk (indexer.search.rank_by_bounds) scores those with the
+        reference and stops once the page's last hit beats every score not yet read. The cluster's score
+        being the score (float32 rounding aside), that is the page, one more, and the moments tied with
+        the last within TIGHT_SLACK, whatever the query; a later page starts at its cursor's score. A
+        threshold under LEAST_THRESHOLD (2e-6; 0: anything above 0) reads every candidate (exact, slow). The total is exact when the
+        ranking was read to its end from the top; otherwise the hits met (total_exact False)."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
         if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
             return BoundSearch(SearchPage(hits=[], total=0), read=0)
         filters = candidate_query(request)["bool"]["filter"]
-        if request.threshold < BOUND_FLOOR or not self._moments_scored_in_cluster():
-            # Under what the tight bound keeps, or a moments index from before it (until `vestis reindex`).
+        if request.threshold < cluster_scoring.LEAST_THRESHOLD or not self._moments_scored_in_cluster():
+            # Under what the fields keep, or a moments index from before them (until `vestis reindex`).
             return self._scan_search(request, filters)
 
-        tight = tight_query(request)
-        if tight.scale <= 0:  # a term mapped by meaning with similarity 0: every score is 0
+        body, clauses, scale = cluster_scoring.score_body(request)
+        if scale <= 0:  # a term mapped by meaning with similarity 0: every score is 0
             return BoundSearch(SearchPage(hits=[], total=0), read=0)
-        body, clauses = tight_body(tight)
-        offset = LOG_OFFSET * clauses
+        offset = cluster_scoring.OFFSET * clauses
         read = [0]  # hits taken from the ranking so far
         # Where the next batch resumes: search_after on (_score, moment_id, run_id) with a score a hair
         # above the last hit's, and no ids, so the batch starts with every hit tied with (or within
@@ -796,20 +683,20 @@ class ElasticsearchStore:
         # cluster could resume from the hit itself and would read its ties once.
         resume: list[Any] = []
         cursor = decode_cursor(request.cursor, request) if request.cursor else None
-        if cursor is not None and tight_is_score(request):
+        if cursor is not None:
             # every hit above the cursor's score is an earlier page's: start at the cursor's score
-            resume[:] = [offset + math.log(-cursor[0] / tight.scale) + RESUME_SLACK, "", ""]
+            resume[:] = [offset + math.log(-cursor[0] / scale) + RESUME_SLACK, "", ""]
 
         def bound(score: float) -> float:
-            """The tight bound of a hit scored `score` by the cluster, rounded up (Lucene scores in float32)."""
-            return math.exp(score - offset) * tight.scale * (1 + TIGHT_SLACK)
+            """The score of a hit scored `score` by the cluster, rounded up (Lucene scores in float32)."""
+            return math.exp(score - offset) * scale * (1 + TIGHT_SLACK)
 
         def fetch(size: int) -> tuple[list[tuple[float, str, Any, None]], bool, float | None]:
             kwargs: dict[str, Any] = {
                 "index": self.aliases["moments"], "size": size, "track_total_hits": False,
                 "query": {"bool": {"filter": filters, "must": [body]}},
                 # below the threshold (in log space, with the slack): not returned at all
-                "min_score": offset + math.log(request.threshold / tight.scale) - 2 * TIGHT_SLACK,
+                "min_score": offset + math.log(request.threshold / scale) - 2 * TIGHT_SLACK,
                 "sort": [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
                 "_source": ["summary", "run_id", "media_id"]}
             if resume:
@@ -835,7 +722,7 @@ class ElasticsearchStore:
         except _TooDeep:  # more moments tied than a batch holds (thousands): read them all
             return self._scan_search(request, filters)
         found.read = read[0]
-        if cursor is not None and resume and found.page.total_exact and tight_is_score(request):
+        if resume and found.page.total_exact:
             # the walk started at the cursor: the earlier pages' hits were not met, the total is a lower bound
             found.page = found.page.model_copy(update={"total_exact": False})
         return found
@@ -870,10 +757,11 @@ class ElasticsearchStore:
         return {k: v for k, v in source.items() if k not in _MOMENT_EXTRAS}  # a moment from before summaries
 
     def _moments_scored_in_cluster(self) -> bool:
-        """Whether the moments index is of schema 3 or later (its moments carry `scoring` and `summary`)."""
+        """Whether the moments index is of schema 4 or later (its moments carry `summary` and the
+        `scoring` fields the cluster computes the score from)."""
         index = self._current_index("moments") or ""
         match = re.search(r"-s(\d+)-\d+$", index)
-        return match is not None and int(match.group(1)) >= 3
+        return match is not None and int(match.group(1)) >= 4
 
     def _full(self, view: Mapping[str, Any]) -> dict:
         """The whole moment of a page hit (the lists read the scoring views only)."""
