@@ -5,17 +5,17 @@ The score is a product of factors (indexer.search's docstring: the salience, eac
 best garment, each negated constraint, each expression term). A product is a sum of logs, and a bool
 query's `must` clauses add their scores, so each factor is one clause scoring OFFSET + ln(factor). Lucene
 refuses negative scores: a factor under e^-OFFSET scores 0, which bounds it from above, and a moment with
-such a factor is under every threshold the cluster serves (BOUND_FLOOR and up). OFFSET is large (14) so
-that a factor's log can be kept for every probability that matters (from e^-14 up) and the cluster's
-score is the reference's, not a bound of it: within float32 rounding (TIGHT_SLACK covers it) and e^-14
-per garment of a negated constraint. That is what lets a ranked walk stop after a page and one more
+such a factor ranks below every moment without one. OFFSET is large (14) so that a factor's log is
+exact for every probability that matters (from e^-14 up) and the cluster's score is the reference's,
+not a bound of it: within float32 rounding (TIGHT_SLACK covers it) and e^-14 per garment of a negated
+constraint; under e^-14 it is above the reference's, never below. That is what lets a ranked walk stop after a page and one more
 whatever the query (strict mode, negations, min_confidence, terms mapped by meaning), and start a
 later page at its cursor's score.
 
 Fields (`scoring_fields`), per person (nested `scoring`) and per garment (nested `scoring.garments`):
-- `lp.<key>`, `lq.<key>`: OFFSET + ln P(term) and OFFSET + ln(1 - P(term)) for every term the label
-  makes possible (indexer.search.distribution; a colour: its names, indexer.search.colour_names), from
-  the primary colour label; `lp2`, `lq2`: the same from the secondary colour label (under a
+- `lp.<key>`, `lq.<key>`: OFFSET + ln P(term) and OFFSET + ln(1 - P(term)) (at least 0) for every term
+  the label makes possible (indexer.search.distribution; a colour: its names,
+  indexer.search.colour_names), from the primary colour label; `lp2`, `lq2`: the same from the secondary colour label (under a
   min_confidence each counts only if its own label is sure enough). Person: its expression's terms,
   and `lp.salience` (OFFSET + ln salience).
 - `label.<field>`: the label itself, `value` (keyword), `conf` and `lc` = OFFSET + ln conf: what strict
@@ -33,9 +33,6 @@ from indexer.query import VOCABULARY, AttributeTerm, GarmentConstraint
 from indexer.search import SALIENCE_KEY, SearchRequest, bound_key, colour_names, distribution, salience
 
 OFFSET = 14.0
-# The least threshold the cluster ranks for: every factor of a moment scoring that much is at least it,
-# so kept. Under it (a threshold of 0: anything above 0) a search reads every candidate.
-LEAST_THRESHOLD = 2 * math.exp(-OFFSET)
 SCORING = "scoring"
 GARMENTS = f"{SCORING}.garments"
 
@@ -65,7 +62,8 @@ def _terms_of(field: str, label: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _logs(terms: Mapping[str, float], p_name: str, q_name: str) -> dict[str, dict[str, float]]:
-    return {p_name: {k: log_factor(p) for k, p in terms.items() if log_factor(p) > 0},
+    # every P above 0 (under e^-OFFSET as 0: e^-OFFSET, above it), so the cluster matches what the reference does
+    return {p_name: {k: log_factor(p) for k, p in terms.items()},
             q_name: {k: log_factor(1.0 - p) for k, p in terms.items()}}  # 0 where P is 1: 1 - P is 0 (at most e^-OFFSET)
 
 

@@ -659,16 +659,14 @@ class ElasticsearchStore:
         page and two, then doubling; the walk (indexer.search.rank_by_bounds) scores those with the
         reference and stops once the page's last hit beats every score not yet read. The cluster's score
         being the score (float32 rounding aside), that is the page, one more, and the moments tied with
-        the last within TIGHT_SLACK, whatever the query; a later page starts at its cursor's score. A
-        threshold under LEAST_THRESHOLD (2e-6; 0: anything above 0) reads every candidate (exact, slow). The total is exact when the
+        the last within TIGHT_SLACK, whatever the query; a later page starts at its cursor's score. The total is exact when the
         ranking was read to its end from the top; otherwise the hits met (total_exact False)."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
         if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
             return BoundSearch(SearchPage(hits=[], total=0), read=0)
         filters = candidate_query(request)["bool"]["filter"]
-        if request.threshold < cluster_scoring.LEAST_THRESHOLD or not self._moments_scored_in_cluster():
-            # Under what the fields keep, or a moments index from before them (until `vestis reindex`).
+        if not self._moments_scored_in_cluster():  # a moments index from before its fields (until `vestis reindex`)
             return self._scan_search(request, filters)
 
         body, clauses, scale = cluster_scoring.score_body(request)
@@ -695,10 +693,10 @@ class ElasticsearchStore:
             kwargs: dict[str, Any] = {
                 "index": self.aliases["moments"], "size": size, "track_total_hits": False,
                 "query": {"bool": {"filter": filters, "must": [body]}},
-                # below the threshold (in log space, with the slack): not returned at all
-                "min_score": offset + math.log(request.threshold / scale) - 2 * TIGHT_SLACK,
                 "sort": [{"_score": "desc"}, {"moment_id": "asc"}, {"run_id": "asc"}],
                 "_source": ["summary", "run_id", "media_id"]}
+            if request.threshold > 0:  # below it (in log space, with the slack): not returned at all
+                kwargs["min_score"] = offset + math.log(request.threshold / scale) - 2 * TIGHT_SLACK
             if resume:
                 kwargs["search_after"] = list(resume)
             hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
