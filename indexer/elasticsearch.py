@@ -720,7 +720,7 @@ class ElasticsearchStore:
         except _TooDeep:  # more moments tied than a batch holds (thousands): read them all
             return self._scan_search(request, filters)
         found.read = read[0]
-        if resume and found.page.total_exact:
+        if cursor is not None and found.page.total_exact:
             # the walk started at the cursor: the earlier pages' hits were not met, the total is a lower bound
             found.page = found.page.model_copy(update={"total_exact": False})
         return found

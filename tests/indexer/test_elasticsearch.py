@@ -137,8 +137,9 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
     assert garment["nested"]["path"] == "scoring.garments" and garment["nested"]["score_mode"] == "max"
     # black as the primary or the secondary colour, whichever is likelier
     [black] = garment["nested"]["query"]["bool"]["must"]
-    assert black["function_score"]["score_mode"] == "max" and [f["field_value_factor"]["field"] for f in
-        black["function_score"]["functions"]] == ["scoring.garments.lp.color_black", "scoring.garments.lp2.color_black"]
+    assert black["function_score"]["score_mode"] == "max" and black["function_score"]["functions"] == [
+        {"field_value_factor": {"field": "scoring.garments.lp.color_black", "missing": 0.0}},
+        {"field_value_factor": {"field": "scoring.garments.lp2.color_black", "missing": 0.0}}]
     pages = [body for body in sent if body not in ranked]
     assert len(pages) == 1 and pages[0]["query"] == {"terms": {"moment_id": pages[0]["query"]["terms"]["moment_id"]}}
 
@@ -156,8 +157,10 @@ def test_negations_strict_mode_and_min_confidence_in_the_cluster_body():
     body, clauses, _ = score_body(SearchRequest(query=PARSER.parse("dress not black")))
     not_black = _clauses(body)[1]["nested"]["query"]["bool"]["must"][1]["function_score"]
     assert not_black["score_mode"] == "min" and clauses == 3
-    assert {"filter": {"exists": {"field": "scoring.garments.label.color.conf"}},
-            "field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": OFFSET}} in not_black["functions"]
+    assert {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": OFFSET}} in not_black["functions"]
+    assert not_black["query"]["bool"]["filter"] == [{"bool": {"should": [
+        {"exists": {"field": "scoring.garments.label.color.conf"}},
+        {"exists": {"field": "scoring.garments.label.secondary_color.conf"}}], "minimum_should_match": 1}}]
 
     body, clauses, _ = score_body(SearchRequest(query=PARSER.parse("white t-shirt without a hat"), min_confidence=0.7))
     salience, shirt, hat = _clauses(body)
