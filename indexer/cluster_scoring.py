@@ -15,7 +15,8 @@ later page at its cursor's score.
 Fields (`scoring_fields`), per person (nested `scoring`) and per garment (nested `scoring.garments`):
 - `lp.<key>`, `lq.<key>`: OFFSET + ln P(term) and OFFSET + ln(1 - P(term)) (at least 0) for every term
   the label makes possible (indexer.search.distribution; a colour: its names,
-  indexer.search.colour_names), from the primary colour label; `lp2`, `lq2`: the same from the secondary colour label (under a
+  indexer.search.colour_names, the better of the primary and secondary colour label's); `lp1`, `lq1`
+  and `lp2`, `lq2`: a colour's from the primary and from the secondary label alone (under a
   min_confidence each counts only if its own label is sure enough). Person: its expression's terms,
   and `lp.salience` (OFFSET + ln salience).
 - `label.<field>`: the label itself, `value` (keyword), `conf` and `lc` = OFFSET + ln conf: what strict
@@ -37,7 +38,7 @@ SCORING = "scoring"
 GARMENTS = f"{SCORING}.garments"
 
 # (P field, 1 - P field, the label field it comes from) of each label a term looks at
-_PARTS = {"color": (("lp", "lq", "color"), ("lp2", "lq2", "secondary_color"))}
+_PARTS = {"color": (("lp1", "lq1", "color"), ("lp2", "lq2", "secondary_color"))}
 _GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
@@ -67,6 +68,12 @@ def _logs(terms: Mapping[str, float], p_name: str, q_name: str) -> dict[str, dic
             q_name: {k: log_factor(1.0 - p) for k, p in terms.items()}}  # 0 where P is 1: 1 - P is 0 (at most e^-OFFSET)
 
 
+def _colour_p(garment: Mapping[str, Any], key: str) -> float:
+    """P of a colour term on the garment: the better of its primary and secondary colour label's."""
+    return max((_terms_of(field, garment[field]).get(key, 0.0)
+                for field in ("color", "secondary_color") if garment.get(field) is not None), default=0.0)
+
+
 def scoring_fields(view: Mapping[str, Any]) -> list[dict]:
     """The moment's `scoring` field, from its scoring view (indexer.search.scoring_view): per person and garment."""
     out = []
@@ -81,15 +88,18 @@ def scoring_fields(view: Mapping[str, Any]) -> list[dict]:
         doc["label"] = labels
         doc["garments"] = []
         for garment in person["garments"]:
-            g: dict[str, Any] = {"lp": {}, "lq": {}, "lp2": {}, "lq2": {}, "label": {}}
+            g: dict[str, Any] = {"lp": {}, "lq": {}, "lp1": {}, "lq1": {}, "lp2": {}, "lq2": {}, "label": {}}
             for field in _GARMENT_FIELDS:
                 label = garment.get(field)
                 if label is None:
                     continue
                 g["label"][field] = _label_doc(label)
-                p_name, q_name = ("lp2", "lq2") if field == "secondary_color" else ("lp", "lq")
-                for name, values in _logs(_terms_of(field, label), p_name, q_name).items():
-                    g[name].update(values)
+                terms = _terms_of(field, label)
+                if field in ("color", "secondary_color"):
+                    g.update({f"{k}{'1' if field == 'color' else '2'}": v for k, v in _logs(terms, "lp", "lq").items()})
+                    terms = {k: max(p, _colour_p(garment, k)) for k, p in terms.items()}  # the better of the two
+                g["lp"].update(_logs(terms, "lp", "lq")["lp"])
+                g["lq"].update(_logs(terms, "lp", "lq")["lq"])
             doc["garments"].append(g)
         out.append(doc)
     return out
@@ -111,7 +121,7 @@ def mapping() -> dict:
         "lp": doubles(("expression",), (SALIENCE_KEY,)), "lq": doubles(("expression",)),
         "label": labels(("detection", "expression")),
         "garments": {"type": "nested", "properties": {
-            "lp": garment_terms, "lq": garment_terms, "lp2": colours, "lq2": colours,
+            "lp": garment_terms, "lq": garment_terms, "lp1": colours, "lq1": colours, "lp2": colours, "lq2": colours,
             "label": labels(_GARMENT_FIELDS)}},
     }}
 
@@ -181,6 +191,19 @@ def _term(term: AttributeTerm, path: str, floor: float, strict: bool) -> dict:
 def _garment(constraint: GarmentConstraint, floor: float, strict: bool) -> dict:
     """A garment meeting every term of the constraint, scored by the sum of their clauses (a garment
     whose category is less sure than the floor is not there)."""
+    if floor == 0 and not strict:
+        # the common case in one function_score summing the stored logs (a colour's `lp` and `lq` are
+        # its better label's), the shape with the fewest clauses for the cluster to evaluate
+        filters, functions = [], []
+        for t in constraint.terms:
+            key = bound_key(t.field, t.value)
+            if t.negated:  # on a labelled field only; 1 - 0 where the label cannot be it
+                filters.append(_any([{"exists": {"field": f"{GARMENTS}.label.{f}.conf"}} for f in t.label_fields]))
+                functions.append(_factor(f"{GARMENTS}.lq.{key}", missing=OFFSET))
+            else:
+                filters.append({"exists": {"field": f"{GARMENTS}.lp.{key}"}})
+                functions.append(_factor(f"{GARMENTS}.lp.{key}"))
+        return _scored(filters, functions, "sum")
     query: dict[str, Any] = {"must": [_term(t, GARMENTS, floor, strict) for t in constraint.terms]}
     if floor > 0:
         query["filter"] = [_sure(f"{GARMENTS}.label.category.conf", floor)]
@@ -235,7 +258,7 @@ def score_body(request: SearchRequest) -> tuple[dict, int, float]:
                                     "query": _garment(constraint, floor, strict)}})
             clauses += len(constraint.terms)
             scaled += constraint.terms
-        elif strict or not constraint.terms:  # no garment may meet it at all
+        elif strict:  # no garment may meet it at all
             must_not.append({"nested": {"path": GARMENTS, "query": _garment(constraint, floor, strict)}})
         else:
             must.append(_without(constraint, floor))

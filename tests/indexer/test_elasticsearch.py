@@ -134,12 +134,11 @@ def test_a_search_asks_the_cluster_for_its_best_page(es, monkeypatch):
     assert person["nested"]["path"] == "scoring" and person["nested"]["score_mode"] == "max"
     salience, garment = person["nested"]["query"]["bool"]["must"]
     assert salience["function_score"]["functions"] == [{"field_value_factor": {"field": "scoring.lp.salience"}}]
-    assert garment["nested"]["path"] == "scoring.garments" and garment["nested"]["score_mode"] == "max"
-    # black as the primary or the secondary colour, whichever is likelier
-    [black] = garment["nested"]["query"]["bool"]["must"]
-    assert black["function_score"]["score_mode"] == "max" and black["function_score"]["functions"] == [
-        {"field_value_factor": {"field": "scoring.garments.lp.color_black", "missing": 0.0}},
-        {"field_value_factor": {"field": "scoring.garments.lp2.color_black", "missing": 0.0}}]
+    # black as the primary or the secondary colour, whichever is likelier: the garment's stored lp
+    assert garment["nested"] == {"path": "scoring.garments", "score_mode": "max", "query": {"function_score": {
+        "query": {"bool": {"filter": [{"exists": {"field": "scoring.garments.lp.color_black"}}]}},
+        "functions": [{"field_value_factor": {"field": "scoring.garments.lp.color_black"}}],
+        "score_mode": "sum", "boost_mode": "replace"}}}
     pages = [body for body in sent if body not in ranked]
     assert len(pages) == 1 and pages[0]["query"] == {"terms": {"moment_id": pages[0]["query"]["terms"]["moment_id"]}}
 
@@ -155,12 +154,21 @@ def test_negations_strict_mode_and_min_confidence_in_the_cluster_body():
     person with no garment that may meet it; strict mode scores the top labels' confidence and excludes
     a person with a garment meeting a negated constraint; min_confidence tests the labels' `conf`."""
     body, clauses, _ = score_body(SearchRequest(query=PARSER.parse("dress not black")))
-    not_black = _clauses(body)[1]["nested"]["query"]["bool"]["must"][1]["function_score"]
-    assert not_black["score_mode"] == "min" and clauses == 3
-    assert {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": OFFSET}} in not_black["functions"]
-    assert not_black["query"]["bool"]["filter"] == [{"bool": {"should": [
-        {"exists": {"field": "scoring.garments.label.color.conf"}},
-        {"exists": {"field": "scoring.garments.label.secondary_color.conf"}}], "minimum_should_match": 1}}]
+    dress = _clauses(body)[1]["nested"]["query"]["function_score"]
+    assert clauses == 3 and {"field_value_factor": {"field": "scoring.garments.lq.color_black", "missing": OFFSET}} \
+        in dress["functions"]
+    assert {"bool": {"should": [{"exists": {"field": "scoring.garments.label.color.conf"}},
+                                {"exists": {"field": "scoring.garments.label.secondary_color.conf"}}],
+                     "minimum_should_match": 1}} in dress["query"]["bool"]["filter"]  # a labelled colour
+    # under a min_confidence, each colour label on its own: the least lq of those sure enough
+    body, _, _ = score_body(SearchRequest(query=PARSER.parse("dress not black"), min_confidence=0.5))
+    not_black = [t["function_score"] for t in _clauses(body)[1]["nested"]["query"]["bool"]["must"]
+                 if t["function_score"]["score_mode"] == "min"][0]
+    assert not_black["functions"] == [
+        {"filter": {"range": {"scoring.garments.label.color.conf": {"gte": 0.5}}},
+         "field_value_factor": {"field": "scoring.garments.lq1.color_black", "missing": OFFSET}},
+        {"filter": {"range": {"scoring.garments.label.secondary_color.conf": {"gte": 0.5}}},
+         "field_value_factor": {"field": "scoring.garments.lq2.color_black", "missing": OFFSET}}]
 
     body, clauses, _ = score_body(SearchRequest(query=PARSER.parse("white t-shirt without a hat"), min_confidence=0.7))
     salience, shirt, hat = _clauses(body)
