@@ -47,7 +47,7 @@ from indexer.review import (
     lowest_confidence,
     review_status,
 )
-from indexer import cluster_scoring
+from indexer import cluster_scoring, cluster_vectors
 from indexer.search import (
     MAX_BATCH,
     TIGHT_SLACK,
@@ -165,7 +165,8 @@ MAPPINGS: dict[str, dict] = {
 }
 
 # Fields the moment document has besides the Moment itself; dropped before ranking and validation.
-_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "scoring", "summary")
+_MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "scoring", "summary", "vector_space",
+                  cluster_vectors.FIELD)
 
 
 def _caption(moment: Moment) -> str:
@@ -299,11 +300,17 @@ class ElasticsearchStore:
         except NotFoundError:
             return None
 
+    def _mapping(self, kind: str) -> dict:
+        """The kind's mapping; the moments' with garment vectors for kNN where the cluster has it."""
+        if kind == "moments" and self._knn_cluster:
+            return {**MAPPINGS[kind], "properties": {**MAPPINGS[kind]["properties"], **cluster_vectors.mapping()}}
+        return MAPPINGS[kind]
+
     def _put_template(self, kind: str) -> None:
         self.client.indices.put_index_template(
             name=self.aliases[kind],
             index_patterns=[f"{self.aliases[kind]}-*"],
-            template={"settings": {"number_of_shards": 1}, "mappings": MAPPINGS[kind]},
+            template={"settings": {"number_of_shards": 1}, "mappings": self._mapping(kind)},
             meta={"vestis_schema": SCHEMA_VERSION},
         )
 
@@ -327,7 +334,7 @@ class ElasticsearchStore:
         """Templates always (they are idempotent), indices only where an alias is missing. An alias on
         an index of an older schema is left serving until `reindex()` moves it. A plain index under an
         alias's name is repaired (`_repair_plain_index`)."""
-        self.client.info()
+        self._knn_cluster = cluster_vectors.supports_knn(self.client.info().body)
         for kind in MAPPINGS:
             self._put_template(kind)
             if self._current_index(kind) is None:
@@ -511,10 +518,11 @@ class ElasticsearchStore:
     def _moment_actions(self, index: str, run_id: str, moments: list[Moment], media_name: str) -> Iterator[dict]:
         for order, m in enumerate(moments):
             view = scoring_view(m)
+            vectors = cluster_vectors.vector_fields(m) if self._knn_cluster else {}
             yield {"_index": index, "_id": f"{run_id}:{m.moment_id}",
                    "_source": {**m.model_dump(mode="json"), "run_id": run_id, "build_order": order,
-                               "media_name": media_name, "caption": _caption(m), "scoring": cluster_scoring.scoring_fields(view),
-                               "summary": view}}
+                               "media_name": media_name, "caption": _caption(m),
+                               "scoring": cluster_scoring.scoring_fields(view), "summary": view, **vectors}}
 
     def finish_run(self, media_id: str, run_id: str, frames: int, persons: int, garments: int, seconds: float) -> None:
         hit = self._get_media_hit(media_id)
@@ -728,7 +736,7 @@ class ElasticsearchStore:
     def _scan_search(self, request: SearchRequest, filters: list[dict]) -> BoundSearch:
         """Every candidate read and scored here (exact, slow)."""
         hits = list(self._scan("moments", {"bool": {"filter": filters}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
-                               source={"excludes": ["caption", "media_name", "bounds", "scoring"]}))
+                               source={"excludes": ["caption", "media_name", "bounds", "scoring", cluster_vectors.FIELD]}))
         docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
         return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
 
@@ -738,7 +746,8 @@ class ElasticsearchStore:
             return {}
         kwargs: dict[str, Any] = {"index": self.aliases["moments"], "query": {"terms": {"moment_id": ids}},
                                   "size": 4 * len(ids), "track_total_hits": False,
-                                  "_source": {"excludes": ["media_name", "caption", "bounds", "scoring", "summary"]}}
+                                  "_source": {"excludes": ["media_name", "caption", "bounds", "scoring", "summary",
+                                                           cluster_vectors.FIELD]}}
         hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
         return {doc["moment_id"]: Moment.model_validate(doc) for doc, _ in self._visible(hits)}
 
@@ -769,17 +778,38 @@ class ElasticsearchStore:
 
     # -- similar (indexer/similar.py) --------------------------------------------------------------
     def similar(self, request: SimilarRequest) -> SearchPage:
-        """An exact scan: every visible moment's garment embeddings (kept in _source) compared here.
+        """The moments nearest to a garment: the cluster's own kNN (indexer/cluster_vectors.py) on
+        Elasticsearch 8.11 and later, whose moments carry their garment vectors; elsewhere (OpenSearch,
+        the osmem stand-in, which have no `dense_vector`) an exact scan of every visible moment's
+        embeddings, linear in the moments (docs/similar-search.md). Either way the similarities are
+        computed here from the stored embeddings and ranked by indexer.similar.rank_similar."""
+        if self._knn_cluster and self._moments_have_vectors():
+            return self._similar_knn(request)
+        hits = self._scan("moments", {"exists": {"field": "moment_id"}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
+                          source={"excludes": ["caption", "bounds", "scoring", "summary", cluster_vectors.FIELD]})
+        return self._rank_similar(hits, request)
 
-        Not yet the cluster's own kNN (`dense_vector` + `knn` on nested garments): the in-memory
-        stand-in the tests run against (osmem-server) speaks OpenSearch's `knn_vector`, not
-        Elasticsearch's `dense_vector`, so a mapping with it could not be tested here. Right, and
-        linear in the moments: fine for thousands, not for millions (docs/similar-search.md)."""
+    def _similar_knn(self, request: SimilarRequest) -> SearchPage:
+        """The pool of moments the cluster finds nearest (`knn` on the nested garment vectors, under the
+        request's media, time and review filters), ranked here. The total is a lower bound when the pool
+        came back full."""
+        k = request.pool(cluster_vectors.MAX_CANDIDATES)
+        filters = candidate_query(request.filters)["bool"]["filter"]
+        kwargs: dict[str, Any] = {"index": self.aliases["moments"], "size": k, "track_total_hits": False,
+                                  "knn": cluster_vectors.knn_body(request.embedding, k, filters),
+                                  "_source": {"excludes": ["caption", "bounds", "scoring", "summary",
+                                                           cluster_vectors.FIELD]}}
+        hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
+        page = self._rank_similar(hits, request)
+        return page.model_copy(update={"total_exact": False}) if len(hits) >= k else page
+
+    def _rank_similar(self, hits: Iterable[dict], request: SimilarRequest) -> SearchPage:
+        """The page from these moment documents: each visible one's garments of the query's space, compared
+        with the query here."""
         e = request.embedding
         query = e.unit()
         docs: dict[str, tuple[Moment, str]] = {}
         neighbours: list[Neighbour] = []
-        hits = self._scan("moments", {"exists": {"field": "moment_id"}}, [{"moment_id": "asc"}, {"run_id": "asc"}])
         for doc, media in self._visible(hits):
             moment = Moment.model_validate(doc)
             found = [(p, g, v) for p, g, v in moment_vectors(moment) if v.same_space(e)]
@@ -788,6 +818,15 @@ class ElasticsearchStore:
             docs[moment.moment_id] = (moment, media_name(media["path"]))
             neighbours += [Neighbour(moment.moment_id, p, g, float(v.unit() @ query)) for p, g, v in found]
         return rank_similar(neighbours, request, lambda ids: {i: docs[i] for i in ids if i in docs})
+
+    def _moments_have_vectors(self) -> bool:
+        """Whether the moments index's mapping has the garment vectors (an index made before, or on a
+        cluster without kNN, is scanned until `vestis reindex`)."""
+        index = self._current_index("moments")
+        if index is None:
+            return False
+        mapping = self.client.indices.get_mapping(index=index)[index]["mappings"]
+        return cluster_vectors.FIELD in mapping.get("properties", {})
 
     # -- review --------------------------------------------------------------------------------
     @staticmethod
