@@ -20,6 +20,7 @@ from indexer.elasticsearch import ElasticsearchStore
 from indexer.moments import build_moments
 from indexer.review import SetValue, edit_frame
 from indexer.cluster_scoring import OFFSET, score_body
+from indexer.query import AttributeTerm, GarmentConstraint, ParsedQuery
 from indexer.search import (
     SearchRequest,
     rank_moments,
@@ -194,21 +195,41 @@ QUERIES = ["black", "red dress", "without a hat", "no dress", "blue pants withou
            "red striped dress", "not red t-shirt", "happy in a floral dress without a hat", "striped", ""]
 
 
+def _meaning(field: str, value: str, similarity: float, negated: bool = False) -> AttributeTerm:
+    return AttributeTerm(field=field, value=value, negated=negated, source="x", via="semantic", similarity=similarity)
+
+
+# Terms mapped by meaning weigh P by their similarity: outside a negated constraint a constant factor (the
+# body's scale), inside one a part of each garment's p.
+SEMANTIC = [
+    ParsedQuery(garments=[GarmentConstraint(terms=[_meaning("category", "dress", 0.8)])]),
+    ParsedQuery(garments=[GarmentConstraint(terms=[_meaning("color", "red", 0.7, negated=True),
+                                                   AttributeTerm(field="category", value="dress", source="dress")])]),
+    ParsedQuery(garments=[GarmentConstraint(terms=[_meaning("category", "hat", 0.6)], negated=True)]),
+    ParsedQuery(garments=[GarmentConstraint(terms=[AttributeTerm(field="color", value="black", source="black"),
+                                                   _meaning("category", "coat/jacket", 0.9)], negated=True)],
+                person=[_meaning("expression", "happy", 0.75)]),
+]
+
+
 def test_the_cluster_scores_each_moment_as_the_reference_does(es):
     """The cluster's score of every moment the body matches is the reference's score (indexer.search) in
     log space, within float32 rounding and never under it (a score under e^-OFFSET: under 1e-3), and it
     matches every moment the reference does (and some the reference scores 0, a factor of 1 - P with P
-    = 1, under 1e-3): negations, strict mode and min_confidence included."""
+    = 1, under 1e-3): negations, strict mode, min_confidence and terms mapped by meaning included."""
     media = random_outfits(5)
     for name, labels in media.items():
         index(es, name, labels)
     everything = [m for name in media for m in es.moments_of(name)]
-    for text in QUERIES:
+    for query in [PARSER.parse(text) for text in QUERIES] + SEMANTIC:
         for kw in ({}, {"min_confidence": 0.6}, {"strict": True}, {"strict": True, "min_confidence": 0.6}):
-            request = SearchRequest(query=PARSER.parse(text), **kw)
+            request = SearchRequest(query=query, **kw)
+            text = query.interpretation
             body, clauses, scale = score_body(request)
             hits = es.client.search(index=es.aliases["moments"], query=body, size=1000,
                                     _source=["summary"])["hits"]["hits"]
+            if not kw:
+                assert hits, text  # every query matches some of the random outfits
             unfiltered = request.model_copy(update={"threshold": 0.0})  # every score above 0, whatever the threshold
             scores = {m.moment_id: score_document(scoring_view(m), unfiltered) or 0.0 for m in everything}
             assert {h["_source"]["summary"]["moment_id"] for h in hits} >= \
