@@ -8,9 +8,9 @@ refuses negative scores: a factor under e^-OFFSET scores 0, which bounds it from
 such a factor ranks below every moment without one. OFFSET is large (14) so that a factor's log is
 exact for every probability that matters (from e^-14 up) and the cluster's score is the reference's,
 not a bound of it: within float32 rounding (TIGHT_SLACK covers it) and e^-14 per garment of a negated
-constraint; under e^-14 it is above the reference's, never below. That is what lets a ranked walk stop after a page and one more
-whatever the query (strict mode, negations, min_confidence, terms mapped by meaning), and start a
-later page at its cursor's score.
+constraint; under e^-14 it is above the reference's, never below. That is what lets a ranked walk stop
+after a page and one more whatever the query (strict mode, negations, min_confidence, terms mapped by
+meaning), and start a later page at its cursor's score.
 
 Fields (`scoring_fields`), per person (nested `scoring`) and per garment (nested `scoring.garments`):
 - `lp.<key>`, `lq.<key>`: OFFSET + ln P(term) and OFFSET + ln(1 - P(term)) (at least 0) for every term
@@ -32,6 +32,7 @@ from typing import Any
 
 from indexer.query import VOCABULARY, AttributeTerm, GarmentConstraint
 from indexer.search import SALIENCE_KEY, SearchRequest, bound_key, colour_names, distribution, salience
+from labels.vocabulary import GARMENT_LABEL_FIELDS
 
 OFFSET = 14.0
 SCORING = "scoring"
@@ -39,7 +40,6 @@ GARMENTS = f"{SCORING}.garments"
 
 # (P field, 1 - P field, the label field it comes from) of each label a term looks at
 _PARTS = {"color": (("lp1", "lq1", "color"), ("lp2", "lq2", "secondary_color"))}
-_GARMENT_FIELDS = ("category", "color", "secondary_color", "pattern", "sleeve")
 
 
 def log_factor(p: float) -> float:
@@ -89,17 +89,17 @@ def scoring_fields(view: Mapping[str, Any]) -> list[dict]:
         doc["garments"] = []
         for garment in person["garments"]:
             g: dict[str, Any] = {"lp": {}, "lq": {}, "lp1": {}, "lq1": {}, "lp2": {}, "lq2": {}, "label": {}}
-            for field in _GARMENT_FIELDS:
+            for field in GARMENT_LABEL_FIELDS:
                 label = garment.get(field)
                 if label is None:
                     continue
                 g["label"][field] = _label_doc(label)
                 terms = _terms_of(field, label)
-                if field in ("color", "secondary_color"):
-                    g.update({f"{k}{'1' if field == 'color' else '2'}": v for k, v in _logs(terms, "lp", "lq").items()})
-                    terms = {k: max(p, _colour_p(garment, k)) for k, p in terms.items()}  # the better of the two
-                g["lp"].update(_logs(terms, "lp", "lq")["lp"])
-                g["lq"].update(_logs(terms, "lp", "lq")["lq"])
+                if field in ("color", "secondary_color"):  # each label's own, and the better of the two
+                    g.update(_logs(terms, *(("lp1", "lq1") if field == "color" else ("lp2", "lq2"))))
+                    terms = {k: _colour_p(garment, k) for k in terms}
+                for name, values in _logs(terms, "lp", "lq").items():
+                    g[name].update(values)
             doc["garments"].append(g)
         out.append(doc)
     return out
@@ -122,7 +122,7 @@ def mapping() -> dict:
         "label": labels(("detection", "expression")),
         "garments": {"type": "nested", "properties": {
             "lp": garment_terms, "lq": garment_terms, "lp1": colours, "lq1": colours, "lp2": colours, "lq2": colours,
-            "label": labels(_GARMENT_FIELDS)}},
+            "label": labels(GARMENT_LABEL_FIELDS)}},
     }}
 
 
