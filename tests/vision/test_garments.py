@@ -219,3 +219,19 @@ def test_mirror_averaged_features_are_the_mean_of_both_views_and_mirror_invarian
     flipped_both = backbone.features(image[:, ::-1].copy(), [flipped_box], mirror=True)
     assert torch.allclose(both, flipped_both, atol=1e-3 * float(both.abs().max()))
     assert not torch.allclose(plain, mirror, atol=0.05 * float(plain.abs().max()))  # the views differ
+
+
+def test_a_heads_file_says_which_heads_read_context(tmp_path):
+    """GarmentHeads.from_files tells a context head by its weights' width (twice the features)."""
+    import torch
+
+    from vision.garment_heads import FEATURE_DIM, GarmentHeads
+
+    for context in (set(), {"upper"}, {"upper", "lower"}):
+        heads = GarmentHeads(context=context)
+        torch.save(heads.state_dict(), tmp_path / "heads.pt")
+        loaded = GarmentHeads.from_files({"heads.pt": tmp_path / "heads.pt"})
+        assert loaded.context == context
+        features = torch.randn(2, FEATURE_DIM)
+        for name in ("sleeve", "pattern"):
+            assert loaded.probabilities(name, features).shape[0] == 2
