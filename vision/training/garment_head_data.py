@@ -192,10 +192,11 @@ class Extractor:
                 boxes.append(lower_box)
                 rows.append(dict(source=source, image=image_id, split=split, head="lower", upper=-1, sleeve=-1,
                                  lower=LOWER_CATEGORIES.index(lower)))
-        if boxes and self.context:
+        context_box = person_box or truth_box
+        if boxes and self.context and context_box is not None:
             # the whole person's crop (the detector's box, as at ingest; the true mask's where the detector
             # missed), for heads that read it beside the garment's (vision/garment_heads.py)
-            boxes.append(person_box or truth_box)
+            boxes.append(context_box)
             rows.append(dict(source=source, image=image_id, split=split, head="person", upper=-1, sleeve=-1, lower=-1))
         self.add(image, boxes, rows, mirrored=True)
 

@@ -156,8 +156,10 @@ def main() -> None:
             report["heads"] = {k: v for k, v in json.loads(args.report.read_text())["heads"].items() if k not in args.only}
     for name, classes in HEAD_CLASSES.items():
         if args.only and name not in args.only:
-            heads.heads[name].weight.data.copy_(kept_state[f"heads.{name}.weight"].float())
-            heads.heads[name].bias.data.copy_(kept_state[f"heads.{name}.bias"].float())
+            kept_layer = heads.heads[name]
+            assert isinstance(kept_layer, torch.nn.Linear)
+            kept_layer.load_state_dict({"weight": kept_state[f"heads.{name}.weight"].float(),
+                                        "bias": kept_state[f"heads.{name}.bias"].float()})
             temperatures.append(float(kept_state["log_temperature"][list(HEAD_CLASSES).index(name)]))
             continue
         x, y, train, weight, kept = head_data(*own.get(name, (features, rows)), name, context=name in args.context)
