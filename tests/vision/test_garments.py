@@ -221,6 +221,45 @@ def test_mirror_averaged_features_are_the_mean_of_both_views_and_mirror_invarian
     assert not torch.allclose(plain, mirror, atol=0.05 * float(plain.abs().max()))  # the views differ
 
 
+def test_the_upper_category_head_reads_the_garment_and_its_persons_crop(stages, shared_data):
+    """The shipped upper-category head is a context head: its input is the upper garment's crop
+    features followed by those of its person's whole crop (the detector's box), both mirror-averaged.
+    The label's alternatives are that head's calibrated probabilities, after the one rule of what a
+    person can wear (no dress over trousers or shorts)."""
+    import torch
+
+    from vision.garment_heads import FEATURE_DIM, LOWER_CATEGORIES, UPPER_CATEGORIES
+
+    garment_stage = next(s for s in stages if s.name == "garments")
+    heads = garment_stage.classifier
+    assert heads.context == {"upper"}
+    assert heads.heads["upper"].in_features == 2 * FEATURE_DIM and heads.heads["sleeve"].in_features == FEATURE_DIM
+    image = _photo(shared_data, "0097")
+    garment_stage.kept_features = []
+    try:
+        labels = _run(stages, image)
+        kept = {id(g): f for g, f in garment_stage.kept_features}
+    finally:
+        garment_stage.kept_features = None
+    person = _main_person(labels)
+    [upper] = [g for g in person.garments if g.category.model == "garment-heads"
+               and g.category.value in UPPER_CATEGORIES]
+    lower = [g for g in person.garments if g.category.value in LOWER_CATEGORIES]
+    own = torch.as_tensor(kept[id(upper)]).unsqueeze(0)
+    whole = garment_stage.backbone.features(image, [list(person.box.xyxy)], mirror=True).float()
+    probs = heads.probabilities("upper", torch.cat([own, whole], dim=1))[0].clone()
+    if lower and lower[0].category.value in ("pants/jeans", "shorts"):
+        probs[UPPER_CATEGORIES.index("dress")] = 0.0
+        probs = probs / probs.sum()
+    ranked = torch.argsort(probs, descending=True)[:3].tolist()
+    assert [a.value for a in upper.category.alternatives] == [UPPER_CATEGORIES[i] for i in ranked]
+    assert [a.probability for a in upper.category.alternatives] == pytest.approx([float(probs[i]) for i in ranked],
+                                                                                abs=1e-4)
+    # the person's crop matters: the garment's features alone, twice, name it otherwise
+    alone = heads.probabilities("upper", torch.cat([own, own], dim=1))[0]
+    assert not torch.allclose(alone, heads.probabilities("upper", torch.cat([own, whole], dim=1))[0], atol=1e-3)
+
+
 def test_a_heads_file_says_which_heads_read_context(tmp_path):
     """GarmentHeads.from_files tells a context head by its weights' width (twice the features)."""
     import torch
