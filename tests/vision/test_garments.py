@@ -221,26 +221,33 @@ def test_mirror_averaged_features_are_the_mean_of_both_views_and_mirror_invarian
     assert not torch.allclose(plain, mirror, atol=0.05 * float(plain.abs().max()))  # the views differ
 
 
-def test_the_upper_category_head_reads_the_garment_and_its_persons_crop(stages, shared_data):
-    """The shipped upper-category head is a context head: its input is the upper garment's crop
-    features followed by those of its person's whole crop (the detector's box), both mirror-averaged.
-    The label's alternatives are that head's calibrated probabilities, after the one rule of what a
-    person can wear (no dress over trousers or shorts)."""
+
+def test_a_context_upper_head_reads_the_garment_and_its_persons_crop(stages, shared_data):
+    """With a context upper-category head (its input the upper garment's crop features followed by
+    those of its person's whole crop, the detector's box, both mirror-averaged), the stage's upper
+    label is that head's calibrated probabilities, after the one rule of what a person can wear (no
+    dress over trousers or shorts). The head here is the shipped one reading the garment and the
+    person alike (its weights twice, halved), so the person's crop moves the answer."""
     import torch
 
-    from vision.garment_heads import FEATURE_DIM, LOWER_CATEGORIES, UPPER_CATEGORIES
+    from vision.garment_heads import FEATURE_DIM, LOWER_CATEGORIES, UPPER_CATEGORIES, GarmentHeads
 
     garment_stage = next(s for s in stages if s.name == "garments")
-    heads = garment_stage.classifier
-    assert heads.context == {"upper"}
-    assert heads.heads["upper"].in_features == 2 * FEATURE_DIM and heads.heads["sleeve"].in_features == FEATURE_DIM
+    shipped = garment_stage.classifier
+    heads = GarmentHeads(context={"upper"})
+    state = {k: v.clone() for k, v in shipped.state_dict().items()}
+    width = shipped.heads["upper"].in_features
+    plain_weight = state["heads.upper.weight"][:, :FEATURE_DIM] if width == 2 * FEATURE_DIM else state["heads.upper.weight"]
+    state["heads.upper.weight"] = torch.cat([plain_weight, plain_weight], dim=1) / 2
+    heads.load_state_dict(state)
+    heads.eval()
     image = _photo(shared_data, "0097")
-    garment_stage.kept_features = []
+    garment_stage.classifier, garment_stage.kept_features = heads, []
     try:
         labels = _run(stages, image)
         kept = {id(g): f for g, f in garment_stage.kept_features}
     finally:
-        garment_stage.kept_features = None
+        garment_stage.classifier, garment_stage.kept_features = shipped, None
     person = _main_person(labels)
     [upper] = [g for g in person.garments if g.category.model == "garment-heads"
                and g.category.value in UPPER_CATEGORIES]
@@ -255,10 +262,12 @@ def test_the_upper_category_head_reads_the_garment_and_its_persons_crop(stages, 
     assert [a.value for a in upper.category.alternatives] == [UPPER_CATEGORIES[i] for i in ranked]
     assert [a.probability for a in upper.category.alternatives] == pytest.approx([float(probs[i]) for i in ranked],
                                                                                 abs=1e-4)
-    # the person's crop matters: the garment's features alone, twice, name it otherwise
+    # the person's crop matters: the garment's features alone, twice, give other probabilities
     alone = heads.probabilities("upper", torch.cat([own, own], dim=1))[0]
     assert not torch.allclose(alone, heads.probabilities("upper", torch.cat([own, whole], dim=1))[0], atol=1e-3)
-
+    # and the sleeve head, not a context head, still reads the garment's crop alone
+    assert upper.sleeve is not None and upper.sleeve.value == max(
+        zip(("sleeveless", "short", "long"), heads.probabilities("sleeve", own)[0].tolist()), key=lambda v: v[1])[0]
 
 def test_a_heads_file_says_which_heads_read_context(tmp_path):
     """GarmentHeads.from_files tells a context head by its weights' width (twice the features)."""
