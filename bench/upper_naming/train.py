@@ -40,6 +40,10 @@ def ccp_x(role, view, ctx):
     for c in ctx:
         if c == "L":
             c = TL if role == TU else SL
+        elif c == "G":  # the garment's own box grown 1.6x (context_crops.py)
+            c = 6 if role == TU else 7
+        elif c == "U":  # the upper 55 % of the person's box (context_crops.py)
+            c = 5
         g = one(c, view)
         # missing context (no lower garment): the garment's own features
         g = torch.where(have[:, c:c + 1], g, one(role, view))
