@@ -27,18 +27,28 @@ HEAD_CLASSES: dict[str, tuple[str, ...]] = {"upper": UPPER_CATEGORIES, "lower": 
 
 
 class GarmentHeads(nn.Module):
+    """One linear head per question. A head named in `context` reads the garment's features followed
+    by those of its person's whole crop (2 x feature_dim): whether a top is a t-shirt, a shirt or part
+    of a suit shows in the collar, the trousers and the rest of the outfit as much as in the top."""
+
     log_temperature: torch.Tensor
-    def __init__(self, feature_dim: int = FEATURE_DIM):
+
+    def __init__(self, feature_dim: int = FEATURE_DIM, context: frozenset[str] | set[str] = frozenset()):
         super().__init__()
-        self.heads = nn.ModuleDict({name: nn.Linear(feature_dim, len(classes)) for name, classes in HEAD_CLASSES.items()})
+        self.context = frozenset(context)
+        self.heads = nn.ModuleDict({name: nn.Linear(feature_dim * (2 if name in self.context else 1), len(classes))
+                                    for name, classes in HEAD_CLASSES.items()})
         # log-temperature per head, fitted after training (calibration)
         self.register_buffer("log_temperature", torch.zeros(len(HEAD_CLASSES)))
 
     @classmethod
     def from_files(cls, files: dict[str, Path]) -> "GarmentHeads":
         [path] = [p for p in files.values() if Path(p).suffix == ".pt"]
-        heads = cls()
-        heads.load_state_dict({k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()})
+        state = {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+        # a head whose weights read twice the features is a context head (the file says which by its shapes)
+        context = {name for name in HEAD_CLASSES if state[f"heads.{name}.weight"].shape[1] == 2 * FEATURE_DIM}
+        heads = cls(context=context)
+        heads.load_state_dict(state)
         return heads.eval()
 
     def logits(self, name: str, features: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,10 @@ SINGLE = tuple(PARSER_CLASSES.index(c) for c in ("shoes", "bag", "hat", "scarf")
 # Shoes are too small and shiny to tell a pattern from highlights; nobody searches bags or hats by print.
 NO_PATTERN = {"shoes", "bag", "hat"}
 
+# The heads each named garment role is read by (beside the pattern head), and where the answer goes.
+_HEADS_OF_ROLE: dict[str, dict[str, str]] = {"upper": {"upper": "category", "sleeve": "sleeve"},
+                                             "lower": {"lower": "category"}}
+
 COLOR_NAMER = RuleSet("color-namer", versions.COLOR_RULES)
 
 
@@ -172,33 +176,40 @@ class GarmentStage(Stage):
             people.append((person, (x0, y0, x1, y1), whole_garments(labels, confidence, min_pixels), {}))
         # One backbone call for the frame's upper and lower garments and scarves; a second, usually
         # empty, for the inner tops of persons whose upper garment the heads call an outer layer.
-        self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
-                                 if g.role in ("upper", "lower") or _patterned_single(g)])
+        self._name(frame.image, [(g, named, region[:2], person.box) for person, region, found, named in people
+                                 for g in found if g.role in ("upper", "lower") or _patterned_single(g)])
         for _, _, found, named in people:
             _settle_categories(named)
-        self._name(frame.image, [(g, named, region[:2]) for _, region, found, named in people for g in found
-                                 if g.role == "inner" and _shows_inner(found, named)])
+        self._name(frame.image, [(g, named, region[:2], person.box) for person, region, found, named in people
+                                 for g in found if g.role == "inner" and _shows_inner(found, named)])
         # The frame's light, once: colours are named as they would look under neutral light.
         light = colors.SceneLight.of_frame(frame.image) if people else None
         for person, (x0, y0, x1, y1), found, named in people:
             person.garments = self._garments(frame.image[y0:y1, x0:x1], found, named, x0, y0, width, height, light)
 
-    def _name(self, image: np.ndarray, jobs: list[tuple[WholeGarment, dict, tuple[int, int]]]) -> None:
+    def _name(self, image: np.ndarray, jobs: list[tuple[WholeGarment, dict, tuple[int, int], Box]]) -> None:
         """The heads' probabilities for each garment's crop, into its person's `named` by role (a
-        scarf by its class name)."""
+        scarf by its class name). A context head also reads the crop of the garment's whole person
+        (its box), cut in the same backbone call."""
         if not jobs:
             return
-        features = self.backbone.features(image, [pixel_box(g.pixels, *origin) for g, _, origin in jobs],
-                                          mirror=MIRROR_AVERAGE).float()
-        for (garment, named, _), f in zip(jobs, features.split(1)):
+        boxes = [pixel_box(g.pixels, *origin) for g, _, origin, _ in jobs]
+        context = self.classifier.context
+        # each upper or lower garment whose head reads context: the row of its person's crop
+        person_row: dict[int, int] = {}
+        for k, (g, _, _, person_box) in enumerate(jobs):
+            if set(_HEADS_OF_ROLE.get(g.role, ())) & context:
+                person_row[k] = len(boxes)
+                boxes.append(list(person_box.xyxy))
+        features = self.backbone.features(image, boxes, mirror=MIRROR_AVERAGE).float()
+        for k, (garment, named, _, _) in enumerate(jobs):
+            f = features[k:k + 1]
             key = garment.role if garment.role != "single" else PARSER_CLASSES[garment.parser_class]
             # the features stay with the garment for its embedding (vision/garment_embedding.py)
             named[key] = {"pattern": self.classifier.probabilities("pattern", f)[0], "features": f[0].numpy()}
-            if garment.role == "upper":
-                named[key]["category"] = self.classifier.probabilities("upper", f)[0]
-                named[key]["sleeve"] = self.classifier.probabilities("sleeve", f)[0]
-            elif garment.role == "lower":
-                named[key]["category"] = self.classifier.probabilities("lower", f)[0]
+            for head, field in _HEADS_OF_ROLE.get(garment.role, {}).items():
+                seen = torch.cat([f, features[person_row[k]:person_row[k] + 1]], dim=1) if head in context else f
+                named[key][field] = self.classifier.probabilities(head, seen)[0]
 
     def _garments(self, region_rgb: np.ndarray, found: list[WholeGarment], named: dict, x0: int, y0: int,
                   width: int, height: int, light: colors.SceneLight | None = None) -> list[Garment]:

@@ -219,3 +219,67 @@ def test_mirror_averaged_features_are_the_mean_of_both_views_and_mirror_invarian
     flipped_both = backbone.features(image[:, ::-1].copy(), [flipped_box], mirror=True)
     assert torch.allclose(both, flipped_both, atol=1e-3 * float(both.abs().max()))
     assert not torch.allclose(plain, mirror, atol=0.05 * float(plain.abs().max()))  # the views differ
+
+
+
+def test_a_context_upper_head_reads_the_garment_and_its_persons_crop(stages, shared_data):
+    """With a context upper-category head (its input the upper garment's crop features followed by
+    those of its person's whole crop, the detector's box, both mirror-averaged), the stage's upper
+    label is that head's calibrated probabilities, after the one rule of what a person can wear (no
+    dress over trousers or shorts). The head here is the shipped one reading the garment and the
+    person alike (its weights twice, halved), so the person's crop moves the answer."""
+    import torch
+
+    from vision.garment_heads import FEATURE_DIM, LOWER_CATEGORIES, UPPER_CATEGORIES, GarmentHeads
+
+    garment_stage = next(s for s in stages if s.name == "garments")
+    shipped = garment_stage.classifier
+    heads = GarmentHeads(context={"upper"})
+    state = {k: v.clone() for k, v in shipped.state_dict().items()}
+    width = shipped.heads["upper"].in_features
+    plain_weight = state["heads.upper.weight"][:, :FEATURE_DIM] if width == 2 * FEATURE_DIM else state["heads.upper.weight"]
+    state["heads.upper.weight"] = torch.cat([plain_weight, plain_weight], dim=1) / 2
+    heads.load_state_dict(state)
+    heads.eval()
+    image = _photo(shared_data, "0097")
+    garment_stage.classifier, garment_stage.kept_features = heads, []
+    try:
+        labels = _run(stages, image)
+        kept = {id(g): f for g, f in garment_stage.kept_features}
+    finally:
+        garment_stage.classifier, garment_stage.kept_features = shipped, None
+    person = _main_person(labels)
+    [upper] = [g for g in person.garments if g.category.model == "garment-heads"
+               and g.category.value in UPPER_CATEGORIES]
+    lower = [g for g in person.garments if g.category.value in LOWER_CATEGORIES]
+    own = torch.as_tensor(kept[id(upper)]).unsqueeze(0)
+    whole = garment_stage.backbone.features(image, [list(person.box.xyxy)], mirror=True).float()
+    probs = heads.probabilities("upper", torch.cat([own, whole], dim=1))[0].clone()
+    if lower and lower[0].category.value in ("pants/jeans", "shorts"):
+        probs[UPPER_CATEGORIES.index("dress")] = 0.0
+        probs = probs / probs.sum()
+    ranked = torch.argsort(probs, descending=True)[:3].tolist()
+    assert [a.value for a in upper.category.alternatives] == [UPPER_CATEGORIES[i] for i in ranked]
+    assert [a.probability for a in upper.category.alternatives] == pytest.approx([float(probs[i]) for i in ranked],
+                                                                                abs=1e-4)
+    # the person's crop matters: the garment's features alone, twice, give other probabilities
+    alone = heads.probabilities("upper", torch.cat([own, own], dim=1))[0]
+    assert not torch.allclose(alone, heads.probabilities("upper", torch.cat([own, whole], dim=1))[0], atol=1e-3)
+    # and the sleeve head, not a context head, still reads the garment's crop alone
+    assert upper.sleeve is not None and upper.sleeve.value == max(
+        zip(("sleeveless", "short", "long"), heads.probabilities("sleeve", own)[0].tolist()), key=lambda v: v[1])[0]
+
+def test_a_heads_file_says_which_heads_read_context(tmp_path):
+    """GarmentHeads.from_files tells a context head by its weights' width (twice the features)."""
+    import torch
+
+    from vision.garment_heads import FEATURE_DIM, GarmentHeads
+
+    for context in (set(), {"upper"}, {"upper", "lower"}):
+        heads = GarmentHeads(context=context)
+        torch.save(heads.state_dict(), tmp_path / "heads.pt")
+        loaded = GarmentHeads.from_files({"heads.pt": tmp_path / "heads.pt"})
+        assert loaded.context == context
+        features = torch.randn(2, FEATURE_DIM)
+        for name in ("sleeve", "pattern"):
+            assert loaded.probabilities(name, features).shape[0] == 2

@@ -124,6 +124,7 @@ class Extractor:
         self.backbone = GarmentBackbone.from_files(model_files(record, settings.models.cache_dir))
         self.rows: list[dict] = []
         self.features: list[torch.Tensor] = []
+        self.context = False  # also the person's crop of each worn garment (head "person")
 
     def add(self, image: np.ndarray, boxes: list[list[float]], labels: list[dict], mirrored: bool) -> None:
         if not boxes:
@@ -137,7 +138,7 @@ class Extractor:
             self.features.append(self.backbone(torch.flip(crops, dims=[3])).half())
             self.rows.extend(dict(label, mirrored=True) for label in boxed)
 
-    def person_parse(self, image: np.ndarray, truth_box: list[float] | None):
+    def person_parse(self, image: np.ndarray, truth_box: list[float] | None, found_box: list | None = None):
         [found] = self.detector.detect([image])
         if not found:
             return None
@@ -146,6 +147,8 @@ class Extractor:
             box = max(found, key=lambda d: Box(x1=d[0], y1=d[1], x2=d[2], y2=d[3]).iou(truth))
         else:
             box = max(found, key=lambda d: (d[2] - d[0]) * (d[3] - d[1]))
+        if found_box is not None:
+            found_box[:] = [float(v) for v in box[:4]]
         [parse] = self.garments.parser.parse(image, [tuple(box[:4])])
         h, w = image.shape[:2]
         x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
@@ -158,7 +161,8 @@ class Extractor:
         truth_box = None
         if truth is not None:
             truth_box = pixel_box(truth > 0)
-        parsed = self.person_parse(image, truth_box)
+        person_box: list[float] = []
+        parsed = self.person_parse(image, truth_box, person_box)
         if parsed is None and not (true_boxes and truth is not None):
             return
         parse = parsed[0] if parsed else None
@@ -188,6 +192,12 @@ class Extractor:
                 boxes.append(lower_box)
                 rows.append(dict(source=source, image=image_id, split=split, head="lower", upper=-1, sleeve=-1,
                                  lower=LOWER_CATEGORIES.index(lower)))
+        context_box = person_box or truth_box
+        if boxes and self.context and context_box is not None:
+            # the whole person's crop (the detector's box, as at ingest; the true mask's where the detector
+            # missed), for heads that read it beside the garment's (vision/garment_heads.py)
+            boxes.append(context_box)
+            rows.append(dict(source=source, image=image_id, split=split, head="person", upper=-1, sleeve=-1, lower=-1))
         self.add(image, boxes, rows, mirrored=True)
 
     def flat(self, image: np.ndarray, image_id: str, label: str, split: str) -> None:
@@ -221,10 +231,13 @@ def main() -> None:
                         help="CCP crops from the true mask's garment pixels or from the parse's (as at ingest)")
     parser.add_argument("--tags", action="store_true", help="also the ccp-tags photos (parse crops, tag labels)")
     parser.add_argument("--clothing-every", type=int, default=3, help="one clothing-dataset photo in N")
+    parser.add_argument("--context", action="store_true",
+                        help="also each worn garment's person crop (rows of head 'person'), for context heads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = Settings(vision={"device": "cpu", "batch_size": 2})
     extractor = Extractor(settings)
+    extractor.context = args.context
     lookup_names = __import__("json").loads((args.data / "ccp" / "annotations.json").read_text())["label_names"]
     lookup = np.array([PARSER_CLASSES.index(CCP_TO_PARSER.get(n, "other")) for n in lookup_names], dtype=np.uint8)
     start = time.time()

@@ -5,7 +5,8 @@
     python -m vision.training.train_garment_heads \
         --features /tmp/garment-head-features.pt /tmp/pattern-head-features.pt \
         [--out vision/weights/garment-heads.pt] [--report docs/models/garment-heads.json]
-        [--head-features sleeve=/tmp/garment-head-features-parse.pt]
+        [--head-features sleeve=/tmp/garment-head-features-parse.pt] [--context upper]
+        [--only upper --keep vision/weights/garment-heads.pt]    # refit one head, keep the others
 
 Each head (upper category, lower category, sleeve length, pattern) is a linear softmax classifier
 fitted by full-batch L-BFGS on cross-entropy with L2, classes weighted to balance them, worn-garment
@@ -96,12 +97,24 @@ def macro_f1(y: np.ndarray, predicted: np.ndarray, classes: int) -> float:
     return float(np.mean(scores))
 
 
-def head_data(features: torch.Tensor, rows: list[dict], name: str):
+def head_data(features: torch.Tensor, rows: list[dict], name: str, context: bool = False):
+    """The rows labelled for this head: features, labels, which are training rows, source weights, rows.
+    context: each row's features followed by its person crop's (the row of head "person" of the same
+    photo and view, written by garment_head_data --context); a product photo is its own context."""
     index = [k for k, r in enumerate(rows) if r.get(name, -1) >= 0]
     y = torch.tensor([rows[k][name] for k in index], dtype=torch.long)
     train = torch.tensor([rows[k]["split"] == "train" for k in index])
     weight = torch.tensor([WORN_WEIGHT[rows[k]["source"]] for k in index], dtype=torch.float32)
-    return features[index], y, train, weight, [rows[k] for k in index]
+    x = features[index]
+    if context:
+        person = {(r["source"], r["image"], r.get("mirrored", False)): k for k, r in enumerate(rows)
+                  if r.get("head") == "person"}
+        if not person:
+            raise SystemExit(f"the {name} head reads context, but the features have no person rows "
+                             "(garment_head_data --context)")
+        x = torch.cat([x, features[[person.get((rows[k]["source"], rows[k]["image"], rows[k].get("mirrored", False)), k)
+                                    for k in index]]], dim=1)
+    return x, y, train, weight, [rows[k] for k in index]
 
 
 def _load(paths: list[Path]) -> tuple[torch.Tensor, list[dict]]:
@@ -116,7 +129,14 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=None, help="write the held-out figures as JSON")
     parser.add_argument("--head-features", action="append", default=[], metavar="HEAD=FILE",
                         help="fit this head on this features file instead of --features (e.g. sleeve=...)")
+    parser.add_argument("--context", action="append", default=[], choices=list(HEAD_CLASSES), metavar="HEAD",
+                        help="this head also reads the person crop's features (needs garment_head_data --context)")
+    parser.add_argument("--only", action="append", default=[], choices=list(HEAD_CLASSES), metavar="HEAD",
+                        help="fit only this head; the others (weights and temperatures) are copied from --keep")
+    parser.add_argument("--keep", type=Path, default=None, help="heads file the heads not named by --only come from")
     args = parser.parse_args()
+    if args.only and args.keep is None:
+        raise SystemExit("--only needs --keep FILE, the heads file the other heads are copied from")
     features, rows = _load(args.features)
     own: dict[str, tuple[torch.Tensor, list[dict]]] = {}
     for spec in args.head_features:
@@ -124,12 +144,25 @@ def main() -> None:
         if name not in HEAD_CLASSES or not path:
             raise SystemExit(f"--head-features wants HEAD=FILE with HEAD one of {', '.join(HEAD_CLASSES)}, got {spec!r}")
         own[name] = _load([Path(path)])
-    heads = GarmentHeads(features.shape[1])
+    heads = GarmentHeads(features.shape[1], context=set(args.context))
     report: dict = {"features": [path.name for path in args.features], "head_features": args.head_features,
-                    "heads": {}}
+                    "context": sorted(args.context), "heads": {}}
     temperatures = []
+    kept_state: dict[str, torch.Tensor] = {}
+    if args.only:
+        kept_state = torch.load(args.keep, map_location="cpu", weights_only=True)
+        report["kept_from"] = {"file": str(args.keep), "sha256": hashlib.sha256(args.keep.read_bytes()).hexdigest()}
+        if args.report and args.report.is_file():  # the kept heads' figures stay those of the report
+            report["heads"] = {k: v for k, v in json.loads(args.report.read_text())["heads"].items() if k not in args.only}
     for name, classes in HEAD_CLASSES.items():
-        x, y, train, weight, kept = head_data(*own.get(name, (features, rows)), name)
+        if args.only and name not in args.only:
+            kept_layer = heads.heads[name]
+            assert isinstance(kept_layer, torch.nn.Linear)
+            kept_layer.load_state_dict({"weight": kept_state[f"heads.{name}.weight"].float(),
+                                        "bias": kept_state[f"heads.{name}.bias"].float()})
+            temperatures.append(float(kept_state["log_temperature"][list(HEAD_CLASSES).index(name)]))
+            continue
+        x, y, train, weight, kept = head_data(*own.get(name, (features, rows)), name, context=name in args.context)
         if not len(kept):
             raise SystemExit(f"no training data for the {name} head in {', '.join(map(str, args.features))}")
         # balance classes within the training set (each class's weight sums to the same)
