@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.upper_naming.common import both_views
 from configs import Settings
 from labels import Box
 from vision.garment_heads import LOWER_CATEGORIES, SLEEVE_CLASSES, UPPER_CATEGORIES
@@ -99,11 +100,9 @@ for k, path in enumerate(paths):
     idx = [i for i, b in enumerate(boxes) if b is not None]
     if idx:
         crops = backbone.crops(image, [boxes[i] for i in idx])
-        both = backbone(torch.cat([crops, torch.flip(crops, dims=[3])]))
-        n = len(idx)
+        both = both_views(backbone, crops)
         for j, i in enumerate(idx):
-            feats[k, i, 0] = both[j].half()
-            feats[k, i, 1] = both[n + j].half()
+            feats[k, i] = both[j].half()
             have[k, i] = True
     rows.append(row)
     if k % 25 == 0:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from configs import Settings
 from configs.manifest import load_manifest
 from vision.backbone import GarmentBackbone
+from bench.upper_naming.common import upper_labels
 from vision.garment_heads import UPPER_CATEGORIES
 from vision.model_files import model_files
 from vision.training.train_garment_heads import macro_f1
@@ -43,12 +44,7 @@ cm = torch.load("/tmp/naming/ccp-maps.pt", weights_only=False)
 M, MH = cm["maps"], cm["have"]  # N,3(TU,SU,P),2,192,7,7
 clm = torch.load("/tmp/naming/clothing-maps.pt", weights_only=False)["maps"]  # K,2,192,7,7
 crows = torch.load("/tmp/naming/clothing-crops.pt", weights_only=False)["rows"]
-upper = torch.tensor([r["upper"] for r in rows])
-train = torch.tensor([r["split"] == "train" for r in rows])
-held = ~train
-stage_truth = torch.tensor([UPPER_CATEGORIES.index(r["stage_upper_truth"]) if r["stage_upper_truth"] in UPPER_CATEGORIES else -1
-                            for r in rows])
-c_upper = torch.tensor([r["upper"] for r in crows])
+upper, train, held, stage_truth, c_upper = upper_labels(rows, crows)
 
 
 class Tail(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.upper_naming.common import both_views
 from configs import Settings
 from configs.manifest import load_manifest
 from vision.backbone import GarmentBackbone
@@ -43,11 +44,9 @@ for k, r in enumerate(rows):
     if not idx:
         continue
     crops = bb.crops(image, [r["boxes"][ROLES[j]] for j in idx])
-    m = early(torch.cat([crops, torch.flip(crops, dims=[3])]))
-    n = len(idx)
+    m = both_views(early, crops)
     for t, j in enumerate(idx):
-        maps[k, j, 0] = m[t].half()
-        maps[k, j, 1] = m[n + t].half()
+        maps[k, j] = m[t].half()
         have[k, j] = True
     if k % 100 == 0:
         print(f"ccp {k} {time.time() - start:.0f} s", flush=True)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.upper_naming.common import upper_labels
 from vision.garment_heads import UPPER_CATEGORIES, GarmentHeads
 from vision.training.train_garment_heads import fit_linear, fit_temperature, macro_f1, L2_GRID
 
@@ -21,12 +22,7 @@ rows = d["rows"]
 CF = cl["features"].float()  # M,2,1280
 crows = cl["rows"]
 TU, TL, SU, SL, P = range(5)
-upper = torch.tensor([r["upper"] for r in rows])
-train = torch.tensor([r["split"] == "train" for r in rows])
-held = ~train
-stage_truth = torch.tensor([UPPER_CATEGORIES.index(r["stage_upper_truth"]) if r["stage_upper_truth"] in UPPER_CATEGORIES else -1
-                            for r in rows])
-c_upper = torch.tensor([r["upper"] for r in crows])
+upper, train, held, stage_truth, c_upper = upper_labels(rows, crows)
 
 
 def ccp_x(role, view, ctx):
