@@ -172,19 +172,13 @@ def _term(term: AttributeTerm, path: str, floor: float, strict: bool) -> dict:
         scored = top if not term.negated else labelled
         functions = [{"filter": on, **_factor(f"{path}.label.{field}.lc")} for (_, _, field), on in zip(parts, scored)]
         return _scored([_any(scored)], functions, "max", must_not=top if term.negated else None)
-    # Without a floor the functions need no filters of their own (fewer clauses for the cluster): a label
-    # that is not there adds OFFSET to a least (1 - 0) and 0 to a best, which either passes over.
+    # (Without a floor or strict mode a garment's terms are one function_score of their own: `_garment`.)
     if term.negated:  # 1 - P of the label that makes P highest: the least lq of the labels sure enough
-        functions = [{**({"filter": sure} if floor > 0 else {}), **_factor(f"{path}.{q}.{key}", missing=OFFSET)}
+        functions = [{"filter": sure, **_factor(f"{path}.{q}.{key}", missing=OFFSET)}
                      for (_, q, _), sure in zip(parts, labelled)]
         return _scored([_any(labelled)], functions, "min")
-    has = [{"exists": {"field": f"{path}.{p}.{key}"}} for p, _, _ in parts]
-    if floor > 0:
-        present = [_all([there, sure]) for there, sure in zip(has, labelled)]
-        functions = [{"filter": on, **_factor(f"{path}.{p}.{key}")} for (p, _, _), on in zip(parts, present)]
-    else:
-        present = has
-        functions = [_factor(f"{path}.{p}.{key}", missing=0.0 if len(parts) > 1 else None) for p, _, _ in parts]
+    present = [_all([{"exists": {"field": f"{path}.{p}.{key}"}}, sure]) for (p, _, _), sure in zip(parts, labelled)]
+    functions = [{"filter": on, **_factor(f"{path}.{p}.{key}")} for (p, _, _), on in zip(parts, present)]
     return _scored([_any(present)], functions, "max")
 
 

@@ -167,6 +167,8 @@ MAPPINGS: dict[str, dict] = {
 # Fields the moment document has besides the Moment itself; dropped before ranking and validation.
 _MOMENT_EXTRAS = ("run_id", "build_order", "media_name", "caption", "bounds", "scoring", "summary", "vector_space",
                   cluster_vectors.FIELD)
+# Of those, what reads of whole moments leave in the cluster (the ranking's fields, large ones among them).
+_RANKING_ONLY = ["media_name", "caption", "bounds", "scoring", "summary", cluster_vectors.FIELD]
 
 
 def _caption(moment: Moment) -> str:
@@ -576,7 +578,8 @@ class ElasticsearchStore:
                 yield {k: v for k, v in source.items() if k not in _MOMENT_EXTRAS}, owner
 
     def moment(self, moment_id: str) -> Moment | None:
-        hits = self._scan("moments", {"term": {"moment_id": moment_id}}, [{"run_id": "asc"}])
+        hits = self._scan("moments", {"term": {"moment_id": moment_id}}, [{"run_id": "asc"}],
+                          source={"excludes": _RANKING_ONLY})
         for doc, _ in self._visible(hits):
             return Moment.model_validate(doc)
         return None
@@ -667,8 +670,9 @@ class ElasticsearchStore:
         page and two, then doubling; the walk (indexer.search.rank_by_bounds) scores those with the
         reference and stops once the page's last hit beats every score not yet read. The cluster's score
         being the score (float32 rounding aside), that is the page, one more, and the moments tied with
-        the last within TIGHT_SLACK, whatever the query; a later page starts at its cursor's score. The total is exact when the
-        ranking was read to its end from the top; otherwise the hits met (total_exact False)."""
+        the last within TIGHT_SLACK, whatever the query; a later page starts at its cursor's score. The
+        total is exact when the ranking was read to its end from the top; otherwise the hits met
+        (total_exact False)."""
         if request.cursor:
             decode_cursor(request.cursor, request)  # refuse a bad cursor before any work
         if (request.media_ids is not None and not request.media_ids) or not usable(request.query):
@@ -736,7 +740,7 @@ class ElasticsearchStore:
     def _scan_search(self, request: SearchRequest, filters: list[dict]) -> BoundSearch:
         """Every candidate read and scored here (exact, slow)."""
         hits = list(self._scan("moments", {"bool": {"filter": filters}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
-                               source={"excludes": ["caption", "media_name", "bounds", "scoring", cluster_vectors.FIELD]}))
+                               source={"excludes": [f for f in _RANKING_ONLY if f != "summary"]}))
         docs = (self._scoring_doc(h) for h in self._visible_hits(hits))
         return BoundSearch(rank_documents(docs, request, self._full), read=len(hits))
 
@@ -746,8 +750,7 @@ class ElasticsearchStore:
             return {}
         kwargs: dict[str, Any] = {"index": self.aliases["moments"], "query": {"terms": {"moment_id": ids}},
                                   "size": 4 * len(ids), "track_total_hits": False,
-                                  "_source": {"excludes": ["media_name", "caption", "bounds", "scoring", "summary",
-                                                           cluster_vectors.FIELD]}}
+                                  "_source": {"excludes": _RANKING_ONLY}}
         hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
         return {doc["moment_id"]: Moment.model_validate(doc) for doc, _ in self._visible(hits)}
 
@@ -786,7 +789,7 @@ class ElasticsearchStore:
         if self._knn_cluster and self._moments_have_vectors():
             return self._similar_knn(request)
         hits = self._scan("moments", {"exists": {"field": "moment_id"}}, [{"moment_id": "asc"}, {"run_id": "asc"}],
-                          source={"excludes": ["caption", "bounds", "scoring", "summary", cluster_vectors.FIELD]})
+                          source={"excludes": _RANKING_ONLY})
         return self._rank_similar(hits, request)
 
     def _similar_knn(self, request: SimilarRequest) -> SearchPage:
@@ -797,8 +800,7 @@ class ElasticsearchStore:
         filters = candidate_query(request.filters)["bool"]["filter"]
         kwargs: dict[str, Any] = {"index": self.aliases["moments"], "size": k, "track_total_hits": False,
                                   "knn": cluster_vectors.knn_body(request.embedding, k, filters),
-                                  "_source": {"excludes": ["caption", "bounds", "scoring", "summary",
-                                                           cluster_vectors.FIELD]}}
+                                  "_source": {"excludes": _RANKING_ONLY}}
         hits = self._retry(lambda: self.client.search(**kwargs))["hits"]["hits"]
         page = self._rank_similar(hits, request)
         return page.model_copy(update={"total_exact": False}) if len(hits) >= k else page
