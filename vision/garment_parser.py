@@ -6,6 +6,11 @@ maps go into a small head (`GarmentParserHead`, ~100k parameters) trained on the
 (vision/training/train_garment_parser.py) to tell skin, hair and garment categories apart. The head
 also sees the crop's colours at 128x128, so garment boundaries can follow colour edges.
 
+Version 2 adds what the crop looks like: `AppearancePyramid`, EfficientNet-Lite0 (Google's ImageNet
+weights, its later blocks fine-tuned on CCP with the head) over the same 256 crop, its maps at
+strides 4-32 merged top-down into one 64x64 map that is added to the head's own. BlazePose says
+where the body and its parts are; the pyramid says where the cloth changes.
+
 Model card, training recipe and measured IoU: docs/models/garment-parsing.md
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,16 +57,79 @@ class GarmentParserHead(nn.Module):
             nn.ReLU(inplace=True), nn.Conv2d(fine_width, num_classes, 3, padding=1),
         )
 
-    def forward(self, features: dict[str, torch.Tensor], rgb128: torch.Tensor, mask128: torch.Tensor) -> torch.Tensor:
-        """Logits N x classes x 128 x 128. rgb128 in [0, 1]; mask128: BlazePose person logits."""
+    def forward(self, features: dict[str, torch.Tensor], rgb128: torch.Tensor, mask128: torch.Tensor,
+                appearance: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits N x classes x 128 x 128. rgb128 in [0, 1]; mask128: BlazePose person logits;
+        appearance: an `AppearancePyramid`'s N x width x 64 x 64 map, added to the fused features."""
         size64 = features["dec64"].shape[-2:]
         up = [F.interpolate(features[k].float(), size=size64, mode="bilinear", align_corners=False)
               for k in ("dec32", "dec16", "enc8")]
         x = self.context(torch.cat([features["dec64"].float(), *up], dim=1))
+        if appearance is not None:
+            x = x + appearance.to(x.dtype)
         x = x + self.global_context(x.mean(dim=(2, 3)))[:, :, None, None]
         coarse = F.interpolate(self.coarse(x), size=rgb128.shape[-2:], mode="bilinear", align_corners=False)
         fine_in = torch.cat([coarse, features["seg128"].float(), rgb128, torch.sigmoid(mask128 / 8.0)], dim=1)
         return coarse + self.fine(fine_in)
+
+
+# EfficientNet-Lite0's channels after the last block at each stride of a 256 crop (64x64 at stride 4)
+APPEARANCE_CHANNELS = {4: 24, 8: 40, 16: 112, 32: 320}
+
+
+def lite0_blocks() -> nn.Module:
+    """EfficientNet-Lite0's architecture without its classifier (weights are loaded by the caller)."""
+    from efficientnet_lite_pytorch import EfficientNet  # the architecture package
+
+    network = EfficientNet.from_name("efficientnet-lite0")
+    del network._conv_head, network._bn1, network._fc  # the pooled 1280 features are not used here
+    return network
+
+
+class AppearancePyramid(nn.Module):
+    """What a 256 person crop looks like, as one N x width x 64 x 64 map: EfficientNet-Lite0's last
+    map at strides 4, 8, 16 and 32, merged top-down (a feature pyramid: each level upsampled and
+    added to the next finer one's 1x1 projection), then smoothed. The stem and the first
+    `frozen_blocks` blocks keep ImageNet's weights in training (they see edges and textures, and
+    hold most of the compute); batch norms keep ImageNet's statistics (CCP's batches are small)."""
+
+    network: Any  # efficientnet_lite_pytorch's EfficientNet (untyped)
+
+    def __init__(self, network: nn.Module, width: int = 64, frozen_blocks: int = 5):
+        super().__init__()
+        self.network = network
+        self.frozen_blocks = int(frozen_blocks)
+        self.lateral = nn.ModuleDict({str(s): nn.Conv2d(c, width, 1) for s, c in APPEARANCE_CHANNELS.items()})
+        self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                    nn.ReLU(inplace=True))
+
+    def train(self, mode: bool = True) -> "AppearancePyramid":
+        super().train(mode)
+        for module in self.network.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
+
+    def maps(self, crops: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The network's last map at each stride; crops N x 3 x 256 x 256 in [0, 1]."""
+        net = self.network
+        x = (crops * 255.0 - 127.0) / 128.0  # as the TF Lite models were trained
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.frozen_blocks < 0):
+            x = net._swish(net._bn0(net._conv_stem(x)))
+        out: dict[int, torch.Tensor] = {}
+        for index, block in enumerate(net._blocks):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and index >= self.frozen_blocks):
+                x = block(x)
+            out[crops.shape[-1] // x.shape[-1]] = x
+        return out
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        maps = self.maps(crops)
+        y = self.lateral["32"](maps[32])
+        for stride in (16, 8, 4):
+            y = F.interpolate(y, size=maps[stride].shape[-2:], mode="bilinear", align_corners=False)
+            y = y + self.lateral[str(stride)](maps[stride])
+        return self.smooth(y)
 
 
 def head_inputs(crops: torch.Tensor, mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,28 +173,36 @@ class PersonParse:
 
 
 class GarmentParser(nn.Module):
-    """BlazePose + the trained head: person boxes in, one PersonParse per box out."""
+    """BlazePose + the trained head (+ the appearance pyramid, version 2): person boxes in, one
+    PersonParse per box out."""
 
-    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead):
+    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead, appearance: AppearancePyramid | None = None):
         super().__init__()
         self.pose = pose
         self.head = head
+        self.appearance = appearance
 
     @classmethod
     def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
-        head_weights = next(iter(files.values()))  # the record's one file
-        saved = torch.load(head_weights, map_location="cpu", weights_only=True)
+        weights = next(iter(files.values()))  # the record's one file
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
         if tuple(saved["classes"]) != PARSER_CLASSES:
-            raise ValueError(f"{head_weights}: trained for classes {saved['classes']}, this code has {PARSER_CLASSES}")
+            raise ValueError(f"{weights}: trained for classes {saved['classes']}, this code has {PARSER_CLASSES}")
         head = GarmentParserHead(len(PARSER_CLASSES))
         head.load_state_dict(saved["state_dict"])  # float16 on disk, copied into float32 parameters
-        return cls(pose, head.eval())
+        appearance = None
+        if "appearance" in saved:  # version 2: the whole (fine-tuned) network is in the file
+            appearance = AppearancePyramid(lite0_blocks(), frozen_blocks=int(saved["appearance_frozen_blocks"]))
+            appearance.load_state_dict(saved["appearance"])
+            appearance.eval()
+        return cls(pose, head.eval(), appearance)
 
     @torch.inference_mode()
     def forward_crops(self, crops: torch.Tensor):
         out = self.pose(crops, with_features=True)
         rgb128, mask128 = head_inputs(crops, out.mask_logits)
-        logits = self.head(out.features, rgb128, mask128)
+        appearance = self.appearance(crops) if self.appearance is not None else None
+        logits = self.head(out.features, rgb128, mask128, appearance)
         probs = torch.softmax(F.interpolate(logits.float(), size=(INPUT_SIZE,) * 2, mode="bilinear",
                                             align_corners=False), dim=1)
         return out, probs

@@ -3,6 +3,12 @@
     python -m vision.training.train_garment_parser --ccp ../shared/data/ccp \
         --out vision/weights/garment-parser-head.pt --report docs/models/garment-parsing.json
 
+`--appearance` trains version 2, tried and not shipped (docs/models/garment-parsing.md, "Parser
+version 2"): an `AppearancePyramid` with the head, EfficientNet-Lite0 from Google's ImageNet weights
+(record efficientnet-lite0), its stem and first 5 blocks frozen, the rest fine-tuned at a fifteenth of
+the head's learning rate (one-cycle, 7 epochs, each a random half of the cached variants), the crops'
+brightness and contrast jittered. Without it: version 1's recipe (the shipped head), the head alone.
+
 Recipe: every 5th CCP photo (by position) is held out for validation, the rest train. Each training
 photo is cropped around the person detector's box as at run time (the ground-truth person box when the
 detector misses), in 4 variants: plain, mirrored, and both again with the crop rescaled and shifted a
@@ -19,6 +25,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,10 +36,12 @@ from configs import Settings
 from configs.manifest import load_manifest
 from torchvision.ops import box_iou
 from vision.evaluation.parsing import ParsingScores, person_boxes
-from vision.garment_parser import PARSER_CLASSES, GarmentParser, GarmentParserHead, head_inputs
+from vision.garment_parser import (PARSER_CLASSES, AppearancePyramid, GarmentParser, GarmentParserHead, head_inputs,
+                                   lite0_blocks)
 from vision.model_files import model_files
 from vision.person_detection import PersonDetectionStage
 from vision.pose import MODEL_NAME, CropWindow, PoseLandmarker, crops_tensor
+from vision.versions import BACKBONE_MODEL
 from vision.training.ccp import CCP, CCPImage
 
 VARIANTS = 4
@@ -41,6 +50,16 @@ VARIANTS = 4
 def load_pose(settings: Settings) -> PoseLandmarker:
     record = load_manifest(settings.models.manifest).get(MODEL_NAME)
     return PoseLandmarker.from_record(record, model_files(record, settings.models.cache_dir))
+
+
+def imagenet_appearance(settings: Settings, frozen_blocks: int) -> AppearancePyramid:
+    """An AppearancePyramid on EfficientNet-Lite0 with Google's ImageNet weights (the backbone record's file)."""
+    record = load_manifest(settings.models.manifest).get(BACKBONE_MODEL)
+    [weights] = [p for p in model_files(record, settings.models.cache_dir).values() if Path(p).suffix == ".pth"]
+    network = lite0_blocks()
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    network.load_state_dict({k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1", "_fc"))})
+    return AppearancePyramid(network, frozen_blocks=frozen_blocks)
 
 
 def main_person_box(boxes, truth: np.ndarray) -> tuple[float, float, float, float]:
@@ -69,11 +88,13 @@ def cut_mask(mask: np.ndarray, window: CropWindow, size: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def build_cache(items: list[CCPImage], ccp: CCP, pose: PoseLandmarker, detector, seed: int) -> dict:
-    """BlazePose features, head inputs and targets for every training variant (float16 to save memory)."""
+def build_cache(items: list[CCPImage], ccp: CCP, pose: PoseLandmarker, detector, seed: int,
+                keep_crops: bool = False) -> dict:
+    """BlazePose features, head inputs and targets for every training variant (float16 to save memory);
+    with keep_crops, the 256 crops too (uint8), which the appearance pyramid reads."""
     rng = np.random.default_rng(seed)
     store: dict[str, list] = {"dec64": [], "dec32": [], "dec16": [], "enc8": [], "seg128": [],
-                              "rgb128": [], "mask128": [], "target": []}
+                              "rgb128": [], "mask128": [], "target": [], **({"crop": []} if keep_crops else {})}
     for k, item in enumerate(items):
         image = np.asarray(Image.open(item.image_path).convert("RGB"))
         truth = ccp.parser_mask(item)
@@ -94,6 +115,8 @@ def build_cache(items: list[CCPImage], ccp: CCP, pose: PoseLandmarker, detector,
         store["rgb128"].append(rgb128.half())
         store["mask128"].append(mask128.half())
         store["target"].append(torch.from_numpy(np.stack(targets)).long())
+        if keep_crops:
+            store["crop"].append(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous())
         if (k + 1) % 50 == 0:
             print(f"  features: {k + 1}/{len(items)} photos", flush=True)
     return {key: torch.cat(values) for key, values in store.items()}
@@ -131,6 +154,49 @@ def train_head(cache: dict, epochs: int, batch_size: int, lr: float, seed: int) 
     return head.eval()
 
 
+FEATURE_KEYS = ("dec64", "dec32", "dec16", "enc8", "seg128")
+
+
+def train_with_appearance(cache: dict, appearance: AppearancePyramid, epochs: int, batch_size: int, lr: float,
+                          encoder_lr: float, seed: int) -> tuple[GarmentParserHead, AppearancePyramid]:
+    """Version 2: the head and the pyramid together. Each epoch reads a random half of the cached
+    variants (a full pass of the network is the cost here, ~100 s an epoch on 2 cores); each crop's
+    brightness and contrast are jittered (BlazePose's cached features keep the plain crop's)."""
+    torch.manual_seed(seed)
+    head = GarmentParserHead()
+    network = list(appearance.network.parameters())
+    in_network = {id(p) for p in network}
+    rest = [p for p in [*appearance.parameters(), *head.parameters()] if id(p) not in in_network]
+    optimizer = torch.optim.AdamW([{"params": network, "lr": encoder_lr}, {"params": rest, "lr": lr}], weight_decay=1e-4)
+    n = cache["target"].shape[0]
+    per_epoch = len(torch.arange(n // 2).split(batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[encoder_lr, lr], total_steps=epochs * per_epoch,
+                                                    pct_start=0.1)
+    weights = class_weights(cache["target"])
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        head.train()
+        appearance.train()
+        started, total = time.perf_counter(), 0.0
+        for idx in torch.randperm(n, generator=generator)[: n // 2].split(batch_size):
+            crop = cache["crop"][idx].float()
+            gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.75, 1.25, generator=generator)
+            shift = torch.empty(len(idx), 1, 1, 1).uniform_(-25, 25, generator=generator)
+            crops = (((crop - 128) * gain + 128 + shift).clamp(0, 255)) / 255.0
+            rgb128 = F.interpolate(crops, size=(128, 128), mode="bilinear", align_corners=False, antialias=True)
+            features = {k: cache[k][idx] for k in FEATURE_KEYS}
+            logits = head(features, rgb128, cache["mask128"][idx].float(), appearance(crops))
+            loss = F.cross_entropy(logits, cache["target"][idx], weight=weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+        print(f"  epoch {epoch + 1}/{epochs}: loss {total / (n // 2):.4f} ({time.perf_counter() - started:.0f} s)",
+              flush=True)
+    return head.eval(), appearance.eval()
+
+
 def evaluate(parser: GarmentParser, detector, items: list[CCPImage], ccp: CCP) -> ParsingScores:
     scores = ParsingScores()
     for item in items:
@@ -138,10 +204,16 @@ def evaluate(parser: GarmentParser, detector, items: list[CCPImage], ccp: CCP) -
     return scores
 
 
-def save_head(head: GarmentParserHead, path: Path, metrics: dict) -> None:
+def _half(module: torch.nn.Module) -> dict:
+    return {k: v.detach().half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
+
+
+def save_head(head: GarmentParserHead, path: Path, metrics: dict, appearance: AppearancePyramid | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().half() if v.is_floating_point() else v for k, v in head.state_dict().items()}
-    torch.save({"classes": list(PARSER_CLASSES), "state_dict": state, "metrics": metrics}, path)
+    saved: dict[str, Any] = {"classes": list(PARSER_CLASSES), "state_dict": _half(head), "metrics": metrics}
+    if appearance is not None:
+        saved.update(appearance=_half(appearance), appearance_frozen_blocks=appearance.frozen_blocks)
+    torch.save(saved, path)
 
 
 def main() -> None:
@@ -149,15 +221,21 @@ def main() -> None:
     parser.add_argument("--ccp", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="head weights to write (.pt)")
     parser.add_argument("--report", type=Path, help="validation figures to write (JSON)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--appearance", action="store_true",
+                        help="version 2: fine-tune EfficientNet-Lite0's appearance pyramid with the head")
+    parser.add_argument("--epochs", type=int, help="default 16 (head alone), 7 (--appearance)")
+    parser.add_argument("--batch-size", type=int, help="default 16 (head alone), 8 (--appearance)")
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--encoder-lr", type=float, default=2e-4, help="the fine-tuned network's (--appearance)")
+    parser.add_argument("--frozen-blocks", type=int, default=5, help="Lite0 blocks kept at ImageNet's weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, help="use only the first N training photos (smoke runs)")
     parser.add_argument("--feature-cache", type=Path, help="keep the BlazePose features here (a few GB) for re-runs")
     parser.add_argument("--threads", type=int, help="torch threads (1 avoids thrashing on a busy machine)")
     args = parser.parse_args()
 
+    args.epochs = args.epochs or (7 if args.appearance else 16)
+    args.batch_size = args.batch_size or (8 if args.appearance else 16)
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,23 +252,32 @@ def main() -> None:
     if args.feature_cache and args.feature_cache.is_file():
         cache = torch.load(args.feature_cache, weights_only=True)
     else:
-        cache = build_cache(train, ccp, pose, detector, args.seed)
+        cache = build_cache(train, ccp, pose, detector, args.seed, keep_crops=args.appearance)
         if args.feature_cache:
             torch.save(cache, args.feature_cache)
     cached = time.perf_counter()
-    head = train_head(cache, args.epochs, args.batch_size, args.lr, args.seed)
+    appearance = None
+    if args.appearance:
+        if "crop" not in cache:
+            raise SystemExit(f"{args.feature_cache} was cached without crops: delete it or pass another path")
+        head, appearance = train_with_appearance(cache, imagenet_appearance(settings, args.frozen_blocks), args.epochs,
+                                                 args.batch_size, args.lr, args.encoder_lr, args.seed)
+    else:
+        head = train_head(cache, args.epochs, args.batch_size, args.lr, args.seed)
     trained = time.perf_counter()
     del cache
 
-    scores = evaluate(GarmentParser(pose, head), detector, validation, ccp)
+    scores = evaluate(GarmentParser(pose, head, appearance), detector, validation, ccp)
     report = scores.report()
     report.update({
         "split": "validation: every 5th CCP photo by position (vision.training.ccp.CCP.split)",
         "train_photos": len(train), "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        **({"appearance": "efficientnet-lite0", "encoder_lr": args.encoder_lr, "frozen_blocks": args.frozen_blocks}
+           if args.appearance else {}),
         "seed": args.seed, "feature_cache_s": round(cached - started, 1),
         "training_s": round(trained - cached, 1), "threads": torch.get_num_threads(),
     })
-    save_head(head, args.out, {k: report[k] for k in ("mean_iou", "mean_iou_garments", "pixel_accuracy")})
+    save_head(head, args.out, {k: report[k] for k in ("mean_iou", "mean_iou_garments", "pixel_accuracy")}, appearance)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=2) + "\n")
