@@ -77,12 +77,19 @@ class GarmentParserHead(nn.Module):
 APPEARANCE_CHANNELS = {4: 24, 8: 40, 16: 112, 32: 320}
 
 
-def lite0_blocks() -> nn.Module:
-    """EfficientNet-Lite0's architecture without its classifier (weights are loaded by the caller)."""
+_LITE0_CLASSIFIER = ("_conv_head", "_bn1", "_fc")  # the pooled 1280 features and ImageNet's classes: not used here
+
+
+def lite0_blocks(state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """EfficientNet-Lite0's architecture without its classifier; with `state` (a whole network's
+    state_dict, e.g. Google's ImageNet weights), its stem's and blocks' weights."""
     from efficientnet_lite_pytorch import EfficientNet  # the architecture package
 
     network = EfficientNet.from_name("efficientnet-lite0")
-    del network._conv_head, network._bn1, network._fc  # the pooled 1280 features are not used here
+    for name in _LITE0_CLASSIFIER:
+        delattr(network, name)
+    if state is not None:
+        network.load_state_dict({k: v for k, v in state.items() if not k.startswith(_LITE0_CLASSIFIER)})
     return network
 
 

@@ -45,6 +45,7 @@ from vision.versions import BACKBONE_MODEL
 from vision.training.ccp import CCP, CCPImage
 
 VARIANTS = 4
+FEATURE_KEYS = ("dec64", "dec32", "dec16", "enc8", "seg128")  # the BlazePose features the head reads
 
 
 def load_pose(settings: Settings) -> PoseLandmarker:
@@ -56,9 +57,7 @@ def imagenet_appearance(settings: Settings, frozen_blocks: int) -> AppearancePyr
     """An AppearancePyramid on EfficientNet-Lite0 with Google's ImageNet weights (the backbone record's file)."""
     record = load_manifest(settings.models.manifest).get(BACKBONE_MODEL)
     [weights] = [p for p in model_files(record, settings.models.cache_dir).values() if Path(p).suffix == ".pth"]
-    network = lite0_blocks()
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    network.load_state_dict({k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1", "_fc"))})
+    network = lite0_blocks(torch.load(weights, map_location="cpu", weights_only=True))
     return AppearancePyramid(network, frozen_blocks=frozen_blocks)
 
 
@@ -93,8 +92,7 @@ def build_cache(items: list[CCPImage], ccp: CCP, pose: PoseLandmarker, detector,
     """BlazePose features, head inputs and targets for every training variant (float16 to save memory);
     with keep_crops, the 256 crops too (uint8), which the appearance pyramid reads."""
     rng = np.random.default_rng(seed)
-    store: dict[str, list] = {"dec64": [], "dec32": [], "dec16": [], "enc8": [], "seg128": [],
-                              "rgb128": [], "mask128": [], "target": [], **({"crop": []} if keep_crops else {})}
+    store: dict[str, list] = {k: [] for k in (*FEATURE_KEYS, "rgb128", "mask128", "target", *(["crop"] if keep_crops else []))}
     for k, item in enumerate(items):
         image = np.asarray(Image.open(item.image_path).convert("RGB"))
         truth = ccp.parser_mask(item)
@@ -129,6 +127,28 @@ def class_weights(targets: torch.Tensor) -> torch.Tensor:
     return (weights / weights[counts > 0].mean()).float()
 
 
+def _fit(modules: list[torch.nn.Module], optimizer, scheduler, cache: dict, epochs: int, batch_size: int,
+         share: int, generator: torch.Generator, logits_of) -> None:
+    """The epochs of either recipe: each reads a random 1/`share` of the cached variants in batches,
+    `logits_of(idx)` gives their logits, class-weighted cross entropy at 128x128 is the loss."""
+    n = cache["target"].shape[0]
+    taken = n // share
+    weights = class_weights(cache["target"])
+    for epoch in range(epochs):
+        for module in modules:
+            module.train()
+        started, total = time.perf_counter(), 0.0
+        for idx in torch.randperm(n, generator=generator)[:taken].split(batch_size):
+            loss = F.cross_entropy(logits_of(idx), cache["target"][idx], weight=weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+        print(f"  epoch {epoch + 1}/{epochs}: loss {total / taken:.4f} ({time.perf_counter() - started:.0f} s)",
+              flush=True)
+
+
 def train_head(cache: dict, epochs: int, batch_size: int, lr: float, seed: int) -> GarmentParserHead:
     torch.manual_seed(seed)
     head = GarmentParserHead()
@@ -136,25 +156,13 @@ def train_head(cache: dict, epochs: int, batch_size: int, lr: float, seed: int) 
     n = cache["target"].shape[0]
     steps = epochs * ((n + batch_size - 1) // batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    weights = class_weights(cache["target"])
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        head.train()
-        started, total = time.perf_counter(), 0.0
-        for idx in torch.randperm(n, generator=generator).split(batch_size):
-            features = {k: cache[k][idx] for k in ("dec64", "dec32", "dec16", "enc8", "seg128")}
-            logits = head(features, cache["rgb128"][idx].float(), cache["mask128"][idx].float())
-            loss = F.cross_entropy(logits, cache["target"][idx], weight=weights)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-        print(f"  epoch {epoch + 1}/{epochs}: loss {total / n:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def logits_of(idx: torch.Tensor) -> torch.Tensor:
+        features = {k: cache[k][idx] for k in FEATURE_KEYS}
+        return head(features, cache["rgb128"][idx].float(), cache["mask128"][idx].float())
+
+    _fit([head], optimizer, scheduler, cache, epochs, batch_size, 1, torch.Generator().manual_seed(seed), logits_of)
     return head.eval()
-
-
-FEATURE_KEYS = ("dec64", "dec32", "dec16", "enc8", "seg128")
 
 
 def train_with_appearance(cache: dict, appearance: AppearancePyramid, epochs: int, batch_size: int, lr: float,
@@ -168,32 +176,21 @@ def train_with_appearance(cache: dict, appearance: AppearancePyramid, epochs: in
     in_network = {id(p) for p in network}
     rest = [p for p in [*appearance.parameters(), *head.parameters()] if id(p) not in in_network]
     optimizer = torch.optim.AdamW([{"params": network, "lr": encoder_lr}, {"params": rest, "lr": lr}], weight_decay=1e-4)
-    n = cache["target"].shape[0]
-    per_epoch = len(torch.arange(n // 2).split(batch_size))
+    per_epoch = len(torch.arange(cache["target"].shape[0] // 2).split(batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[encoder_lr, lr], total_steps=epochs * per_epoch,
                                                     pct_start=0.1)
-    weights = class_weights(cache["target"])
     generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        head.train()
-        appearance.train()
-        started, total = time.perf_counter(), 0.0
-        for idx in torch.randperm(n, generator=generator)[: n // 2].split(batch_size):
-            crop = cache["crop"][idx].float()
-            gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.75, 1.25, generator=generator)
-            shift = torch.empty(len(idx), 1, 1, 1).uniform_(-25, 25, generator=generator)
-            crops = (((crop - 128) * gain + 128 + shift).clamp(0, 255)) / 255.0
-            rgb128 = F.interpolate(crops, size=(128, 128), mode="bilinear", align_corners=False, antialias=True)
-            features = {k: cache[k][idx] for k in FEATURE_KEYS}
-            logits = head(features, rgb128, cache["mask128"][idx].float(), appearance(crops))
-            loss = F.cross_entropy(logits, cache["target"][idx], weight=weights)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-        print(f"  epoch {epoch + 1}/{epochs}: loss {total / (n // 2):.4f} ({time.perf_counter() - started:.0f} s)",
-              flush=True)
+
+    def logits_of(idx: torch.Tensor) -> torch.Tensor:
+        crop = cache["crop"][idx].float()
+        gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.75, 1.25, generator=generator)
+        shift = torch.empty(len(idx), 1, 1, 1).uniform_(-25, 25, generator=generator)
+        crops = (((crop - 128) * gain + 128 + shift).clamp(0, 255)) / 255.0
+        rgb128 = F.interpolate(crops, size=(128, 128), mode="bilinear", align_corners=False, antialias=True)
+        features = {k: cache[k][idx] for k in FEATURE_KEYS}
+        return head(features, rgb128, cache["mask128"][idx].float(), appearance(crops))
+
+    _fit([head, appearance], optimizer, scheduler, cache, epochs, batch_size, 2, generator, logits_of)
     return head.eval(), appearance.eval()
 
 
