@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -167,13 +168,14 @@ def _normalised_crop(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
-    out = mask
-    for _ in range(steps):
-        padded = np.pad(out, 1)
-        out = (
-            padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-        )
-    return out
+    """The mask eroded `steps` times by the 3 x 3 cross; nothing beyond the crop is garment."""
+    if steps == 0:
+        return mask
+    eroded = cv2.erode(mask.astype(np.uint8), _CROSS, iterations=steps, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return eroded.astype(bool)
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 class _Grid:

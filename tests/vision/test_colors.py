@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vision import colors
 from vision.colors import MIN_MASK_PIXELS, ColorNaming, SceneLight, TooFewPixels, name_colors
 from labels.vocabulary import COLORS, SECONDARY_COLOR_MIN_SHARE
 
@@ -198,6 +199,39 @@ def test_thin_diagonal_mask_in_a_large_box():
     naming = name_colors(image, mask)
     assert naming.dominant == "red"
     assert naming.pixels > 0
+
+
+def _erosions_survived(mask: np.ndarray, open_sides: tuple[bool, bool, bool, bool], most: int) -> np.ndarray:
+    """The edge distance by its definition: 3 x 3 erosions repeated, the edge row repeated beyond
+    an open side at every step (the garment goes on past the image there)."""
+    distance = np.zeros(mask.shape, dtype=np.int16)
+    current = mask
+    for _ in range(most):
+        padded = np.pad(current, 1)
+        for side, (row, source) in zip(open_sides, [(0, 1), (-1, -2), (None, None), (None, None)]):
+            if side and row is not None:
+                padded[row] = padded[source]
+        if open_sides[2]:
+            padded[:, 0] = padded[:, 1]
+        if open_sides[3]:
+            padded[:, -1] = padded[:, -2]
+        rows = padded[:, :-2] & padded[:, 1:-1] & padded[:, 2:]
+        current = rows[:-2] & rows[1:-1] & rows[2:]
+        distance += current
+    return distance
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edge_distance_is_the_erosions_a_pixel_survives(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        height, width = rng.integers(1, 130, size=2)
+        yy, xx = np.mgrid[:height, :width]
+        blob = ((yy - rng.uniform(0, height)) / rng.uniform(1, height)) ** 2 + \
+            ((xx - rng.uniform(0, width)) / rng.uniform(1, width)) ** 2 < 1
+        mask = blob | (rng.random((height, width)) < 0.02) if seed % 2 else blob & (rng.random((height, width)) > 0.02)
+        sides = tuple(bool(s) for s in rng.integers(0, 2, size=4))
+        assert np.array_equal(colors._edge_distance(mask, sides), _erosions_survived(mask, sides, colors._MAX_STEPS))
 
 
 def test_large_mask_is_fast():
