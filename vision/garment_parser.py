@@ -183,11 +183,15 @@ class GarmentParser(nn.Module):
     """BlazePose + the trained head (+ the appearance pyramid, version 2): person boxes in, one
     PersonParse per box out."""
 
-    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead, appearance: AppearancePyramid | None = None):
+    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead, appearance: AppearancePyramid | None = None,
+                 mirror_average: bool = False):
         super().__init__()
         self.pose = pose
         self.head = head
         self.appearance = appearance
+        # Pixel classes have no left or right: average each crop's parse with its mirror image's
+        # (flip test-time augmentation; one more pass per person). The garment stage decides.
+        self.mirror_average = mirror_average
 
     @classmethod
     def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
@@ -206,6 +210,15 @@ class GarmentParser(nn.Module):
 
     @torch.inference_mode()
     def forward_crops(self, crops: torch.Tensor):
+        """The pose of each crop, and its pixel class probabilities at INPUT_SIZE (mirror-averaged
+        when `mirror_average`; the landmarks are always the unflipped crop's)."""
+        out, probs = self._forward_once(crops)
+        if self.mirror_average:
+            _, mirrored = self._forward_once(crops.flip(-1))
+            probs = (probs + mirrored.flip(-1)) / 2
+        return out, probs
+
+    def _forward_once(self, crops: torch.Tensor):
         out = self.pose(crops, with_features=True)
         rgb128, mask128 = head_inputs(crops, out.mask_logits)
         appearance = self.appearance(crops) if self.appearance is not None else None

@@ -22,6 +22,9 @@ CLASSIFIER_MODEL = "garment-heads"
 COLOR_RULES = "oklab-shares-2"
 GARMENT_RULES = "whole-garments-1"
 MIRROR_AVERAGE = True  # the garment stage's crop features average each crop with its mirror image
+# The parser's pixel classes average each person crop's parse with its mirror image's: +0.006 to
+# +0.009 CCP held-out mean IoU on three draws of parser version 2 (-0.009 on version 1).
+PARSER_MIRROR_AVERAGE = True
 FACE_DETECTOR_MODEL = "mtcnn"
 FACE_CLASSIFIER_MODEL = "fer-mini-xception"
 
@@ -45,7 +48,7 @@ def garments(settings: Settings, colors: bool = True, embedding: bool = True) ->
     manifest = load_manifest(settings.models.manifest)
     embedder = garment_embedding.embedder(backbone_features(manifest))
     return "+".join([*_models(manifest, PARSER_MODEL, POSE_MODEL, BACKBONE_MODEL, CLASSIFIER_MODEL),
-                     *([COLOR_RULES] if colors else []), GARMENT_RULES,
+                     *([COLOR_RULES] if colors else []), GARMENT_RULES, *(["parser-mirror"] if PARSER_MIRROR_AVERAGE else []),
                      *([embedder.version] if embedding else [backbone_features(manifest)])])
 
 

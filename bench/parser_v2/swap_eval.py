@@ -1,7 +1,9 @@
 """Scratch (issue #14, 2026-12-02 seventh session): `vestis eval parsing --holdout-every 5` (garments
 level) or `vestis eval attributes` with another garment parser file swapped into the garment stage,
-optionally averaging each crop's parse with its mirror image's (flip test-time augmentation).
-Figures: docs/models/garment-parsing.md, "Parser version 2, recipe a, and the mirror average".
+one view, or with each crop's parse averaged with its mirror image's (`--mirror`: flip test-time
+augmentation, `GarmentParser.mirror_average`, which the shipped stage turns on).
+Figures: docs/models/garment-parsing.md, "Parser version 2, recipe a, and the mirror average" and
+"Parser version 2 shipped".
 
     PYTHONPATH=$PWD .venv/bin/python bench/parser_v2/swap_eval.py parsing|attributes PARSER.pt|- [--mirror]
 """
@@ -19,17 +21,6 @@ from vision.garment_parser import GarmentParser
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def mirror_averaged(parser: GarmentParser) -> None:
-    """Pixel classes have no left or right: average the parse of the crop and of its mirror image."""
-    once = parser.forward_crops
-
-    def forward_crops(crops):
-        out, probs = once(crops)
-        _, mirrored = once(crops.flip(-1))
-        return out, (probs + mirrored.flip(-1)) / 2
-    parser.forward_crops = forward_crops
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval", choices=["parsing", "attributes"])
@@ -43,8 +34,8 @@ def main() -> None:
         init(self, *a, **k)
         if args.parser != "-":
             self.parser = GarmentParser.from_files({"parser.pt": Path(args.parser)}, self.parser.pose).eval()
-        if args.mirror:
-            mirror_averaged(self.parser)
+        # one view unless --mirror, whatever the stage's setting (vision.versions.PARSER_MIRROR_AVERAGE)
+        self.parser.mirror_average = args.mirror
     garments.GarmentStage.__init__ = patched
     settings = Settings(vision={"device": "cpu"})
     if args.eval == "parsing":

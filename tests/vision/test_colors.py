@@ -344,7 +344,7 @@ def test_ccp_mask_leaking_onto_skin_and_street(ccp):
 
 @pytest.mark.parametrize("cast", [(0, 0, 18), (4, 2, 16), (12, 4, 2)])
 def test_near_black_with_a_colour_cast_is_black(cast):
-    # the black hoodie in one-by-one-person-detection.mp4 at 30 s is (0, 0, 18) under a blue cast
+    # the black jacket in one-by-one-person-detection.mp4 at 30 s is (0, 0, 18) under a blue cast
     assert name_colors(noisy(patch(cast), sigma=2.0), full_mask()).dominant == "black"
 
 

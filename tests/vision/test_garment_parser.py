@@ -1,5 +1,5 @@
-"""The garment parser: the shipped one on held-out CCP photos it never trained on (every 5th), and
-version 2's appearance pyramid (tried, not shipped: what trains, what is saved and loaded)."""
+"""The garment parser: the shipped one (version 2) on held-out CCP photos it never trained on (every
+5th), and its appearance pyramid: what trains, what is saved and loaded, and the mirror average."""
 
 from __future__ import annotations
 
@@ -68,7 +68,25 @@ def test_a_version_2_parser_saves_and_loads_whole(parser, tmp_path):
     _, before = saved.forward_crops(crops)
     _, after = again.forward_crops(crops)
     assert torch.allclose(before, after, atol=1e-5)
-    assert parser.appearance is None  # the shipped parser is version 1 (its file has no pyramid)
+    assert parser.appearance is not None  # the shipped parser is version 2 (its file carries the pyramid)
+
+
+def test_the_mirror_average_is_both_views_mean_and_gives_a_mirror_image_its_mirrored_parse(parser):
+    """Pixel classes have no left or right, so the mirror-averaged parse of a flipped crop is the
+    flipped parse of the crop (the stage's setting, vision.versions.PARSER_MIRROR_AVERAGE)."""
+    torch.manual_seed(0)
+    crops = torch.rand(2, 3, 256, 256)
+    _, plain = parser.forward_crops(crops)
+    _, flipped = parser.forward_crops(crops.flip(-1))
+    parser.mirror_average = True
+    try:
+        _, both = parser.forward_crops(crops)
+        _, both_of_flipped = parser.forward_crops(crops.flip(-1))
+    finally:
+        parser.mirror_average = False
+    assert torch.allclose(both, (plain + flipped.flip(-1)) / 2, atol=1e-5)
+    assert torch.allclose(both_of_flipped, both.flip(-1), atol=1e-4)
+    assert not torch.allclose(plain, flipped.flip(-1), atol=1e-3)  # one view alone is not symmetric
 
 
 @pytest.mark.parametrize("position", [1, 61, 120])  # of the held-out photos (every 5th CCP photo)

@@ -117,7 +117,7 @@ def _video_frame(folder: Path, seconds: float) -> np.ndarray:
 
 
 # one-by-one-person-detection.mp4, seen by eye (people stand with their back to the camera):
-# 10 s a woman in a grey cardigan, 30 s a man in a black hoodie, 130 s a man in a grey shirt (his jeans
+# 10 s a woman in a grey cardigan, 30 s a man in a black jacket, 130 s a man in a grey shirt (his jeans
 # are not checked: seen from behind at this size, the parser spreads "pants" over his shirt).
 @pytest.mark.parametrize("seconds, color", [(10.0, "gray"), (30.0, "black"), (130.0, "gray")])
 def test_people_in_the_sample_video(stages, shared_videos, seconds, color):

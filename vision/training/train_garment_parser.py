@@ -1,13 +1,15 @@
-"""Train the garment parser's head on CCP (BlazePose stays frozen), then measure it on held-out photos.
+"""Train the garment parser on CCP (BlazePose stays frozen), then measure it on held-out photos.
 
-    python -m vision.training.train_garment_parser --ccp ../shared/data/ccp \
-        --out vision/weights/garment-parser-head.pt --report docs/models/garment-parsing.json
+    python -m vision.training.train_garment_parser --ccp ../shared/data/ccp --appearance \
+        --frozen-blocks 3 --epochs 14 --encoder-lr 5e-4 \
+        --out vision/weights/garment-parser-v2.pt --report /tmp/garment-parsing-v2.json
 
-`--appearance` trains version 2, tried and not shipped (docs/models/garment-parsing.md, "Parser
+`--appearance` trains version 2, the shipped parser (docs/models/garment-parsing.md, "Parser
 version 2"): an `AppearancePyramid` with the head, EfficientNet-Lite0 from Google's ImageNet weights
-(record efficientnet-lite0), its stem and first 5 blocks frozen, the rest fine-tuned at a fifteenth of
-the head's learning rate (one-cycle, 7 epochs, each a random half of the cached variants), the crops'
-brightness and contrast jittered. Without it: version 1's recipe (the shipped head), the head alone.
+(record efficientnet-lite0), its stem and first blocks frozen (`--frozen-blocks`), the rest fine-tuned
+at a fraction of the head's learning rate (one-cycle, each epoch a random half of the cached
+variants), the crops' brightness and contrast jittered; the command above is the shipped weights'
+recipe. Without it: version 1's recipe, the head alone.
 
 Recipe: every 5th CCP photo (by position) is held out for validation, the rest train. Each training
 photo is cropped around the person detector's box as at run time (the ground-truth person box when the
