@@ -16,7 +16,7 @@ Model card, training recipe and measured IoU: docs/models/garment-parsing.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +211,15 @@ class GarmentParser(nn.Module):
     @torch.inference_mode()
     def forward_crops(self, crops: torch.Tensor):
         """The pose of each crop, and its pixel class probabilities at INPUT_SIZE (mirror-averaged
-        when `mirror_average`; the landmarks are always the unflipped crop's)."""
-        out, probs = self._forward_once(crops)
-        if self.mirror_average:
-            _, mirrored = self._forward_once(crops.flip(-1))
-            probs = (probs + mirrored.flip(-1)) / 2
-        return out, probs
+        when `mirror_average`, the crops and their mirror images in one batch of 2n as the
+        backbone's `features(mirror=True)` does; the pose is always the unflipped crop's)."""
+        if not self.mirror_average:
+            return self._forward_once(crops)
+        n = len(crops)
+        out, probs = self._forward_once(torch.cat([crops, crops.flip(-1)]))
+        out = replace(out, landmarks=out.landmarks[:n], pose_score=out.pose_score[:n],
+                      mask_logits=out.mask_logits[:n], features={k: v[:n] for k, v in out.features.items()})
+        return out, (probs[:n] + probs[n:].flip(-1)) / 2
 
     def _forward_once(self, crops: torch.Tensor):
         out = self.pose(crops, with_features=True)
