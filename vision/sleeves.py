@@ -36,8 +36,8 @@ class ArmCoverage:
     visibility: float
 
 
-def _samples(labels: np.ndarray, origin: tuple[int, int], a: np.ndarray, b: np.ndarray,
-             span: tuple[float, float]) -> np.ndarray | None:
+def bone_samples(labels: np.ndarray, origin: tuple[int, int], a: np.ndarray, b: np.ndarray,
+                 span: tuple[float, float]) -> np.ndarray | None:
     """Class labels at SAMPLES points along the bone a -> b; None when most of it lies outside the map."""
     ts = np.linspace(*span, SAMPLES)
     points = a[None, :] + ts[:, None] * (b - a)[None, :]
@@ -55,8 +55,8 @@ def _visible_arms(labels: np.ndarray, origin: tuple[int, int], landmarks: np.nda
         seen = float(min(visibility[shoulder], visibility[elbow], visibility[wrist]))
         if seen < MIN_VISIBILITY:
             continue
-        upper = _samples(labels, origin, landmarks[shoulder], landmarks[elbow], UPPER_ARM_SPAN)
-        fore = _samples(labels, origin, landmarks[elbow], landmarks[wrist], FOREARM_SPAN)
+        upper = bone_samples(labels, origin, landmarks[shoulder], landmarks[elbow], UPPER_ARM_SPAN)
+        fore = bone_samples(labels, origin, landmarks[elbow], landmarks[wrist], FOREARM_SPAN)
         if upper is not None and fore is not None:
             yield seen, upper, fore
 
