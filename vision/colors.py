@@ -226,6 +226,25 @@ class ColorNaming:
     pixels: int
 
 
+# Bins of the CIELAB histograms `cloth_difference` compares (lightness, a, b): coarse on lightness,
+# which shade and folds move most.
+_CLOTH_BINS = (6, 8, 8)
+
+
+def cloth_difference(rgb: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
+    """How unlike two pixel sets of one frame look: the Bhattacharyya distance (0 alike, 1 disjoint)
+    of their CIELAB colour histograms. Histograms rather than mean colours, so a print compares
+    with the same print (its mean would be a colour it does not have). rgb: HxWx3 uint8; first,
+    second: HxW bool, each with at least MIN_MASK_PIXELS pixels."""
+    if min(int(first.sum()), int(second.sum())) < MIN_MASK_PIXELS:
+        raise TooFewPixels(f"cloth_difference needs {MIN_MASK_PIXELS} pixels on each side")
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB)
+    hists = [cv2.calcHist([lab], [0, 1, 2], mask.astype(np.uint8), list(_CLOTH_BINS), [0, 256, 0, 256, 0, 256])
+             for mask in (first, second)]
+    hists = [cv2.normalize(h, h, 1.0, 0.0, cv2.NORM_L1) for h in hists]
+    return float(cv2.compareHist(hists[0], hists[1], cv2.HISTCMP_BHATTACHARYYA))
+
+
 def name_colors(rgb: np.ndarray, mask: np.ndarray, light: SceneLight | None = None) -> ColorNaming:
     """Name the colours of the garment whose pixels are `mask` (HxW bool) in `rgb` (HxWx3 uint8).
 

@@ -454,3 +454,26 @@ def test_a_black_tee_is_not_outvoted_by_the_floor_its_mask_leaks_onto():
     naming = name_colors(noisy(image, sigma=1.0), full_mask(100))
     assert naming.dominant == "black", naming.shares
     assert naming.shares["black"] > 0.6
+
+
+def test_cloth_difference_tells_one_cloth_from_two():
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((80, 40, 3), dtype=np.uint8)
+    # a red print with white dots all over (one cloth) ...
+    rgb[:] = REFERENCE["red"]
+    dots = rng.random((80, 40)) < 0.2
+    rgb[dots] = REFERENCE["white"]
+    top, bottom = np.zeros((80, 40), bool), np.zeros((80, 40), bool)
+    top[:40], bottom[40:] = True, True
+    assert colors.cloth_difference(rgb, top, bottom) < 0.2
+    # ... and a red top over a navy skirt (two)
+    rgb[40:] = (25, 35, 90)
+    assert colors.cloth_difference(rgb, top, bottom) > 0.8
+
+
+def test_cloth_difference_needs_pixels_on_both_sides():
+    rgb = np.full((20, 20, 3), 128, dtype=np.uint8)
+    few = np.zeros((20, 20), bool)
+    few[0, :5] = True
+    with pytest.raises(TooFewPixels):
+        colors.cloth_difference(rgb, few, np.ones((20, 20), bool))

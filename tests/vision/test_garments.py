@@ -14,6 +14,7 @@ from configs import Settings
 from configs.manifest import load_manifest
 from labels import FrameLabels
 from labels.masks import decode_mask
+from vision.garment_parser import PARSER_CLASSES
 from vision.model_files import ModelFilesMissing, fetch_model
 from vision.registry import build_stages
 from vision.stage import Frame
@@ -67,6 +68,13 @@ def test_known_garments_get_their_category_and_colour(stages, shared_data, photo
     person = _main_person(_run(stages, _photo(shared_data, photo)))
     garment = _garment(person, *categories)
     assert garment.color is not None and garment.color.value == color, garment.color
+
+
+def test_shorts_over_bare_legs_are_shorts_not_jeans(stages, shared_data):
+    # tan shorts with bare shins down to ankle boots: the lower head alone says pants/jeans here
+    person = _main_person(_run(stages, _photo(shared_data, "0333")))
+    categories = [g.category.value for g in person.garments]
+    assert "shorts" in categories and "pants/jeans" not in categories, categories
 
 
 def test_sunlit_pink_trousers_are_pink_or_a_close_second(stages, shared_data):
@@ -147,6 +155,44 @@ def test_parser_fragments_merge_into_whole_garments():
     assert upper.pixels.sum() == 40 * 40 and PARSER_CLASSES[upper.parser_class] == "coat/jacket"
     assert PARSER_CLASSES[inner.parser_class] == "shirt/blouse" and inner.pixels.sum() == 10 * 40 + 5 * 4
     assert lower.pixels.sum() == 45 * 40 and PARSER_CLASSES[lower.parser_class] == "pants/jeans"
+
+
+def _dress_over_legs(skirt_colour: tuple[int, int, int]):
+    """A person the parser paints as one dress from the shoulders to the knees (rows 10-80 of a
+    100x40 region, hips at row 45), red above the hips and `skirt_colour` below."""
+    from vision.garment_parser import PARSER_CLASSES
+    from vision.garments import whole_garments
+
+    labels = np.zeros((100, 40), dtype=np.uint8)
+    labels[10:80, 5:35] = PARSER_CLASSES.index("dress")
+    rgb = np.zeros((100, 40, 3), dtype=np.uint8)
+    rgb[:45], rgb[45:] = (200, 30, 35), skirt_colour
+    return labels, rgb, whole_garments(labels, np.ones(labels.shape, dtype=np.float32), min_pixels=60)
+
+
+def test_a_top_over_a_skirt_painted_as_one_dress_becomes_two_garments():
+    from vision.garments import split_skirt
+
+    labels, rgb, found = _dress_over_legs((25, 35, 90))  # red top, navy skirt
+    assert [g.role for g in found] == ["upper"]
+    split_skirt(found, labels, rgb, hip_row=45.0, min_pixels=60)
+    upper, lower = found
+    assert upper.two_piece and lower.role == "lower" and lower.parser_class == PARSER_CLASSES.index("skirt")
+    rows = np.nonzero(lower.pixels)[0]
+    assert rows.min() == 45 and rows.max() == 79 and not (upper.pixels & lower.pixels).any()
+    assert np.nonzero(upper.pixels)[0].max() == 44
+
+
+def test_one_cloth_from_shoulders_to_knees_stays_a_dress():
+    from vision.garments import split_skirt
+
+    labels, rgb, found = _dress_over_legs((200, 30, 35))  # all red
+    split_skirt(found, labels, rgb, hip_row=45.0, min_pixels=60)
+    assert [g.role for g in found] == ["upper"] and not found[0].two_piece
+    # hips not seen: nothing to compare, nothing changes
+    labels, rgb, found = _dress_over_legs((25, 35, 90))
+    split_skirt(found, labels, rgb, hip_row=None, min_pixels=60)
+    assert [g.role for g in found] == ["upper"] and not found[0].two_piece
 
 
 def test_each_person_wears_whole_garments_with_calibrated_alternatives(stages, shared_data):
