@@ -142,7 +142,8 @@ def skirt_parts(found: list[WholeGarment], labels: np.ndarray, hip_row: float | 
     moved = upper.pixels & below & (labels == DRESS)
     skirt = moved | lower.pixels if lower is not None else moved
     torso = upper.pixels & ~below
-    if skirt.sum() < min_pixels or torso.sum() < min_pixels:
+    need = max(min_pixels, colors.MIN_MASK_PIXELS)  # cloth_difference's least
+    if skirt.sum() < need or torso.sum() < need:
         return None
     return torso, skirt, moved
 

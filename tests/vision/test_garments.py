@@ -193,6 +193,9 @@ def test_one_cloth_from_shoulders_to_knees_stays_a_dress():
     labels, rgb, found = _dress_over_legs((25, 35, 90))
     split_skirt(found, labels, rgb, hip_row=None, min_pixels=60)
     assert [g.role for g in found] == ["upper"] and not found[0].two_piece
+    # a sliver above the hips (30 pixels, under what colours can be compared on): nothing changes
+    split_skirt(found, labels, rgb, hip_row=11.0, min_pixels=10)
+    assert [g.role for g in found] == ["upper"] and not found[0].two_piece
 
 
 def test_each_person_wears_whole_garments_with_calibrated_alternatives(stages, shared_data):
