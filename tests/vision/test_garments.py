@@ -70,6 +70,17 @@ def test_known_garments_get_their_category_and_colour(stages, shared_data, photo
     assert garment.color is not None and garment.color.value == color, garment.color
 
 
+@pytest.mark.parametrize("photo", [
+    "0456",  # striped top over a green polka-dot skirt
+    "0434",  # denim jacket and white shirt over a red tartan skirt
+])
+def test_a_top_over_a_skirt_is_a_top_and_a_skirt_not_a_dress(stages, shared_data, photo):
+    # the parser paints both skirts as part of a dress; their cloth tells them apart
+    person = _main_person(_run(stages, _photo(shared_data, photo)))
+    categories = [g.category.value for g in person.garments]
+    assert "skirt" in categories and "dress" not in categories, categories
+
+
 def test_shorts_over_bare_legs_are_shorts_not_jeans(stages, shared_data):
     # tan shorts with bare shins down to ankle boots: the lower head alone says pants/jeans here
     person = _main_person(_run(stages, _photo(shared_data, "0333")))
