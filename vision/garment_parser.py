@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from kornia.filters import guided_blur
 from torch import nn
 
 from vision.pose import INPUT_SIZE, CropWindow, PoseLandmarker, crops_tensor
@@ -146,6 +147,16 @@ def head_inputs(crops: torch.Tensor, mask_logits: torch.Tensor) -> tuple[torch.T
     return rgb128, mask128
 
 
+def refine_edges(crops: torch.Tensor, probs: torch.Tensor, radius: int, eps: float, subsample: int = 1) -> torch.Tensor:
+    """Class probabilities (N x C x H x W, the crops' size) guided-filtered with the crops' colours
+    (N x 3 x H x W in [0, 1]; He et al., kornia's guided_blur; subsample > 1: the fast variant,
+    window statistics at 1/subsample resolution): within a window, each class becomes a linear
+    function of the colours, so its boundary moves onto the photo's edges. Clipped at 0 and
+    renormalised to sum to 1."""
+    out = guided_blur(crops.float(), probs.float(), 2 * radius + 1, eps, subsample=subsample).clamp(min=0)
+    return (out / out.sum(dim=1, keepdim=True).clamp(min=1e-9)).to(probs.dtype)
+
+
 @dataclass
 class PersonParse:
     """One person's parse: class probabilities over the crop window, and the body landmarks."""
@@ -192,6 +203,9 @@ class GarmentParser(nn.Module):
         # Pixel classes have no left or right: average each crop's parse with its mirror image's
         # (flip test-time augmentation; one more pass per person). The garment stage decides.
         self.mirror_average = mirror_average
+        # (radius, eps, subsample) of a guided filter on the class probabilities, the crop's colours the guide
+        # (refine_edges); None: the head's upsampled map as it is. The garment stage decides.
+        self.edge_guide: tuple[int, float, int] | None = None
 
     @classmethod
     def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
@@ -214,12 +228,16 @@ class GarmentParser(nn.Module):
         when `mirror_average`, the crops and their mirror images in one batch of 2n as the
         backbone's `features(mirror=True)` does; the pose is always the unflipped crop's)."""
         if not self.mirror_average:
-            return self._forward_once(crops)
-        n = len(crops)
-        out, probs = self._forward_once(torch.cat([crops, crops.flip(-1)]))
-        out = replace(out, landmarks=out.landmarks[:n], pose_score=out.pose_score[:n],
-                      mask_logits=out.mask_logits[:n], features={k: v[:n] for k, v in out.features.items()})
-        return out, (probs[:n] + probs[n:].flip(-1)) / 2
+            out, probs = self._forward_once(crops)
+        else:
+            n = len(crops)
+            out, probs = self._forward_once(torch.cat([crops, crops.flip(-1)]))
+            out = replace(out, landmarks=out.landmarks[:n], pose_score=out.pose_score[:n],
+                          mask_logits=out.mask_logits[:n], features={k: v[:n] for k, v in out.features.items()})
+            probs = (probs[:n] + probs[n:].flip(-1)) / 2
+        if self.edge_guide is not None:
+            probs = refine_edges(crops, probs, *self.edge_guide)
+        return out, probs
 
     def _forward_once(self, crops: torch.Tensor):
         out = self.pose(crops, with_features=True)

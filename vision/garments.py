@@ -202,6 +202,7 @@ class GarmentStage(Stage):
         pose = PoseLandmarker.from_record(self.pose_record, model_files(self.pose_record, cache))
         self.parser = build_model(self.head_record, model_files(self.head_record, cache), pose=pose).to(self.device).eval()
         self.parser.mirror_average = versions.PARSER_MIRROR_AVERAGE
+        self.parser.edge_guide = versions.PARSER_EDGE_GUIDE
         pre = self.backbone_record.preprocessing
         self.backbone = build_model(self.backbone_record, model_files(self.backbone_record, cache),
                                     variant=pre.get("variant", "efficientnet-lite0"),
