@@ -128,42 +128,27 @@ def whole_garments(labels: np.ndarray, confidence: np.ndarray, min_pixels: float
     return found
 
 
-def skirt_parts(found: list[WholeGarment], labels: np.ndarray, hip_row: float | None,
-                min_pixels: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """What split_skirt compares: the upper garment's part above the hips (torso), what is below
-    them (its dress pixels there and the parser's skirt) and the dress pixels that would move to
-    the lower garment; None when there is nothing to compare (no upper garment, hips not seen,
-    trousers or shorts below, or too few pixels on a side)."""
+def split_skirt(found: list[WholeGarment], labels: np.ndarray, rgb: np.ndarray, hip_row: float | None,
+                min_pixels: float) -> list[WholeGarment]:
+    """A top over a skirt is two garments, also where the parser paints the skirt as a dress (it
+    tells the two apart poorly below the hips). When the upper garment's part above the hips and
+    what is below them (its dress pixels there and the parser's skirt) are not one cloth
+    (colors.cloth_difference), the upper garment is marked two-piece (it cannot be a dress) and its
+    dress pixels below the hips go to the lower garment, a skirt if there was none. Nothing changes
+    without an upper garment, with the hips not seen, over trousers or shorts, or with too few
+    pixels on a side. labels, rgb: the person's region; hip_row: the hips' row in it (None when not
+    seen). Changes `found` in place and returns it."""
     by_role = {g.role: g for g in found if g.role != "single"}
     upper, lower = by_role.get("upper"), by_role.get("lower")
     if upper is None or hip_row is None or (lower is not None and lower.parser_class != SKIRT):
-        return None
+        return found
     below = np.arange(labels.shape[0])[:, None] >= hip_row
     moved = upper.pixels & below & (labels == DRESS)
     skirt = moved | lower.pixels if lower is not None else moved
     torso = upper.pixels & ~below
     need = max(min_pixels, colors.MIN_MASK_PIXELS)  # cloth_difference's least
-    if skirt.sum() < need or torso.sum() < need:
-        return None
-    return torso, skirt, moved
-
-
-def split_skirt(found: list[WholeGarment], labels: np.ndarray, rgb: np.ndarray, hip_row: float | None,
-                min_pixels: float) -> list[WholeGarment]:
-    """A top over a skirt is two garments, also where the parser paints the skirt as a dress (it
-    tells the two apart poorly below the hips). When the upper garment's part above the hips and
-    what is below them are not one cloth (skirt_parts, colors.cloth_difference), the upper garment
-    is marked two-piece (it cannot be a dress) and its dress pixels below the hips go to the lower
-    garment, a skirt if there was none. labels, rgb: the person's region; hip_row: the hips' row in
-    it (None when not seen). Changes `found` in place and returns it."""
-    parts = skirt_parts(found, labels, hip_row, min_pixels)
-    if parts is None:
+    if skirt.sum() < need or torso.sum() < need or colors.cloth_difference(rgb, torso, skirt) <= ONE_PIECE_LIMIT:
         return found
-    torso, skirt, moved = parts
-    if colors.cloth_difference(rgb, torso, skirt) <= ONE_PIECE_LIMIT:
-        return found
-    upper = next(g for g in found if g.role == "upper")
-    lower = next((g for g in found if g.role == "lower"), None)
     upper.two_piece = True
     if moved.sum() >= min_pixels:
         upper.pixels = upper.pixels & ~moved
@@ -245,9 +230,10 @@ class GarmentStage(Stage):
             min_pixels = max(MIN_GARMENT_PIXELS, MIN_GARMENT_SHARE * (x1 - x0) * (y1 - y0))
             found = split_skirt(whole_garments(labels, confidence, min_pixels), labels, frame.image[y0:y1, x0:x1],
                                 hip_row(parse, y0), min_pixels)
-            shins = legs.shin_states(labels, (x0, y0), parse.landmarks, parse.visibility, SKIN, LOWER, (SHOES,))
-            for garment in found:
-                garment.bare_shins = garment.role == "lower" and legs.bare_shins(shins)
+            lower = next((g for g in found if g.role == "lower"), None)
+            if lower is not None:
+                lower.bare_shins = legs.bare_shins(
+                    legs.shin_states(labels, (x0, y0), parse.landmarks, parse.visibility, SKIN, LOWER, (SHOES,)))
             people.append((person, (x0, y0, x1, y1), found, {}))
         # One backbone call for the frame's upper and lower garments and scarves; a second, usually
         # empty, for the inner tops of persons whose upper garment the heads call an outer layer.
@@ -390,14 +376,17 @@ def _settle_categories(found: list[WholeGarment], named: dict) -> None:
     is something else, and it is one cloth, so not a two-piece upper garment (the dress's
     probability goes to the others). Bare shins are not in trousers (theirs goes to skirt and shorts)."""
     if any(g.role == "lower" and g.bare_shins for g in found) and "lower" in named:
-        probs = named["lower"]["category"].clone()
-        probs[LOWER_CATEGORIES.index("pants/jeans")] = 0.0
-        named["lower"]["category"] = probs / probs.sum().clamp(min=1e-9)
+        _rule_out(named["lower"], LOWER_CATEGORIES.index("pants/jeans"))
     two_piece = any(g.role == "upper" and g.two_piece for g in found)
     if "upper" in named and (two_piece or _top(LOWER_CATEGORIES, named, "lower") in ("pants/jeans", "shorts")):
-        probs = named["upper"]["category"].clone()
-        probs[UPPER_CATEGORIES.index("dress")] = 0.0
-        named["upper"]["category"] = probs / probs.sum().clamp(min=1e-9)
+        _rule_out(named["upper"], UPPER_CATEGORIES.index("dress"))
+
+
+def _rule_out(heads: dict, category: int) -> None:
+    """A category the person cannot wear: its probability goes to the others, in proportion."""
+    probs = heads["category"].clone()
+    probs[category] = 0.0
+    heads["category"] = probs / probs.sum().clamp(min=1e-9)
 
 
 def _shows_inner(found: list[WholeGarment], named: dict) -> bool:
