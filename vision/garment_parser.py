@@ -190,26 +190,17 @@ class PersonParse:
         return self.region_labels(0, 0, width, height)
 
 
-class GarmentParser(nn.Module):
-    """BlazePose + the trained head (+ the appearance pyramid, version 2): person boxes in, one
-    PersonParse per box out."""
+class ParserMember(nn.Module):
+    """One trained parser over BlazePose's outputs: its head and, version 2, the appearance pyramid
+    fine-tuned with it. Independently trained draws can be averaged (`GarmentParser`)."""
 
-    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead, appearance: AppearancePyramid | None = None,
-                 mirror_average: bool = False):
+    def __init__(self, head: GarmentParserHead, appearance: AppearancePyramid | None = None):
         super().__init__()
-        self.pose = pose
         self.head = head
         self.appearance = appearance
-        # Pixel classes have no left or right: average each crop's parse with its mirror image's
-        # (flip test-time augmentation; one more pass per person). The garment stage decides.
-        self.mirror_average = mirror_average
-        # (radius, eps, subsample) of a guided filter on the class probabilities, the crop's colours the guide
-        # (refine_edges); None: the head's upsampled map as it is. The garment stage decides.
-        self.edge_guide: tuple[int, float, int] | None = None
 
     @classmethod
-    def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
-        weights = next(iter(files.values()))  # the record's one file
+    def from_file(cls, weights: Path) -> "ParserMember":
         saved = torch.load(weights, map_location="cpu", weights_only=True)
         if tuple(saved["classes"]) != PARSER_CLASSES:
             raise ValueError(f"{weights}: trained for classes {saved['classes']}, this code has {PARSER_CLASSES}")
@@ -219,8 +210,47 @@ class GarmentParser(nn.Module):
         if "appearance" in saved:  # version 2: the whole (fine-tuned) network is in the file
             appearance = AppearancePyramid(lite0_blocks(), frozen_blocks=int(saved["appearance_frozen_blocks"]))
             appearance.load_state_dict(saved["appearance"])
-            appearance.eval()
-        return cls(pose, head.eval(), appearance)
+        return cls(head, appearance).eval()
+
+    def forward(self, features: dict[str, torch.Tensor], crops: torch.Tensor, rgb128: torch.Tensor,
+                mask128: torch.Tensor) -> torch.Tensor:
+        """Class probabilities N x classes x INPUT_SIZE x INPUT_SIZE of the 256 crops."""
+        appearance = self.appearance(crops) if self.appearance is not None else None
+        logits = self.head(features, rgb128, mask128, appearance)
+        return torch.softmax(F.interpolate(logits.float(), size=(INPUT_SIZE,) * 2, mode="bilinear",
+                                           align_corners=False), dim=1)
+
+
+class GarmentParser(nn.Module):
+    """BlazePose + the trained head (+ the appearance pyramid, version 2): person boxes in, one
+    PersonParse per box out. With more than one member (the record's files, each a draw of the
+    same recipe), the class probabilities are the members' mean: BlazePose runs once."""
+
+    def __init__(self, pose: PoseLandmarker, head: GarmentParserHead, appearance: AppearancePyramid | None = None,
+                 mirror_average: bool = False, others: tuple[ParserMember, ...] = ()):
+        super().__init__()
+        self.pose = pose
+        self.members = nn.ModuleList([ParserMember(head, appearance), *others])
+        # Pixel classes have no left or right: average each crop's parse with its mirror image's
+        # (flip test-time augmentation; one more pass per person). The garment stage decides.
+        self.mirror_average = mirror_average
+        # (radius, eps, subsample) of a guided filter on the class probabilities, the crop's colours the guide
+        # (refine_edges); None: the head's upsampled map as it is. The garment stage decides.
+        self.edge_guide: tuple[int, float, int] | None = None
+
+    @property
+    def head(self) -> GarmentParserHead:
+        return self.members[0].head
+
+    @property
+    def appearance(self) -> AppearancePyramid | None:
+        return self.members[0].appearance
+
+    @classmethod
+    def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
+        """One member per file of the record, in its order."""
+        first, *others = [ParserMember.from_file(path) for path in files.values()]
+        return cls(pose, first.head.eval(), first.appearance, others=tuple(others))
 
     @torch.inference_mode()
     def forward_crops(self, crops: torch.Tensor):
@@ -242,11 +272,10 @@ class GarmentParser(nn.Module):
     def _forward_once(self, crops: torch.Tensor):
         out = self.pose(crops, with_features=True)
         rgb128, mask128 = head_inputs(crops, out.mask_logits)
-        appearance = self.appearance(crops) if self.appearance is not None else None
-        logits = self.head(out.features, rgb128, mask128, appearance)
-        probs = torch.softmax(F.interpolate(logits.float(), size=(INPUT_SIZE,) * 2, mode="bilinear",
-                                            align_corners=False), dim=1)
-        return out, probs
+        probs = self.members[0](out.features, crops, rgb128, mask128)
+        for member in self.members[1:]:
+            probs = probs + member(out.features, crops, rgb128, mask128)
+        return out, probs / len(self.members)
 
     def parse(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[PersonParse]:
         if not boxes:

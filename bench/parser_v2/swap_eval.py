@@ -5,9 +5,10 @@ augmentation, `GarmentParser.mirror_average`, which the shipped stage turns on).
 Figures: docs/models/garment-parsing.md, "Parser version 2, recipe a, and the mirror average" and
 "Parser version 2 shipped".
 
-    PYTHONPATH=$PWD .venv/bin/python bench/parser_v2/swap_eval.py parsing|attributes PARSER.pt|- [--mirror]
+    PYTHONPATH=$PWD .venv/bin/python bench/parser_v2/swap_eval.py parsing|attributes PARSER.pt[,MORE.pt]|- [--mirror]
 """
 import argparse
+import os
 import json
 from pathlib import Path
 
@@ -24,16 +25,20 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval", choices=["parsing", "attributes"])
-    ap.add_argument("parser", help="a parser file (train_garment_parser's --out), or - for the shipped one")
+    ap.add_argument("parser", help="a parser file (train_garment_parser's --out), several joined by commas (their "
+                                   "mean, GarmentParser's members), or - for the shipped one")
     ap.add_argument("--mirror", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("THREADS", "1")))
     init = garments.GarmentStage.__init__
 
     def patched(self, *a, **k):
         init(self, *a, **k)
         if args.parser != "-":
-            self.parser = GarmentParser.from_files({"parser.pt": Path(args.parser)}, self.parser.pose).eval()
+            files = {f"parser{i}.pt": Path(name) for i, name in enumerate(args.parser.split(","))}
+            edge_guide = self.parser.edge_guide
+            self.parser = GarmentParser.from_files(files, self.parser.pose).eval()
+            self.parser.edge_guide = edge_guide  # the stage's setting, as for the shipped parser
         # one view unless --mirror, whatever the stage's setting (vision.versions.PARSER_MIRROR_AVERAGE)
         self.parser.mirror_average = args.mirror
     garments.GarmentStage.__init__ = patched

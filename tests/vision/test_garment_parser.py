@@ -89,6 +89,25 @@ def test_the_mirror_average_is_both_views_mean_and_gives_a_mirror_image_its_mirr
     assert not torch.allclose(plain, flipped.flip(-1), atol=1e-3)  # one view alone is not symmetric
 
 
+def test_several_members_parse_as_their_mean_and_load_from_one_file_each(parser, tmp_path):
+    """Independently trained draws (the record's files) are averaged: BlazePose once, each member's
+    class probabilities, their mean; the members load in the record's order."""
+    from vision.garment_parser import GarmentParserHead, ParserMember
+    from vision.training.train_garment_parser import save_head
+    torch.manual_seed(0)
+    heads = [GarmentParserHead().eval() for _ in range(2)]
+    for k, head in enumerate(heads):
+        save_head(head, tmp_path / f"draw{k}.pt", {})
+    alone = [GarmentParser(parser.pose, head.half().float()).eval() for head in heads]  # float16 on disk
+    both = GarmentParser.from_files({f"draw{k}.pt": tmp_path / f"draw{k}.pt" for k in range(2)}, parser.pose)
+    assert len(both.members) == 2 and all(isinstance(m, ParserMember) for m in both.members)
+    crops = torch.rand(2, 3, 256, 256)
+    (_, first), (_, second), (_, mean) = (p.forward_crops(crops) for p in (*alone, both))
+    assert torch.allclose(mean, (first + second) / 2, atol=1e-5)
+    assert not torch.allclose(first, second, atol=1e-2)  # two draws differ, so the mean is not either one
+    assert torch.allclose(mean.sum(dim=1), torch.ones(2, 256, 256), atol=1e-4)
+
+
 @pytest.mark.parametrize("position", [1, 61, 120])  # of the held-out photos (every 5th CCP photo)
 def test_held_out_garments_are_parsed_where_the_masks_have_them(parser, shared_data, position):
     """The upper body's garments, and all the body's garments together, overlap the true ones by more
