@@ -46,7 +46,8 @@ def test_the_wheel_carries_pages_weights_licence_and_extras(wheel):
         names = set(archive.namelist())
         metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     for needed in ("search_api/static/index.html", "search_api/static/review.js", "vision/weights/garment-heads.pt",
-                   "vision/weights/garment-parser-v2.pt", "configs/default.yaml",
+                   "vision/weights/garment-parser-v2.pt", "vision/weights/garment-parser-v2-seed2.pt",
+                   "configs/default.yaml",
                    "configs/models/garment-heads.yaml"):
         assert needed in names, f"{needed} missing from {wheel.name}"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)

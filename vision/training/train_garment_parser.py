@@ -9,7 +9,9 @@ version 2"): an `AppearancePyramid` with the head, EfficientNet-Lite0 from Googl
 (record efficientnet-lite0), its stem and first blocks frozen (`--frozen-blocks`), the rest fine-tuned
 at a fraction of the head's learning rate (one-cycle, each epoch a random half of the cached
 variants), the crops' brightness and contrast jittered; the command above is the shipped weights'
-recipe. Without it: version 1's recipe, the head alone.
+recipe, which ships two draws of it (seed 0, and `--seed 2 --out vision/weights/garment-parser-v2-seed2.pt`)
+whose class probabilities the parser averages (configs/models/garment-parser.yaml lists both files).
+Without it: version 1's recipe, the head alone.
 
 Recipe: every 5th CCP photo (by position) is held out for validation, the rest train. Each training
 photo is cropped around the person detector's box as at run time (the ground-truth person box when the
