@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -240,11 +240,11 @@ class GarmentParser(nn.Module):
 
     @property
     def head(self) -> GarmentParserHead:
-        return self.members[0].head
+        return cast(ParserMember, self.members[0]).head
 
     @property
     def appearance(self) -> AppearancePyramid | None:
-        return self.members[0].appearance
+        return cast(ParserMember, self.members[0]).appearance
 
     @classmethod
     def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
