@@ -250,7 +250,7 @@ class GarmentParser(nn.Module):
     def from_files(cls, files: dict[str, Path], pose: PoseLandmarker) -> "GarmentParser":
         """One member per file of the record, in its order."""
         first, *others = [ParserMember.from_file(path) for path in files.values()]
-        return cls(pose, first.head.eval(), first.appearance, others=tuple(others))
+        return cls(pose, first.head, first.appearance, others=tuple(others))  # each loaded in eval mode
 
     @torch.inference_mode()
     def forward_crops(self, crops: torch.Tensor):

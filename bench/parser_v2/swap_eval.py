@@ -8,8 +8,8 @@ Figures: docs/models/garment-parsing.md, "Parser version 2, recipe a, and the mi
     PYTHONPATH=$PWD .venv/bin/python bench/parser_v2/swap_eval.py parsing|attributes PARSER.pt[,MORE.pt]|- [--mirror]
 """
 import argparse
-import os
 import json
+import os
 from pathlib import Path
 
 import torch
