@@ -40,18 +40,25 @@ _CONV_BN_PAIRS = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise
                   ("_project_conv", "_bn2"), ("_conv_head", "_bn1"))
 
 
-def _fold_batch_norms(network: nn.Module) -> None:
+def fold_batch_norms(network: nn.Module) -> None:
     """Fold each eval-mode batch norm into the convolution before it (torch's fuse_conv_bn_eval):
-    one pass over the activations instead of two, the same outputs up to float rounding."""
+    one pass over the activations instead of two, the same outputs up to float rounding. The pairs
+    are efficientnet_lite_pytorch's named ones and a Conv2d followed by a BatchNorm2d in any
+    nn.Sequential. For inference only: a folded network has no batch norms left to train."""
     for module in network.modules():
         for conv_name, bn_name in _CONV_BN_PAIRS:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(module, bn_name, nn.Identity())
+        if isinstance(module, nn.Sequential):
+            for k in range(len(module) - 1):
+                conv, bn = module[k], module[k + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[k], module[k + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
 
 
-def _pad_inside_convolutions(network: nn.Module) -> None:
+def pad_inside_convolutions(network: nn.Module) -> None:
     """Move each convolution's symmetric "same" padding into the convolution itself.
 
     efficientnet_lite_pytorch pads every convolution with a separate ZeroPad2d, a full copy of its
@@ -89,8 +96,8 @@ class GarmentBackbone(nn.Module):
         state = torch.load(weights[0], map_location="cpu", weights_only=True)
         network.load_state_dict(state)  # (no set_swish: it would replace the Lite models' ReLU6 by swish)
         network.eval()
-        _fold_batch_norms(network)
-        _pad_inside_convolutions(network)
+        fold_batch_norms(network)
+        pad_inside_convolutions(network)
         return cls(network, input_size)
 
     @property

@@ -71,6 +71,34 @@ def test_a_version_2_parser_saves_and_loads_whole(parser, tmp_path):
     assert parser.appearance is not None  # the shipped parser is version 2 (its file carries the pyramid)
 
 
+def test_a_member_ready_for_inference_parses_as_before_with_its_batch_norms_folded():
+    """ParserMember.for_inference (what from_files gives the stage) folds every batch norm into its
+    convolution and keeps the pyramid channels_last: the same class probabilities, no norm left."""
+    from vision.garment_parser import GarmentParserHead, ParserMember
+
+    torch.manual_seed(0)
+    head, pyramid = GarmentParserHead(), AppearancePyramid(lite0_blocks(), frozen_blocks=3)
+    for module in (*head.modules(), *pyramid.modules()):  # norms that are not the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    member = ParserMember(head, pyramid).eval()
+    crops = torch.rand(2, 3, 256, 256)
+    features = {"dec64": torch.rand(2, 48, 64, 64), "dec32": torch.rand(2, 48, 32, 32),
+                "dec16": torch.rand(2, 48, 16, 16), "enc8": torch.rand(2, 144, 8, 8),
+                "seg128": torch.rand(2, 8, 128, 128)}
+    rgb128, mask128 = torch.rand(2, 3, 128, 128), torch.randn(2, 1, 128, 128)
+    with torch.inference_mode():
+        before = member(features, crops, rgb128, mask128)
+        member.for_inference()
+        after = member(features, crops, rgb128, mask128)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in member.modules())
+    assert pyramid.network._conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(before, after, atol=1e-5)
+    assert before.std() > 1e-3  # not a constant map, which any folding would keep
+
+
 def test_the_mirror_average_is_both_views_mean_and_gives_a_mirror_image_its_mirrored_parse(parser):
     """Pixel classes have no left or right, so the mirror-averaged parse of a flipped crop is the
     flipped parse of the crop (the stage's setting, vision.versions.PARSER_MIRROR_AVERAGE)."""
