@@ -179,3 +179,20 @@ def test_refined_class_boundaries_move_toward_the_photos_edge():
     assert edge(before) == 107 and 100 <= edge(after) <= 105
     assert torch.allclose(refined[..., 150:240], probs[..., 150:240], atol=1e-3)  # flat colour, flat classes
     assert torch.allclose(refined.sum(1), torch.ones(1, 256, 256), atol=1e-5) and (refined >= 0).all()
+
+
+def test_refined_boundaries_are_those_of_the_square_window_filter():
+    """refine_edges blurs with separable box filters for speed: the same result as kornia's square
+    kernel, up to float rounding, on a crop and class map with structure everywhere."""
+    from kornia.filters import guided_blur
+
+    from vision.garment_parser import refine_edges
+
+    torch.manual_seed(0)
+    crops = torch.rand(2, 3, 256, 256)
+    probs = torch.softmax(3 * torch.randn(2, 5, 256, 256), dim=1)
+    square = guided_blur(crops, probs, 17, 1e-4, subsample=2).clamp(min=0)
+    square = square / square.sum(dim=1, keepdim=True).clamp(min=1e-9)
+    refined = refine_edges(crops, probs, radius=8, eps=1e-4, subsample=2)
+    assert torch.allclose(refined, square, atol=1e-5)
+    assert not torch.allclose(refined, probs, atol=1e-2)  # the filter did change the map
