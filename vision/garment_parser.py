@@ -156,7 +156,7 @@ def refine_edges(crops: torch.Tensor, probs: torch.Tensor, radius: int, eps: flo
     window statistics at 1/subsample resolution): within a window, each class becomes a linear
     function of the colours, so its boundary moves onto the photo's edges. Clipped at 0 and
     renormalised to sum to 1. The window means are separable box blurs (a row pass, then a column
-    pass: the same means as the square kernel up to float rounding, in about a sixth of its time)."""
+    pass, 2k operations a pixel instead of k²: the same means up to float rounding)."""
     out = guided_blur(crops.float(), probs.float(), 2 * radius + 1, eps, subsample=subsample,
                       separable=True).clamp(min=0)
     return (out / out.sum(dim=1, keepdim=True).clamp(min=1e-9)).to(probs.dtype)
