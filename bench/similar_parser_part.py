@@ -19,7 +19,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from configs import Settings
 from evaluation import similar
@@ -28,7 +27,6 @@ from labels.vocabulary import GARMENT_CATEGORIES
 from vision import garment_embedding
 from vision.garment_parser import PARSER_CLASSES, PersonParse
 from vision.pose import INPUT_SIZE
-from vision.stage import Frame
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VOCABULARY = list(GARMENT_CATEGORIES)
@@ -65,13 +63,7 @@ def extract(ccp_root: Path) -> list[dict]:
     garment_stage.describe = keep_parses
     ccp = CCP(ccp_root)
     rows = []
-    for k in list(range(len(ccp.images)))[::similar.HOLDOUT_EVERY]:
-        item = ccp.images[k]
-        with Image.open(item.image_path) as im:
-            rgb = np.asarray(im.convert("RGB"))
-        with Image.open(item.mask_path) as im:
-            truth = ccp.lookup[np.asarray(im)]
-        frame = Frame.of_photo(rgb, item.image_id)
+    for k, frame, truth in similar.ccp_frames(ccp, list(range(len(ccp.images)))[::similar.HOLDOUT_EVERY]):
         seen.clear()
         features = similar._run(stages, [frame])
         parse_of = {id(person): parse for person, parse in seen}

@@ -28,7 +28,7 @@ stage's own embedding is made the same way (tests/vision/test_garments.py). So a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +119,18 @@ def _stack(rows: list[dict], prefix: str) -> dict[str, np.ndarray]:
             for k, v in rows[0].items()}
 
 
+def ccp_frames(ccp, indices: list[int]) -> Iterator[tuple[int, Frame, np.ndarray]]:
+    """(index, the photo as a Frame, its true pixel classes in PARSER_CLASSES) for these indices into
+    a vision.training.ccp.CCP's photos sorted by name."""
+    for k in indices:
+        item = ccp.images[k]
+        with Image.open(item.image_path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        with Image.open(item.mask_path) as im:
+            truth = ccp.lookup[np.asarray(im)]
+        yield k, Frame.of_photo(rgb, item.image_id), truth
+
+
 def collect_ccp(settings: Settings, root: Path, photos: list[int] | None = None,
                 progress: Progress | None = None) -> dict[str, np.ndarray]:
     """The parts of every embedded garment of the CCP photos (all, or these indices into the photos
@@ -129,13 +141,7 @@ def collect_ccp(settings: Settings, root: Path, photos: list[int] | None = None,
     indices = list(range(len(ccp.images))) if photos is None else photos
     stages = _stages(settings)
     rows: list[dict] = []
-    for done, k in enumerate(indices):
-        item = ccp.images[k]
-        with Image.open(item.image_path) as im:
-            rgb = np.asarray(im.convert("RGB"))
-        with Image.open(item.mask_path) as im:
-            truth = ccp.lookup[np.asarray(im)]
-        frame = Frame.of_photo(rgb, item.image_id)
+    for done, (k, frame, truth) in enumerate(ccp_frames(ccp, indices)):
         features = _run(stages, [frame])
         for person in frame.labels.persons:
             for garment in person.garments:
