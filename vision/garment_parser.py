@@ -111,8 +111,6 @@ class AppearancePyramid(nn.Module):
         self.lateral = nn.ModuleDict({str(s): nn.Conv2d(c, width, 1) for s, c in APPEARANCE_CHANNELS.items()})
         self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                     nn.ReLU(inplace=True))
-        # channels_last once folded for inference (ParserMember.for_inference): faster on CPU
-        self.memory_format = torch.contiguous_format
 
     def train(self, mode: bool = True) -> "AppearancePyramid":
         super().train(mode)
@@ -124,7 +122,10 @@ class AppearancePyramid(nn.Module):
     def maps(self, crops: torch.Tensor) -> dict[int, torch.Tensor]:
         """The network's last map at each stride; crops N x 3 x 256 x 256 in [0, 1]."""
         net = self.network
-        x = ((crops * 255.0 - 127.0) / 128.0).contiguous(memory_format=self.memory_format)  # as TF Lite was trained
+        # the input in the weights' layout: channels_last once ready for inference (ParserMember.for_inference)
+        layout = (torch.channels_last if net._conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+                  else torch.contiguous_format)
+        x = ((crops * 255.0 - 127.0) / 128.0).contiguous(memory_format=layout)  # as the TF Lite models were trained
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.frozen_blocks < 0):
             x = net._swish(net._bn0(net._conv_stem(x)))
         out: dict[int, torch.Tensor] = {}
@@ -228,7 +229,6 @@ class ParserMember(nn.Module):
         if self.appearance is not None:
             pad_inside_convolutions(self.appearance.network)
             self.appearance.to(memory_format=torch.channels_last)
-            self.appearance.memory_format = torch.channels_last
         return self
 
     def forward(self, features: dict[str, torch.Tensor], crops: torch.Tensor, rgb128: torch.Tensor,
