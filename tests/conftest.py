@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def garbage_video_bytes() -> bytes:
+    """64 KiB that no demuxer reads as video. Fixed, not os.urandom: about 1 in 300 random buffers sniff
+    as a subtitle format, which fails as "no video stream" instead and made CI flaky."""
+    return random.Random(0).randbytes(64 * 1024)
 
 
 @pytest.fixture(scope="session")

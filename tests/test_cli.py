@@ -62,8 +62,8 @@ def test_ingest_good_files_exits_0_then_status(good_folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_ingest_with_a_corrupt_file_exits_1_and_status_lists_reasons(good_folder, tmp_path):
-    (good_folder / "corrupt.mp4").write_bytes(os.urandom(32 * 1024))
+def test_ingest_with_a_corrupt_file_exits_1_and_status_lists_reasons(good_folder, tmp_path, garbage_video_bytes):
+    (good_folder / "corrupt.mp4").write_bytes(garbage_video_bytes)
     (good_folder / "empty.mov").write_bytes(b"")
     data = str(tmp_path / "data")
     code, out = invoke("ingest", str(good_folder), "--data-dir", data, "--workers", "1", "--set", "sampling.fps=2")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def media_folder(tmp_path_factory, shared_videos, shared_data) -> Path:
+def media_folder(tmp_path_factory, shared_videos, shared_data, garbage_video_bytes) -> Path:
     folder = tmp_path_factory.mktemp("ingest") / "archive"
     (folder / "photos").mkdir(parents=True)
     for name in VIDEOS:
@@ -78,7 +77,7 @@ def media_folder(tmp_path_factory, shared_videos, shared_data) -> Path:
     photos = sorted((shared_data / "ccp" / "images").glob("*.jpg"))[:2]
     for photo in photos:
         shutil.copyfile(photo, folder / "photos" / photo.name)
-    (folder / "corrupt.mp4").write_bytes(os.urandom(64 * 1024))
+    (folder / "corrupt.mp4").write_bytes(garbage_video_bytes)
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.txt").write_text("not media, skipped silently inside a folder")
     return folder

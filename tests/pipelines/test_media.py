@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 from pathlib import Path
@@ -103,10 +102,9 @@ def test_probe_real_media(shared_videos, shared_data):
     assert image.kind == "image" and image.width > 0 and image.height > 0 and image.codec == "jpeg"
 
 
-def test_probe_errors_are_one_line(tmp_path):
+def test_probe_errors_are_one_line(tmp_path, garbage_video_bytes):
     bad = tmp_path / "bad.mp4"
-    # Fixed bytes: about 1 in 300 random ones sniff as a subtitle format ("no video stream" instead).
-    bad.write_bytes(random.Random(0).randbytes(20_000))
+    bad.write_bytes(garbage_video_bytes)
     with pytest.raises(MediaError, match="not a readable video") as info:
         probe_media(bad, "video")
     assert "\n" not in str(info.value)
